@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Stage "boot": the flavour's kernel and initramfs in QEMU (TCG: KVM is not
+# usable here), in one of three modes:
+#   check  run every suite, console to build/<flavour>/check/console.log,
+#          one line per suite on the terminal; killed after TIMEOUT seconds;
+#   run    the demo, its output on the terminal, console in build/<flavour>/run;
+#   shell  an interactive busybox shell on the terminal (Ctrl-A X quits QEMU).
+# The guest gets 4 GiB with 512 MiB at 0x140000000 reserved by memmap=, which
+# test_hmm turns into the two device-coherent devices (hmm_dmirror2 and 3).
+# ICOUNT=1 makes the guest clock follow instructions executed (benchmarks).
+source "$(dirname "$0")/common.sh"
+mode=${1:-check}
+stage_start boot
+
+TIMEOUT=${TIMEOUT:-900}
+spm0=0x140000000
+spm1=0x150000000
+cmdline="console=ttyS0 printk.time=1 panic=-1 transparent_hugepage=madvise"
+cmdline+=" memmap=512M\$$spm0 hmm.spm0=$spm0 hmm.spm1=$spm1 hmm.mode=$mode"
+[ "$mode" = check ] || cmdline+=" quiet"
+
+qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 4G -no-reboot
+	-kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$FDIR/initramfs.cpio"
+	-append "$cmdline")
+[ "${ICOUNT:-0}" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
+for f in "$OBJ/arch/x86/boot/bzImage" "$FDIR/initramfs.cpio"; do
+	[ -f "$f" ] || stage_fail "$f is missing; run 'make initramfs'"
+done
+
+if [ "$mode" = shell ]; then
+	"${qemu[@]}" -nographic
+	exit 0
+fi
+
+out=$FDIR/$mode
+mkdir -p "$out"
+log=$out/console.log
+rm -f "$out/boot.status"
+
+# Console lines go to the log; the terminal gets the harness's markers (check)
+# or everything the guest prints after boot (run).
+show() {
+	local t0 line name=""
+	t0=$(date +%s)
+	while IFS= read -r line; do
+		if [ "$mode" = run ]; then
+			case "$line" in "HMM-HARNESS: "*) ;; *) printf '%s\n' "$line" ;; esac
+			continue
+		fi
+		case "$line" in
+		"HMM-HARNESS: begin "*)
+			name=${line#HMM-HARNESS: begin }
+			t0=$(date +%s) ;;
+		"HMM-HARNESS: end "*)
+			printf '%-10s %-9s suite %s: %s (%ss)\n' boot "[$FLAVOUR]" "$name" \
+				"${line##* }" "$(($(date +%s) - t0))" ;;
+		esac
+	done
+}
+
+set +e
+timeout -k 10 "$TIMEOUT" "${qemu[@]}" -display none -serial stdio -monitor none \
+	</dev/null 2>&1 | tr -d '\r' | tee "$log" | show
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	echo "timeout $TIMEOUT" >"$out/boot.status"
+	[ "$mode" = run ] && stage_fail "the guest did not finish within ${TIMEOUT}s; console: $log"
+	stage_done "guest killed after ${TIMEOUT}s; console: $log"
+	exit 0
+fi
+echo "exit $rc" >"$out/boot.status"
+if [ "$mode" = run ]; then
+	# The suites have their verdict from the parse stage; the demo's is here.
+	python3 "$HARNESS/results.py" scan "$log" ||
+		stage_fail "the kernel reported a problem (above); console: $log"
+	grep -q '^HMM-HARNESS: done' "$log" ||
+		stage_fail "the demo did not complete; console: $log"
+fi
+stage_done "guest powered off (qemu exit $rc); console: $log"

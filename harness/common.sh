@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Shared by every stage script: where things live, and how a stage reports.
+#
+# Layout of build/ (all generated, ignored by git):
+#   build/base/linux-source-6.12   the pristine base, unpacked once
+#   build/<flavour>/src            that flavour's source tree (hard links into
+#                                  the base, our files and patched files as
+#                                  real copies)
+#   build/<flavour>/obj            the kernel's O= build folder
+#   build/<flavour>/initramfs.cpio the guest's root file system
+#   build/<flavour>/check/         console log and parsed results of a boot
+#   build/common/                  programs that do not depend on the flavour
+#   build/check/summary.tsv        the last `make check`, one row per suite
+# shellcheck disable=SC2034  # the variables below are used by the scripts that source this
+
+set -euo pipefail
+
+HARNESS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(dirname "$HARNESS")
+BUILD=${BUILD:-$TOP/build}
+FLAVOUR=${FLAVOUR:-ours}
+TARBALL=${TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+BASE=$BUILD/base/linux-source-6.12
+FDIR=$BUILD/$FLAVOUR
+SRC=$FDIR/src
+OBJ=$FDIR/obj
+COMMON=$BUILD/common
+JOBS=${JOBS:-$(nproc)}
+
+case "$FLAVOUR" in
+ours|upstream) ;;
+*) echo "error: FLAVOUR must be 'ours' or 'upstream', not '$FLAVOUR'" >&2; exit 2 ;;
+esac
+
+# Stage timing: stage_start NAME, then stage_done "what happened".
+_stage_name=""
+_stage_t0=0
+stage_start() {
+	_stage_name=$1
+	_stage_t0=$(date +%s.%N)
+}
+
+stage_elapsed() {
+	awk -v a="$_stage_t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }'
+}
+
+stage_done() {
+	printf '%-10s %-9s %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)"
+}
+
+stage_fail() {
+	printf '%-10s %-9s FAILED: %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)" >&2
+	exit 1
+}
+
+# Print a progress line every 30 s while PID runs, with the last line of LOG.
+progress_while() {
+	local pid=$1 log=$2 what=$3 n=0
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		n=$((n + 1))
+		if ((n % 30 == 0)); then
+			printf '%-10s %-9s ... %s, %s so far: %s\n' "$_stage_name" "[$FLAVOUR]" \
+				"$what" "$(stage_elapsed)" "$(tail -n 1 "$log" 2>/dev/null | cut -c1-60)"
+		fi
+	done
+}

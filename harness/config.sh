@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Stage "config": allnoconfig plus the fragments in configs/, merged with the
+# kernel's own scripts/kconfig/merge_config.sh. Every option a fragment asks
+# for must survive the merge (a dependency Kconfig silently dropped is an
+# error that names the option). Skipped when neither the fragments nor the
+# tree changed since the last merge.
+source "$(dirname "$0")/common.sh"
+stage_start config
+
+fragments=()
+for f in ${CONFIGS:-guest hmm}; do
+	[ -f "$TOP/configs/$f.config" ] || stage_fail "no fragment configs/$f.config"
+	fragments+=("$TOP/configs/$f.config")
+done
+
+key=$( { cat "${fragments[@]}"; cat "$SRC/.hmm-stamp"; } | sha256sum | cut -c1-16)
+if [ -f "$OBJ/.config" ] && [ "$(cat "$OBJ/.hmm-config-key" 2>/dev/null)" = "$key" ]; then
+	stage_done "unchanged (${CONFIGS:-guest hmm})"
+	exit 0
+fi
+
+mkdir -p "$OBJ"
+log=$FDIR/config.log
+if ! (cd "$SRC" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n -O "$OBJ" "${fragments[@]}") >"$log" 2>&1; then
+	tail -n 20 "$log" >&2
+	stage_fail "merge_config.sh failed; full log: $log"
+fi
+
+lost=()
+while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*)
+		grep -qxF -- "$line" "$OBJ/.config" || lost+=("$line") ;;
+	"# CONFIG_"*" is not set")
+		opt=${line#\# }; opt=${opt%% *}
+		grep -q "^$opt=" "$OBJ/.config" && lost+=("$line") ;;
+	esac
+done < <(cat "${fragments[@]}")
+if ((${#lost[@]})); then
+	stage_fail "the merged .config lacks: ${lost[*]} (see $log)"
+fi
+
+echo "$key" >"$OBJ/.hmm-config-key"
+stage_done "$(grep -c '=[ym]$' "$OBJ/.config") options from ${CONFIGS:-guest hmm}"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Stage "report": the parsed results of the given flavours (and of the
+# parser's own tests) into build/check/summary.tsv and the closing line.
+source "$(dirname "$0")/common.sh"
+results=()
+[ -f "$BUILD/check/parser.json" ] && results+=("$BUILD/check/parser.json")
+for f in "$@"; do
+	r=$BUILD/$f/check/results.json
+	[ -f "$r" ] || { echo "report: no results for flavour $f ($r); run 'make check'" >&2; exit 1; }
+	results+=("$r")
+done
+echo
+exec python3 "$HARNESS/results.py" report --summary "$BUILD/check/summary.tsv" "${results[@]}"
