@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Stages "parse" and "report": from a guest's console log to a verdict.
+
+parse  CONSOLE OUTDIR
+    The guest prints "HMM-HARNESS: suites A B ...", then each suite's output
+    between "HMM-HARNESS: begin NAME" and "HMM-HARNESS: end NAME rc=N", and
+    "HMM-HARNESS: done" before it powers off. Each suite's section, less the
+    kernel's own (time-stamped) lines, goes through the kernel's KTAP parser
+    (tools/testing/kunit/kunit.py parse --json); this script adds what that
+    parser cannot know from one section:
+      - a suite that printed no plan, or stopped before its plan's end;
+      - a suite that never started, a guest that never said "done"
+        (hang or crash), and whether the host's timeout killed it;
+      - kernel reports anywhere in the console (oops, BUG, WARNING, KASAN,
+        lockdep, RCU stall, hung task, kmemleak): each fails the test that
+        was running when it appeared, or the boot if none was.
+    Writes OUTDIR/results.json and prints one line per suite.
+
+scan CONSOLE
+    Lists the kernel reports in a console log (`make run` uses it).
+
+report [--summary FILE] RESULTS.json...
+    Adds up results (several flavours, the parser's own tests), writes
+    summary.tsv (suite, passed, failed, skipped), names every failure with
+    its suite, test and log, and ends with "N passed, N failed[, N skipped]".
+    Exits 1 when anything failed or was skipped.
+
+Written here rather than taken from kunit.py alone because kunit.py parses
+one KTAP stream and knows nothing of suites, timeouts or kernel reports.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+MARK = 'HMM-HARNESS: '
+KERNEL_LINE = re.compile(r'^\[\s*\d+\.\d+\]')
+PLAN = re.compile(r'^1\.\.(\d+)')
+RUNNING = re.compile(r'^#\s+RUN\s+(\S+)')
+RESULT = re.compile(r'^(?:ok|not ok) \d+')
+
+# Kernel reports that fail a run. Matched only on time-stamped kernel lines,
+# so a test that prints one of these words cannot trip them.
+REPORTS = [
+    ('KASAN', re.compile(r'BUG: KASAN:')),
+    ('KFENCE', re.compile(r'BUG: KFENCE:')),
+    ('UBSAN', re.compile(r'UBSAN:')),
+    ('lockdep', re.compile(r'(possible (circular|recursive) locking|'
+                           r'inconsistent lock state|suspicious RCU usage|'
+                           r'lock held when returning|'
+                           r'held lock freed|bad unlock balance)')),
+    ('RCU stall', re.compile(r'rcu: INFO: \S+ (self-)?detected stall|'
+                             r'rcu_\w+ detected stalls')),
+    ('hung task', re.compile(r'INFO: task .* blocked for more than')),
+    ('kmemleak', re.compile(r'kmemleak: \d+ new suspected memory leaks|'
+                            r'unreferenced object 0x')),
+    ('oops', re.compile(r'Oops:|general protection fault|'
+                        r'Kernel panic - not syncing')),
+    ('BUG', re.compile(r'BUG:|kernel BUG at|Bad page (state|map)')),
+    ('WARNING', re.compile(r'WARNING:')),
+]
+
+DEFAULT_KUNIT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    'build', 'base', 'linux-source-6.12', 'tools', 'testing', 'kunit',
+    'kunit.py')
+
+
+def kernel_report(line):
+    """The kind of kernel report LINE starts, or None."""
+    if not KERNEL_LINE.match(line):
+        return None
+    for kind, pattern in REPORTS:
+        if pattern.search(line):
+            return kind
+    return None
+
+
+def ktap_cases(ktap_lines, kunit_py):
+    """Run kunit.py parse over KTAP lines; return [(name, status)] leaves."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, 'suite.ktap')
+        out = os.path.join(tmp, 'suite.json')
+        with open(src, 'w') as f:
+            f.write('\n'.join(ktap_lines) + '\n')
+        subprocess.run([sys.executable, kunit_py, 'parse', '--json=' + out,
+                        src], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        if not os.path.exists(out):
+            return []
+        with open(out) as f:
+            group = json.load(f)
+
+    cases = []
+
+    def walk(g):
+        cases.extend((c['name'], c['status']) for c in g['test_cases'])
+        for sub in g['sub_groups']:
+            walk(sub)
+    walk(group)
+    return cases
+
+
+class Section:
+    """One suite's stretch of the console."""
+
+    def __init__(self, name, start):
+        self.name = name
+        self.start = start          # 1-based line of the begin marker
+        self.lines = []             # (line number, text)
+        self.rc = None              # None: no end marker
+        self.reports = []           # (line number, kind, text, test)
+
+
+def split_console(lines):
+    """Return (expected suites, sections, boot reports, done)."""
+    expected, sections, boot_reports = None, [], []
+    current, running, done = None, None, False
+    for no, line in enumerate(lines, 1):
+        if line.startswith(MARK):
+            word = line[len(MARK):].split()
+            if word[:1] == ['suites']:
+                expected = word[1:]
+            elif word[:1] == ['begin'] and len(word) > 1:
+                current, running = Section(word[1], no), None
+                sections.append(current)
+            elif word[:1] == ['end'] and current:
+                rc = word[-1].partition('rc=')[2]
+                current.rc = int(rc) if rc.isdigit() else -1
+                current = None
+            elif word[:1] == ['done']:
+                done = True
+            continue
+        kind = kernel_report(line)
+        if kind:
+            entry = (no, kind, line.strip(), running)
+            (current.reports if current else boot_reports).append(entry)
+            continue
+        if current is None or KERNEL_LINE.match(line):
+            continue
+        current.lines.append((no, line))
+        text = line.strip()
+        m = RUNNING.match(text)
+        if m:
+            running = m.group(1)
+        elif RESULT.match(text):
+            running = None
+    return expected, sections, boot_reports, done
+
+
+def parse_section(sec, kunit_py, log):
+    """Counts and failures of one suite.
+
+    kunit.py pads a stream that stops early with unnamed placeholders; those,
+    and any shortfall against the plan, count as tests that never reported.
+    A kernel report fails the test that was running (which, when the stream
+    stopped there, is one of the never-reported ones); several report lines
+    in one test are one incident, named by the first.
+    """
+    text = [t for _, t in sec.lines]
+    plan = None
+    for t in text:
+        m = PLAN.match(t)
+        if m:
+            plan = int(m.group(1))
+            break
+    cases = ktap_cases(text, kunit_py) if plan is not None else []
+    named = [[n, st] for n, st in cases if n]
+    missing = max((plan or 0) - len(named), 0)
+    where = '%s:%d' % (log, sec.start)
+    failures = [{'test': n, 'why': 'failed' if st == 'FAIL' else 'crashed',
+                 'where': where} for n, st in named if st in ('FAIL', 'ERROR')]
+
+    seen = set()
+    for no, kind, line, test in sec.reports:
+        name = test or '(between tests)'
+        if name in seen:
+            continue
+        seen.add(name)
+        failures.append({'test': name, 'why': 'kernel %s: %s' % (kind, line),
+                         'where': '%s:%d' % (log, no)})
+        case = next((c for c in named if c[0] == name), None)
+        if case:
+            case[1] = 'FAIL' if case[1] in ('PASS', 'SKIP') else case[1]
+            continue
+        if test and missing:
+            missing -= 1
+        named.append([name, 'FAIL'])
+
+    passed = sum(1 for _, st in named if st == 'PASS')
+    skipped_names = [n for n, st in named if st == 'SKIP']
+    failed = len(named) - passed - len(skipped_names) + missing
+    if plan is None:
+        failed += 1
+        failures.append({'test': '(plan)', 'why': 'the suite printed no '
+                         'KTAP plan', 'where': where})
+    elif missing:
+        failures.append({'test': '(after the last result)',
+                         'why': '%d of %d tests never reported' % (missing,
+                                                                   plan),
+                         'where': where})
+    if sec.rc is None:
+        failures.append({'test': '(end)', 'why': 'the suite never finished',
+                         'where': where})
+        failed = max(failed, 1)
+    elif sec.rc != 0 and failed == 0:
+        failed = 1
+        failures.append({'test': '(exit)', 'why': 'exited with status %d'
+                         % sec.rc, 'where': where})
+    return {'suite': sec.name, 'plan': plan, 'passed': passed,
+            'failed': failed, 'skipped': len(skipped_names),
+            'skipped_tests': skipped_names, 'failures': failures}
+
+
+def parse(console, outdir, kunit_py, status_file=None):
+    with open(console, errors='replace') as f:
+        lines = [l.rstrip('\r\n') for l in f]
+    expected, sections, boot_reports, done = split_console(lines)
+    status = ''
+    if status_file and os.path.exists(status_file):
+        with open(status_file) as f:
+            status = f.read().strip()
+    suites = [parse_section(s, kunit_py, console) for s in sections]
+    seen = {s['suite'] for s in suites}
+    for name in expected or []:
+        if name not in seen:
+            suites.append({'suite': name, 'plan': None, 'passed': 0,
+                           'failed': 1, 'skipped': 0, 'skipped_tests': [],
+                           'failures': [{'test': '(start)',
+                                         'why': 'the suite never started',
+                                         'where': console}]})
+    problems = []
+    for no, kind, line, _ in boot_reports:
+        problems.append({'test': '(boot)', 'why': 'kernel %s: %s'
+                         % (kind, line), 'where': '%s:%d' % (console, no)})
+    if expected is None and sections == []:
+        problems.append({'test': '(boot)', 'why': 'the guest never '
+                         'reached its suites', 'where': console})
+    if not done:
+        why = 'the guest did not finish'
+        if status.startswith('timeout'):
+            why += ' within %ss (hang?)' % status.split()[-1]
+        else:
+            why += ' (crash or power-off; boot said "%s")' % (status or
+                                                              'nothing')
+        problems.append({'test': '(guest)', 'why': why, 'where': console})
+    result = {'console': console, 'done': done, 'status': status,
+              'suites': suites, 'problems': problems}
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, 'results.json'), 'w') as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def scan(console):
+    """Print the kernel reports in a console log; return how many."""
+    with open(console, errors='replace') as f:
+        lines = [l.rstrip('\r\n') for l in f]
+    _, sections, boot_reports, _ = split_console(lines)
+    reports = boot_reports + [r for s in sections for r in s.reports]
+    for no, kind, line, _ in sorted(reports):
+        print('kernel %s: %s (log: %s:%d)' % (kind, line, console, no))
+    return len(reports)
+
+
+def tag(flavour, suite):
+    return suite if flavour in ('', 'ours') else '%s/%s' % (flavour, suite)
+
+
+def report(paths, summary):
+    rows, failures = [], []
+    for path in paths:
+        with open(path) as f:
+            res = json.load(f)
+        flavour = res.get('flavour', '')
+        for s in res['suites']:
+            name = tag(flavour, s['suite'])
+            rows.append((name, s['passed'], s['failed'], s['skipped']))
+            failures += [(name, x) for x in s['failures']]
+            failures += [(name, {'test': t, 'why': 'skipped',
+                                 'where': res['console']})
+                         for t in s['skipped_tests']]
+        if res['problems']:
+            name = tag(flavour, 'guest')
+            rows.append((name, 0, len(res['problems']), 0))
+            failures += [(name, x) for x in res['problems']]
+    if summary:
+        os.makedirs(os.path.dirname(os.path.abspath(summary)), exist_ok=True)
+        with open(summary, 'w') as f:
+            f.write('suite\tpassed\tfailed\tskipped\n')
+            for r in rows:
+                f.write('%s\t%d\t%d\t%d\n' % r)
+    width = max([len(r[0]) for r in rows] + [5])
+    print('%-*s %7s %7s %7s' % (width, 'suite', 'passed', 'failed',
+                                'skipped'))
+    for r in rows:
+        print('%-*s %7d %7d %7d' % ((width,) + r))
+    for name, x in failures:
+        print('FAIL %s: %s: %s (log: %s)' % (name, x['test'], x['why'],
+                                             x['where']))
+    passed = sum(r[1] for r in rows)
+    failed = sum(r[2] for r in rows)
+    skipped = sum(r[3] for r in rows)
+    line = '%d passed, %d failed' % (passed, failed)
+    if skipped:
+        line += ', %d skipped' % skipped
+    print(line)
+    return 1 if failed or skipped or not rows else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    p = sub.add_parser('parse')
+    p.add_argument('console')
+    p.add_argument('outdir')
+    p.add_argument('--flavour', default='')
+    p.add_argument('--status', help='boot.status written by boot.sh')
+    p.add_argument('--kunit', default=DEFAULT_KUNIT,
+                   help='path of the base tree\'s kunit.py')
+    c = sub.add_parser('scan', help='list kernel reports in a console log')
+    c.add_argument('console')
+    r = sub.add_parser('report')
+    r.add_argument('results', nargs='+')
+    r.add_argument('--summary')
+    args = ap.parse_args()
+
+    if args.cmd == 'report':
+        sys.exit(report(args.results, args.summary))
+    if args.cmd == 'scan':
+        sys.exit(1 if scan(args.console) else 0)
+    res = parse(args.console, args.outdir, args.kunit, args.status)
+    res['flavour'] = args.flavour
+    with open(os.path.join(args.outdir, 'results.json'), 'w') as f:
+        json.dump(res, f, indent=2)
+    for s in res['suites']:
+        print('parse      %-9s suite %s: %d passed, %d failed, %d skipped'
+              % ('[%s]' % (args.flavour or '-'), s['suite'], s['passed'],
+                 s['failed'], s['skipped']))
+    for x in res['problems']:
+        print('parse      %-9s %s (%s)' % ('[%s]' % (args.flavour or '-'),
+                                           x['why'], x['where']))
+    bad = res['problems'] or any(s['failed'] or s['skipped']
+                                 for s in res['suites'])
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == '__main__':
+    main()

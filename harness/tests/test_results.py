@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The parser's tests: recorded console logs and the verdict each must get.
+
+clean.log is a real console of `make check` (upstream's hmm-tests, 58/58).
+The others are that log with one thing wrong, each a situation the parser
+must report: a failed or skipped test, a kernel report in a test, outside
+the tests or during boot, a guest that hangs or vanishes, a suite without a
+plan or one that never started.
+"""
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import results  # noqa: E402
+
+KUNIT = os.environ.get('HMM_KUNIT_PY', results.DEFAULT_KUNIT)
+S = 'upstream-hmm-tests'
+
+# log name -> (suite counts {suite: (passed, failed, skipped)},
+#              guest problems, the failing tests' names, in order)
+CASES = {
+    'clean': ({S: (58, 0, 0)}, 0, []),
+    'failed': ({S: (57, 1, 0)}, 0,
+               ['hmm.hmm_device_private.anon_write_prot']),
+    'skipped': ({S: (57, 0, 1)}, 0, []),
+    'oops': ({S: (11, 47, 0)}, 1,
+             ['hmm.hmm_device_private.migrate', '(after the last result)',
+              '(end)']),
+    'kasan': ({S: (57, 1, 0)}, 0,
+              ['hmm.hmm_device_private.mixedmap']),
+    'warning': ({S: (56, 2, 0)}, 0,
+                ['hmm.hmm_device_private.open_close',
+                 'hmm.hmm_device_coherent.open_close']),
+    'lockdep': ({S: (58, 1, 0)}, 0, ['(between tests)']),
+    'rcu-stall': ({S: (58, 0, 0)}, 1, []),
+    'hang': ({S: (39, 19, 0)}, 1, ['(after the last result)', '(end)']),
+    'cutoff': ({S: (30, 28, 0)}, 1, ['(after the last result)', '(end)']),
+    'noplan': ({S: (0, 1, 0)}, 0, ['(plan)']),
+    'missing-suite': ({S: (58, 0, 0), 'hmm-tests': (0, 1, 0)}, 0,
+                      ['(start)']),
+    'userspace-words': ({S: (58, 0, 0)}, 0, []),
+}
+
+
+def parse_log(name):
+    log = os.path.join(HERE, 'logs', name + '.log')
+    status = os.path.join(HERE, 'logs', name + '.status')
+    with tempfile.TemporaryDirectory() as out:
+        return results.parse(log, out, KUNIT, status)
+
+
+class ParseRecordedLogs(unittest.TestCase):
+    """Each recorded log gets the counts, problems and failures expected."""
+
+    def check(self, name):
+        counts, problems, failing = CASES[name]
+        res = parse_log(name)
+        got = {s['suite']: (s['passed'], s['failed'], s['skipped'])
+               for s in res['suites']}
+        self.assertEqual(got, counts)
+        self.assertEqual(len(res['problems']), problems, res['problems'])
+        names = [f['test'] for s in res['suites'] for f in s['failures']]
+        self.assertEqual(names, failing)
+        for s in res['suites']:
+            for f in s['failures']:
+                self.assertIn('.log', f['where'])
+
+
+def _make_case(name):
+    def test(self):
+        self.check(name)
+    test.__doc__ = 'the %s log' % name
+    return test
+
+
+for _name in CASES:
+    setattr(ParseRecordedLogs, 'test_' + _name.replace('-', '_'),
+            _make_case(_name))
+
+
+class Report(unittest.TestCase):
+    """The summary's totals, closing line and exit status."""
+
+    def run_report(self, *names):
+        with tempfile.TemporaryDirectory() as out:
+            paths = []
+            for n in names:
+                res = parse_log(n)
+                res['flavour'] = 'ours'
+                path = os.path.join(out, n + '.json')
+                with open(path, 'w') as f:
+                    json.dump(res, f)
+                paths.append(path)
+            summary = os.path.join(out, 'summary.tsv')
+            text = io.StringIO()
+            with contextlib.redirect_stdout(text):
+                rc = results.report(paths, summary)
+            with open(summary) as f:
+                rows = f.read().splitlines()
+        return rc, text.getvalue().splitlines(), rows
+
+    def test_clean_run_passes(self):
+        rc, out, rows = self.run_report('clean')
+        self.assertEqual(rc, 0)
+        self.assertEqual(out[-1], '58 passed, 0 failed')
+        self.assertEqual(rows, ['suite\tpassed\tfailed\tskipped',
+                                S + '\t58\t0\t0'])
+
+    def test_skip_fails_the_run(self):
+        rc, out, _ = self.run_report('skipped')
+        self.assertEqual(rc, 1)
+        self.assertEqual(out[-1], '57 passed, 0 failed, 1 skipped')
+        self.assertTrue(any('anon_write_huge: skipped' in l for l in out))
+
+    def test_failure_names_suite_test_and_log(self):
+        rc, out, _ = self.run_report('failed')
+        self.assertEqual(rc, 1)
+        fail = [l for l in out if l.startswith('FAIL ')]
+        self.assertEqual(len(fail), 1)
+        self.assertIn(S + ': hmm.hmm_device_private.anon_write_prot', fail[0])
+        self.assertIn('failed.log:', fail[0])
+
+    def test_guest_problem_is_a_failure(self):
+        rc, out, rows = self.run_report('rcu-stall')
+        self.assertEqual(rc, 1)
+        self.assertEqual(out[-1], '58 passed, 1 failed')
+        self.assertIn('guest\t0\t1\t0', rows)
+        self.assertTrue(any('RCU stall' in l for l in out))
+
+    def test_flavours_add_up(self):
+        rc, out, _ = self.run_report('clean', 'failed')
+        self.assertEqual(rc, 1)
+        self.assertEqual(out[-1], '115 passed, 1 failed')
+
+
+if __name__ == '__main__':
+    unittest.main()
