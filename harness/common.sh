@@ -45,11 +45,11 @@ stage_elapsed() {
 }
 
 stage_done() {
-	printf '%-10s %-9s %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)"
+	printf '%-11s %-10s %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)"
 }
 
 stage_fail() {
-	printf '%-10s %-9s FAILED: %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)" >&2
+	printf '%-11s %-10s FAILED: %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)" >&2
 	exit 1
 }
 
@@ -60,7 +60,7 @@ progress_while() {
 		sleep 1
 		n=$((n + 1))
 		if ((n % 30 == 0)); then
-			printf '%-10s %-9s ... %s, %s so far: %s\n' "$_stage_name" "[$FLAVOUR]" \
+			printf '%-11s %-10s ... %s, %s so far: %s\n' "$_stage_name" "[$FLAVOUR]" \
 				"$what" "$(stage_elapsed)" "$(tail -n 1 "$log" 2>/dev/null | cut -c1-60)"
 		fi
 	done

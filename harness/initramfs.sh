@@ -4,7 +4,10 @@
 #   /bin/busybox          Debian's static busybox
 #   /bin/*                the test programs and the demo, built static
 #   /lib/modules/*.ko     the flavour's test_hmm (and later suites' modules)
-#   /etc/hmm-suites       which suites `make check` runs, in order
+#   /etc/hmm-suites       which suites `make check` runs, in order:
+#                         upstream-hmm-tests (upstream's, unmodified), then
+#                         hmm-tests (ours) when this repository has it,
+#                         hmm-driver-tests (ours, flavour ours only)
 # Test programs are rebuilt only when their source is newer.
 source "$(dirname "$0")/common.sh"
 stage_start initramfs
@@ -12,10 +15,17 @@ stage_start initramfs
 CC=${CC:-gcc}
 CFLAGS="-O2 -Wall -static"
 
-# build_prog OUT SRC INCLUDE_ROOT: a static program, if SRC is newer than OUT.
+# build_prog OUT SRC INCLUDE_ROOT [DIR]: a static program from SRC, rebuilt
+# when SRC, the uapi header under INCLUDE_ROOT or any file in DIR (SRC's
+# helpers) is newer than OUT.
 build_prog() {
-	local out=$1 src=$2 inc=$3
-	if [ ! -x "$out" ] || [ "$src" -nt "$out" ] || [ "$inc/lib/test_hmm_uapi.h" -nt "$out" ]; then
+	local out=$1 src=$2 inc=$3 dir=${4:-}
+	local stale=0
+	[ -x "$out" ] && [ ! "$src" -nt "$out" ] && [ ! "$inc/lib/test_hmm_uapi.h" -nt "$out" ] || stale=1
+	if [ -n "$dir" ] && [ -n "$(find "$dir" -newer "$out" -type f 2>/dev/null | head -n 1)" ]; then
+		stale=1
+	fi
+	if [ "$stale" = 1 ]; then
 		mkdir -p "$(dirname "$out")"
 		# shellcheck disable=SC2086
 		$CC $CFLAGS -I "$inc" -o "$out" "$src" -lpthread -lrt -lm ||
@@ -26,24 +36,51 @@ build_prog() {
 ko=$OBJ/lib/test_hmm.ko
 [ -f "$ko" ] || stage_fail "$ko is missing; run 'make build'"
 
-# Upstream's own suite, unmodified from the base tarball: the same binary for
-# every flavour.
-build_prog "$COMMON/upstream-hmm-tests" "$BASE/tools/testing/selftests/mm/hmm-tests.c" "$BASE"
-# The demo speaks the flavour's own uapi header.
-build_prog "$FDIR/guest/hmm-demo" "$HARNESS/guest/hmm-demo.c" "$SRC"
-
 root=$FDIR/initramfs
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HARNESS/guest/init" "$root/init"
-cp "$COMMON/upstream-hmm-tests" "$FDIR/guest/hmm-demo" "$root/bin/"
 cp "$ko" "$root/lib/modules/"
+: >"$root/etc/hmm-suites"
 
-# name <TAB> module <TAB> command
-printf '%s\t%s\t%s\n' \
-	upstream-hmm-tests test_hmm.ko /bin/upstream-hmm-tests \
-	>"$root/etc/hmm-suites"
+# add_suite NAME MODULE PROGRAM: run PROGRAM (copied to /bin) as suite NAME
+# with MODULE (a .ko in /lib/modules, or -) loaded around it. SUITES="a b"
+# keeps only the suites named.
+add_suite() {
+	if [ -n "${SUITES:-}" ] && [[ " $SUITES " != *" $1 "* ]]; then
+		return 0
+	fi
+	cp "$3" "$root/bin/"
+	printf '%s\t%s\t%s\n' "$1" "$2" "/bin/$(basename "$3")" >>"$root/etc/hmm-suites"
+}
+
+# Upstream's own suite, unmodified from the base tarball: the same binary
+# for every flavour.
+sel=$BASE/tools/testing/selftests
+build_prog "$COMMON/upstream-hmm-tests" "$sel/mm/hmm-tests.c" "$BASE"
+add_suite upstream-hmm-tests test_hmm.ko "$COMMON/upstream-hmm-tests"
+
+# Our suite, when this repository has it, against either flavour: our
+# source, the flavour's uapi header, the base's kselftest harness.
+ours=$TOP/tools/testing/selftests/mm/hmm-tests.c
+if [ -f "$ours" ]; then
+	CFLAGS+=" -I $sel/mm"
+	build_prog "$FDIR/guest/hmm-tests" "$ours" "$SRC" "$(dirname "$ours")"
+	add_suite hmm-tests test_hmm.ko "$FDIR/guest/hmm-tests"
+fi
+
+# Our driver's own contract (its errnos, eviction on unload): only where our
+# driver is, so flavour ours only.
+contract=$TOP/tools/testing/selftests/mm/hmm-driver-tests.c
+if [ -f "$contract" ] && [ "$FLAVOUR" = ours ]; then
+	build_prog "$FDIR/guest/hmm-driver-tests" "$contract" "$SRC" "$(dirname "$contract")"
+	add_suite hmm-driver-tests test_hmm.ko "$FDIR/guest/hmm-driver-tests"
+fi
+
+# The demo speaks the flavour's own uapi header.
+build_prog "$FDIR/guest/hmm-demo" "$HARNESS/guest/hmm-demo.c" "$SRC"
+cp "$FDIR/guest/hmm-demo" "$root/bin/"
 
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) >"$FDIR/initramfs.cpio"
 stage_done "$(du -h "$FDIR/initramfs.cpio" | cut -f1) with $(wc -l <"$root/etc/hmm-suites") suites"

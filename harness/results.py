@@ -339,11 +339,11 @@ def main():
     with open(os.path.join(args.outdir, 'results.json'), 'w') as f:
         json.dump(res, f, indent=2)
     for s in res['suites']:
-        print('parse      %-9s suite %s: %d passed, %d failed, %d skipped'
+        print('parse       %-10s suite %s: %d passed, %d failed, %d skipped'
               % ('[%s]' % (args.flavour or '-'), s['suite'], s['passed'],
                  s['failed'], s['skipped']))
     for x in res['problems']:
-        print('parse      %-9s %s (%s)' % ('[%s]' % (args.flavour or '-'),
+        print('parse       %-10s %s (%s)' % ('[%s]' % (args.flavour or '-'),
                                            x['why'], x['where']))
     bad = res['problems'] or any(s['failed'] or s['skipped']
                                  for s in res['suites'])
