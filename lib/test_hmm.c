@@ -88,15 +88,16 @@
 /* How long the release of a file keeps trying to evict its pages. */
 #define DMIRROR_EVICT_TRIES	100
 
-static unsigned long spm_addr_dev0;
-module_param(spm_addr_dev0, ulong, 0444);
+/*
+ * Where the reserved memory of the device-coherent devices 2 and 3 starts;
+ * 0 leaves the device out.
+ */
+static unsigned long dmirror_spm_base[2];
+module_param_named(spm_addr_dev0, dmirror_spm_base[0], ulong, 0444);
 MODULE_PARM_DESC(spm_addr_dev0,
 		 "Physical address of 256 MiB of reserved memory (memmap=) that becomes the device-coherent memory of /dev/hmm_dmirror2; 0 (default): no such device");
-
-static unsigned long spm_addr_dev1;
-module_param(spm_addr_dev1, ulong, 0444);
-MODULE_PARM_DESC(spm_addr_dev1,
-		 "The same for /dev/hmm_dmirror3");
+module_param_named(spm_addr_dev1, dmirror_spm_base[1], ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev1, "The same for /dev/hmm_dmirror3");
 
 /*
  * The tag of a pt entry: what the device may do with the page. XArray
@@ -580,13 +581,18 @@ static void dmirror_evict_owner(struct dmirror_device *mdevice,
 
 /* ---- The device page table ---- */
 
-static void dmirror_pt_clear(struct dmirror *dmirror, unsigned long start,
-			     unsigned long end)
+/*
+ * Forget what pt maps in [start, end) and publish @seq, so that every
+ * reader that began before sees mmu_interval_read_retry() fail.
+ */
+static void dmirror_pt_invalidate(struct dmirror *dmirror, unsigned long start,
+				  unsigned long end, unsigned long seq)
 {
 	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
 	void *entry;
 
 	lockdep_assert_held(&dmirror->lock);
+	mmu_interval_set_seq(&dmirror->notifier, seq);
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT)
 		xas_store(&xas, NULL);
@@ -605,24 +611,37 @@ static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
 	return xa_err(old);
 }
 
+/* Take dmirror->lock the way an invalidation allows: sleep only if it may. */
+static bool dmirror_lock_for(struct dmirror *dmirror,
+			     const struct mmu_notifier_range *range)
+{
+	if (!mmu_notifier_range_blockable(range))
+		return mutex_trylock(&dmirror->lock);
+	mutex_lock(&dmirror->lock);
+	return true;
+}
+
+/*
+ * mmu_interval_notifier_ops.invalidate: the CPU page table is about to
+ * change in @range. Our own exclusive request keeps the same pages mapped
+ * and passes; see dmirror_exclusive_window().
+ */
 static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
 			       const struct mmu_notifier_range *range,
 			       unsigned long cur_seq)
 {
 	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
+	bool locked;
 
-	/* Our own exclusive request: the page stays, see dmirror_exclusive(). */
 	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == dmirror)
 		return true;
-
-	if (mmu_notifier_range_blockable(range))
-		mutex_lock(&dmirror->lock);
-	else if (!mutex_trylock(&dmirror->lock))
-		return false;
-	mmu_interval_set_seq(mni, cur_seq);
-	dmirror_pt_clear(dmirror, range->start, range->end);
-	mutex_unlock(&dmirror->lock);
-	return true;
+	locked = dmirror_lock_for(dmirror, range);
+	if (locked) {
+		dmirror_pt_invalidate(dmirror, range->start, range->end,
+				      cur_seq);
+		mutex_unlock(&dmirror->lock);
+	}
+	return locked;
 }
 
 static const struct mmu_interval_notifier_ops dmirror_notifier_ops = {
@@ -1018,21 +1037,45 @@ static const struct dmirror_direction dmirror_to_coherent_system = {
 	.stuck_error	= -EBUSY,
 };
 
-/* Every page of [start, end) is in a VMA that migrate_vma_setup() takes. */
-static int dmirror_check_migratable(struct mm_struct *mm, unsigned long start,
-				    unsigned long end)
+/* A VMA check: 0 if @vma (NULL: no VMA there) suits the command. */
+typedef int (*dmirror_vma_check_fn)(const struct vm_area_struct *vma);
+
+/* Run @check on every VMA of [start, end), holes included. */
+static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
+			      unsigned long end, dmirror_vma_check_fn check)
 {
 	struct vm_area_struct *vma;
 	unsigned long addr;
+	int ret;
 
 	mmap_assert_locked(mm);
 	for (addr = start; addr < end; addr = vma->vm_end) {
 		vma = vma_lookup(mm, addr);
-		if (!vma || !(vma->vm_flags & VM_READ) ||
-		    (vma->vm_flags & VM_SPECIAL) || is_vm_hugetlb_page(vma) ||
-		    vma_is_dax(vma))
-			return -EINVAL;
+		ret = check(vma);
+		if (ret)
+			return ret;
 	}
+	return 0;
+}
+
+/* What migrate_vma_setup() accepts, and readable. */
+static int dmirror_vma_migratable(const struct vm_area_struct *vma)
+{
+	if (!vma || !(vma->vm_flags & VM_READ) ||
+	    (vma->vm_flags & VM_SPECIAL) || is_vm_hugetlb_page(vma) ||
+	    vma_is_dax(vma))
+		return -EINVAL;
+	return 0;
+}
+
+/* Private, ordinary memory: what make_device_exclusive_range() can take. */
+static int dmirror_vma_exclusive(const struct vm_area_struct *vma)
+{
+	if (!vma)
+		return -EFAULT;
+	if ((vma->vm_flags & (VM_SHARED | VM_SPECIAL)) ||
+	    is_vm_hugetlb_page(vma))
+		return -EINVAL;
 	return 0;
 }
 
@@ -1092,7 +1135,7 @@ static int dmirror_migrate(struct dmirror *dmirror,
 
 	if (mmap_read_lock_killable(mm))
 		return -EINTR;
-	ret = dmirror_check_migratable(mm, start, end);
+	ret = dmirror_check_vmas(mm, start, end, dmirror_vma_migratable);
 	for (addr = start; !ret && addr < end; addr = next) {
 		vma = vma_lookup(mm, addr);
 		next = min3(end, vma->vm_end, addr + DMIRROR_WINDOW * PAGE_SIZE);
@@ -1130,25 +1173,6 @@ static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
 		dir = &dmirror_to_private_system;
 	return dmirror_migrate(dmirror, dir, cmd->addr, dmirror_cmd_end(cmd),
 			       &cmd->cpages);
-}
-
-/* Every page of [start, end) is in a VMA whose pages can be exclusive. */
-static int dmirror_check_exclusive(struct mm_struct *mm, unsigned long start,
-				   unsigned long end)
-{
-	struct vm_area_struct *vma;
-	unsigned long addr;
-
-	mmap_assert_locked(mm);
-	for (addr = start; addr < end; addr = vma->vm_end) {
-		vma = vma_lookup(mm, addr);
-		if (!vma)
-			return -EFAULT;
-		if ((vma->vm_flags & (VM_SHARED | VM_SPECIAL)) ||
-		    is_vm_hugetlb_page(vma))
-			return -EINVAL;
-	}
-	return 0;
 }
 
 /*
@@ -1240,7 +1264,7 @@ static int dmirror_cmd_exclusive(struct dmirror *dmirror,
 
 	if (mmap_read_lock_killable(mm))
 		return -EINTR;
-	ret = dmirror_check_exclusive(mm, cmd->addr, end);
+	ret = dmirror_check_vmas(mm, cmd->addr, end, dmirror_vma_exclusive);
 	mmap_read_unlock(mm);
 	if (ret)
 		return ret;
@@ -1404,31 +1428,29 @@ static int dmirror_release(struct inode *inode, struct file *file)
  */
 static int dmirror_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	unsigned long addr;
-	struct page *page;
-	int ret;
+	unsigned long addr = vma->vm_start;
+	int ret = 0;
 
-	for (addr = vma->vm_start; addr < vma->vm_end; addr += PAGE_SIZE) {
-		page = alloc_page(GFP_HIGHUSER | __GFP_ZERO);
+	while (!ret && addr < vma->vm_end) {
+		struct page *page = alloc_page(GFP_HIGHUSER | __GFP_ZERO);
+
 		if (!page)
 			return -ENOMEM;
 		ret = vm_insert_page(vma, addr, page);
 		/* On success the mapping holds a reference of its own. */
 		put_page(page);
-		if (ret)
-			return ret;
+		addr += PAGE_SIZE;
 	}
-	return 0;
+	return ret;
 }
 
 static const struct file_operations dmirror_fops = {
 	.owner		= THIS_MODULE,
-	.open		= dmirror_open,
-	.release	= dmirror_release,
-	.mmap		= dmirror_mmap,
 	.unlocked_ioctl	= dmirror_ioctl,
 	.compat_ioctl	= compat_ptr_ioctl,
-	.llseek		= noop_llseek,
+	.mmap		= dmirror_mmap,
+	.open		= dmirror_open,
+	.release	= dmirror_release,
 };
 
 static void dmirror_device_release(struct device *dev)
@@ -1478,13 +1500,13 @@ static void dmirror_device_destroy(struct dmirror_device *mdevice)
 }
 
 /* Reserved memory for a device-coherent device: aligned, not System RAM. */
-static int dmirror_check_spm(const char *name, unsigned long base)
+static int dmirror_check_spm(unsigned int i, unsigned long base)
 {
 	if (!IS_ALIGNED(base, DMIRROR_CHUNK_SIZE) ||
 	    region_intersects(base, DMIRROR_SPM_SIZE, IORESOURCE_SYSTEM_RAM,
 			      IORES_DESC_NONE) != REGION_DISJOINT) {
-		pr_err("test_hmm: %s=%#lx is not %u MiB of reserved memory aligned to %u MiB\n",
-		       name, base, DMIRROR_SPM_SIZE >> 20,
+		pr_err("test_hmm: spm_addr_dev%u=%#lx is not %u MiB of reserved memory aligned to %u MiB\n",
+		       i, base, DMIRROR_SPM_SIZE >> 20,
 		       DMIRROR_CHUNK_SIZE >> 20);
 		return -EINVAL;
 	}
@@ -1504,12 +1526,13 @@ static void dmirror_destroy_all(void)
 
 static int __init dmirror_init(void)
 {
-	const unsigned long spm[] = { spm_addr_dev0, spm_addr_dev1 };
+	const unsigned long *spm = dmirror_spm_base;
+	unsigned int i;
 	int ret;
 
-	if ((spm[0] && dmirror_check_spm("spm_addr_dev0", spm[0])) ||
-	    (spm[1] && dmirror_check_spm("spm_addr_dev1", spm[1])))
-		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(dmirror_spm_base); i++)
+		if (spm[i] && dmirror_check_spm(i, spm[i]))
+			return -EINVAL;
 	if (spm[0] && spm[1] &&
 	    max(spm[0], spm[1]) - min(spm[0], spm[1]) < DMIRROR_SPM_SIZE) {
 		pr_err("test_hmm: the two reserved memory windows overlap\n");
@@ -1520,16 +1543,19 @@ static int __init dmirror_init(void)
 				  "HMM_DMIRROR");
 	if (ret)
 		return ret;
-	ret = dmirror_device_create(0, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE, 0);
-	if (!ret)
-		ret = dmirror_device_create(1, HMM_DMIRROR_MEMORY_DEVICE_PRIVATE,
-					    0);
-	if (!ret && spm[0])
-		ret = dmirror_device_create(2, HMM_DMIRROR_MEMORY_DEVICE_COHERENT,
-					    spm[0]);
-	if (!ret && spm[1])
-		ret = dmirror_device_create(3, HMM_DMIRROR_MEMORY_DEVICE_COHERENT,
-					    spm[1]);
+	/* Devices 0 and 1 are device-private, 2 and 3 device-coherent. */
+	for (i = 0; !ret && i < DMIRROR_NR_DEVICES; i++) {
+		int type = HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+		unsigned long base = 0;
+
+		if (i >= 2) {
+			type = HMM_DMIRROR_MEMORY_DEVICE_COHERENT;
+			base = spm[i - 2];
+			if (!base)
+				continue;
+		}
+		ret = dmirror_device_create(i, type, base);
+	}
 	if (ret)
 		goto destroy;
 	pr_info("test_hmm: HMM test devices ready; for testing only\n");

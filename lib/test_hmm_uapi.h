@@ -47,86 +47,6 @@ struct hmm_dmirror_cmd {
 };
 
 /*
- * HMM_DMIRROR_READ: the device reads the range into ptr (npages pages).
- * Pages the device does not map yet are faulted in for reading, as a CPU
- * read would; device-private pages of another device come back to system
- * memory. cpages = npages, faults = number of fault rounds (1 when the
- * device mapped none of the range).
- * EFAULT: part of the range is unmapped or not readable. EBUSY: the range
- * kept changing under the device for longer than a second.
- */
-#define HMM_DMIRROR_READ		_IOWR('H', 0x00, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_WRITE: the device writes ptr (npages pages) into the range,
- * faulting pages in for writing as needed (this breaks copy-on-write).
- * cpages = npages, faults as for READ. The range is written window by
- * window: on error, the pages before the failing one may already hold the
- * new data. EPERM: part of the range is not writable. EFAULT: part of the
- * range is unmapped. EBUSY as for READ.
- */
-#define HMM_DMIRROR_WRITE		_IOWR('H', 0x01, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_MIGRATE_TO_DEV: move the range into this device's memory,
- * then copy what the device now holds into ptr (npages pages).
- * cpages = npages. The whole range is checked before anything moves.
- * EINVAL: part of the range is not mapped, or is mapped without read
- * permission or by a mapping that cannot migrate (VM_IO, VM_PFNMAP,
- * VM_MIXEDMAP, hugetlbfs, DAX); nothing moved.
- * ENOMEM: the device ran out of memory; the pages that fit moved.
- * ENOENT: some page is not in this device's memory afterwards (shared or
- * file-backed memory, a page held by another device, a busy page).
- * Pages that did not move keep their data where it was.
- */
-#define HMM_DMIRROR_MIGRATE_TO_DEV	_IOWR('H', 0x02, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_MIGRATE_TO_SYS: move every page of the range that is in this
- * device's memory back to system memory. ptr is not used. cpages = pages
- * moved (pages already in system memory are not counted).
- * EINVAL: as for MIGRATE_TO_DEV. ENOMEM: no system memory for a page.
- * EBUSY: a page of this device could not be moved (it is in use); it stays
- * in device memory with its data.
- */
-#define HMM_DMIRROR_MIGRATE_TO_SYS	_IOWR('H', 0x03, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_SNAPSHOT: write to ptr one byte per page (npages bytes)
- * describing how the CPU maps it, without faulting anything in; see
- * HMM_DMIRROR_PROT_* below. cpages = npages. Holes and pages the device
- * may not access are reported, not failed.
- */
-#define HMM_DMIRROR_SNAPSHOT		_IOWR('H', 0x04, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_EXCLUSIVE: give the device exclusive (atomic) access to the
- * range: the CPU's mappings are replaced by device-exclusive entries and
- * the next CPU access takes the page back. The data of the range is
- * copied into ptr (npages pages). cpages = npages.
- * EFAULT: part of the range is unmapped. EPERM: part of it is not
- * writable. EINVAL: part of it is shared, hugetlbfs or special memory,
- * which cannot be made exclusive. EBUSY: some page could not be made
- * exclusive within a second (a busy page, or part of a huge page).
- */
-#define HMM_DMIRROR_EXCLUSIVE		_IOWR('H', 0x05, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_CHECK_EXCLUSIVE: succeed when the device holds exclusive
- * access to no page of the range any more; EPERM when it still holds it
- * for some page. ptr is not used; cpages = 0.
- */
-#define HMM_DMIRROR_CHECK_EXCLUSIVE	_IOWR('H', 0x06, struct hmm_dmirror_cmd)
-
-/*
- * HMM_DMIRROR_RELEASE: give back all of this device's memory: every page
- * in it, whoever placed it there, is moved to system memory, and the
- * device memory is unmapped (it is mapped again on the next migration).
- * The fields of the structure are not used and it is not written back.
- */
-#define HMM_DMIRROR_RELEASE		_IOWR('H', 0x07, struct hmm_dmirror_cmd)
-
-/*
  * The byte HMM_DMIRROR_SNAPSHOT reports for each page. ERROR and NONE stand
  * alone; otherwise the byte is a kind of memory (high nibble, or ZERO)
  * combined with one access bit (READ or WRITE) and, when the CPU maps the
@@ -164,5 +84,88 @@ enum {
 	HMM_DMIRROR_MEMORY_DEVICE_PRIVATE = 1,
 	HMM_DMIRROR_MEMORY_DEVICE_COHERENT,
 };
+
+/* Every command is read-write on a struct hmm_dmirror_cmd, type 'H'. */
+#define HMM_DMIRROR_IOC(nr)	_IOWR('H', (nr), struct hmm_dmirror_cmd)
+
+/*
+ * HMM_DMIRROR_READ: the device reads the range into ptr (npages pages).
+ * Pages the device does not map yet are faulted in for reading, as a CPU
+ * read would; device-private pages of another device come back to system
+ * memory. cpages = npages, faults = number of fault rounds (1 when the
+ * device mapped none of the range).
+ * EFAULT: part of the range is unmapped or not readable. EBUSY: the range
+ * kept changing under the device for longer than a second.
+ */
+#define HMM_DMIRROR_READ		HMM_DMIRROR_IOC(0x00)
+
+/*
+ * HMM_DMIRROR_WRITE: the device writes ptr (npages pages) into the range,
+ * faulting pages in for writing as needed (this breaks copy-on-write).
+ * cpages = npages, faults as for READ. The range is written window by
+ * window: on error, the pages before the failing one may already hold the
+ * new data. EPERM: part of the range is not writable. EFAULT: part of the
+ * range is unmapped. EBUSY as for READ.
+ */
+#define HMM_DMIRROR_WRITE		HMM_DMIRROR_IOC(0x01)
+
+/*
+ * HMM_DMIRROR_MIGRATE_TO_DEV: move the range into this device's memory,
+ * then copy what the device now holds into ptr (npages pages).
+ * cpages = npages. The whole range is checked before anything moves.
+ * EINVAL: part of the range is not mapped, or is mapped without read
+ * permission or by a mapping that cannot migrate (VM_IO, VM_PFNMAP,
+ * VM_MIXEDMAP, hugetlbfs, DAX); nothing moved.
+ * ENOMEM: the device ran out of memory; the pages that fit moved.
+ * ENOENT: some page is not in this device's memory afterwards (shared or
+ * file-backed memory, a page held by another device, a busy page).
+ * Pages that did not move keep their data where it was.
+ */
+#define HMM_DMIRROR_MIGRATE_TO_DEV	HMM_DMIRROR_IOC(0x02)
+
+/*
+ * HMM_DMIRROR_MIGRATE_TO_SYS: move every page of the range that is in this
+ * device's memory back to system memory. ptr is not used. cpages = pages
+ * moved (pages already in system memory are not counted).
+ * EINVAL: as for MIGRATE_TO_DEV. ENOMEM: no system memory for a page.
+ * EBUSY: a page of this device could not be moved (it is in use); it stays
+ * in device memory with its data.
+ */
+#define HMM_DMIRROR_MIGRATE_TO_SYS	HMM_DMIRROR_IOC(0x03)
+
+/*
+ * HMM_DMIRROR_SNAPSHOT: write to ptr one byte per page (npages bytes)
+ * describing how the CPU maps it, without faulting anything in; see
+ * HMM_DMIRROR_PROT_* below. cpages = npages. Holes and pages the device
+ * may not access are reported, not failed.
+ */
+#define HMM_DMIRROR_SNAPSHOT		HMM_DMIRROR_IOC(0x04)
+
+/*
+ * HMM_DMIRROR_EXCLUSIVE: give the device exclusive (atomic) access to the
+ * range: the CPU's mappings are replaced by device-exclusive entries and
+ * the next CPU access takes the page back. The data of the range is
+ * copied into ptr (npages pages). cpages = npages.
+ * EFAULT: part of the range is unmapped. EPERM: part of it is not
+ * writable. EINVAL: part of it is shared, hugetlbfs or special memory,
+ * which cannot be made exclusive. EBUSY: some page could not be made
+ * exclusive within a second (a busy page, or part of a huge page).
+ */
+#define HMM_DMIRROR_EXCLUSIVE		HMM_DMIRROR_IOC(0x05)
+
+/*
+ * HMM_DMIRROR_CHECK_EXCLUSIVE: succeed when the device holds exclusive
+ * access to no page of the range any more; EPERM when it still holds it
+ * for some page. ptr is not used; cpages = 0.
+ */
+#define HMM_DMIRROR_CHECK_EXCLUSIVE	HMM_DMIRROR_IOC(0x06)
+
+/*
+ * HMM_DMIRROR_RELEASE: give back all of this device's memory: every page
+ * in it, whoever placed it there, is moved to system memory, and the
+ * device memory is unmapped (it is mapped again on the next migration).
+ * The fields of the structure are not used and it is not written back.
+ */
+#define HMM_DMIRROR_RELEASE		HMM_DMIRROR_IOC(0x07)
 
 #endif /* _LIB_TEST_HMM_UAPI_H */
