@@ -64,6 +64,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/pagemap.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -1307,21 +1308,46 @@ static int dmirror_cmd_check_exclusive(struct dmirror *dmirror,
 	return ret;
 }
 
-/* The commands that work on a range, and how many bytes of ptr per page. */
+/*
+ * The commands that work on a range: how many bytes of ptr they use per
+ * page, and whether they read ptr (else they write it).
+ */
 static const struct dmirror_command {
 	unsigned int	request;
 	size_t		ptr_unit;	/* 0: ptr is not used */
+	bool		ptr_in;
 	int		(*run)(struct dmirror *dmirror,
 			       struct hmm_dmirror_cmd *cmd);
 } dmirror_commands[] = {
-	{ HMM_DMIRROR_READ,		PAGE_SIZE, dmirror_cmd_read },
-	{ HMM_DMIRROR_WRITE,		PAGE_SIZE, dmirror_cmd_write },
-	{ HMM_DMIRROR_MIGRATE_TO_DEV,	PAGE_SIZE, dmirror_cmd_migrate_to_dev },
-	{ HMM_DMIRROR_MIGRATE_TO_SYS,	0,	   dmirror_cmd_migrate_to_sys },
-	{ HMM_DMIRROR_SNAPSHOT,		1,	   dmirror_cmd_snapshot },
-	{ HMM_DMIRROR_EXCLUSIVE,	PAGE_SIZE, dmirror_cmd_exclusive },
-	{ HMM_DMIRROR_CHECK_EXCLUSIVE,	0,	   dmirror_cmd_check_exclusive },
+	{ HMM_DMIRROR_READ,	      PAGE_SIZE, false, dmirror_cmd_read },
+	{ HMM_DMIRROR_WRITE,	      PAGE_SIZE, true,	dmirror_cmd_write },
+	{ HMM_DMIRROR_MIGRATE_TO_DEV, PAGE_SIZE, false,
+	  dmirror_cmd_migrate_to_dev },
+	{ HMM_DMIRROR_MIGRATE_TO_SYS, 0,	 false,
+	  dmirror_cmd_migrate_to_sys },
+	{ HMM_DMIRROR_SNAPSHOT,	      1,	 false, dmirror_cmd_snapshot },
+	{ HMM_DMIRROR_EXCLUSIVE,      PAGE_SIZE, false, dmirror_cmd_exclusive },
+	{ HMM_DMIRROR_CHECK_EXCLUSIVE, 0,	 false,
+	  dmirror_cmd_check_exclusive },
 };
+
+/*
+ * ptr must be a user buffer the command can go through, checked before the
+ * command moves anything: fault it in the way the command will use it.
+ */
+static int dmirror_check_ptr(const struct hmm_dmirror_cmd *cmd,
+			     const struct dmirror_command *command)
+{
+	const char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	size_t len = cmd->npages * command->ptr_unit;
+
+	if (!access_ok(uptr, len))
+		return -EFAULT;
+	if (command->ptr_in ? fault_in_readable(uptr, len) :
+			      fault_in_safe_writeable(uptr, len))
+		return -EFAULT;
+	return 0;
+}
 
 /* The checks test_hmm_uapi.h promises for every range command. */
 static int dmirror_check_cmd(const struct hmm_dmirror_cmd *cmd,
@@ -1335,11 +1361,7 @@ static int dmirror_check_cmd(const struct hmm_dmirror_cmd *cmd,
 	if (cmd->addr >= limit ||
 	    cmd->npages > (limit - cmd->addr) >> PAGE_SHIFT)
 		return -EINVAL;
-	if (command->ptr_unit &&
-	    !access_ok(u64_to_user_ptr(cmd->ptr),
-		       cmd->npages * command->ptr_unit))
-		return -EFAULT;
-	return 0;
+	return command->ptr_unit ? dmirror_check_ptr(cmd, command) : 0;
 }
 
 static long dmirror_ioctl(struct file *file, unsigned int request,

@@ -13,8 +13,9 @@
  *   EINVAL  addr is not page aligned, npages is 0, or the range
  *           addr .. addr + npages pages wraps or leaves the user address
  *           space of the process that opened the file;
- *   EFAULT  ptr (when the command uses it) is not a user address range of
- *           the needed size, or the kernel fails to copy through it;
+ *   EFAULT  ptr (when the command uses it) is not a user buffer of the
+ *           needed size that the command can read (WRITE) or write (the
+ *           others); this is checked before the command does anything;
  *   ESRCH   the process that opened the file has no address space left;
  *   EINTR   a fatal signal arrived while the command was working.
  * An unknown command fails with ENOTTY. On error, the structure is not
