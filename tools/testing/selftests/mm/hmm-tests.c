@@ -613,6 +613,23 @@ TEST_F(mem, migrate_back)
 		ASSERT_EQ(1, device_read(_metadata, c, c->fd, 0, c->n));
 }
 
+/* Another process stored gen everywhere: only our shared pages show it. */
+static void seen_from_other(struct ctx *c, int gen)
+{
+	for (unsigned long i = 0; i < c->n; i++)
+		if (kind_of(c, i)->shared && kind_of(c, i)->prot & PROT_WRITE)
+			c->gen[i] = gen;
+}
+
+/* CPU, files and (where it may read) the device all hold what gen[] says. */
+static void expect_settled(M, struct ctx *c)
+{
+	expect_cpu(_metadata, c);
+	expect_files(_metadata, c);
+	if (!access_err(c, false))
+		device_read(_metadata, c, c->fd, 0, c->n);
+}
+
 /* A child's device writes its copy: private pages COW, shared ones do not. */
 TEST_F(mem, fork_device_write)
 {
@@ -634,11 +651,9 @@ TEST_F(mem, fork_device_write)
 		_exit(cpu_mismatch(c) < 0 ? 0 : 2);
 	}
 	ASSERT_EQ(0, wait_child(pid));
-	for (i = 0; i < c->n && !err; i++)
-		if (kind_of(c, i)->shared)
-			c->gen[i] = 2;
-	expect_cpu(_metadata, c);
-	expect_files(_metadata, c);
+	if (!err)
+		seen_from_other(c, 2);
+	expect_settled(_metadata, c);
 }
 
 static void cpu_write_all(struct ctx *c, int gen)
@@ -661,13 +676,8 @@ TEST_F(mem, cow_child_writes)
 		_exit(cpu_mismatch(c) < 0 ? 0 : 1);
 	}
 	ASSERT_EQ(0, wait_child(pid));
-	for (unsigned long i = 0; i < c->n; i++)
-		if (kind_of(c, i)->shared)
-			c->gen[i] = 3;
-	expect_cpu(_metadata, c);
-	expect_files(_metadata, c);
-	if (!access_err(c, false))
-		device_read(_metadata, c, c->fd, 0, c->n);
+	seen_from_other(c, 3);
+	expect_settled(_metadata, c);
 }
 
 /*
@@ -687,11 +697,10 @@ TEST_F(mem, cow_parent_writes)
 	if (!pid) {
 		char token;
 
+		close(go[1]);	/* a parent that fails first must not leave us waiting */
 		if (read(go[0], &token, 1) != 1)
 			_exit(1);
-		for (unsigned long i = 0; i < c->n; i++)
-			if (kind_of(c, i)->shared && kind_of(c, i)->prot & PROT_WRITE)
-				c->gen[i] = 3;
+		seen_from_other(c, 3);
 		_exit(cpu_mismatch(c) < 0 ? 0 : 2);
 	}
 	for (unsigned long i = 0; i < c->n; i++) {
@@ -707,10 +716,7 @@ TEST_F(mem, cow_parent_writes)
 	cpu_write_all(c, 3);
 	ASSERT_EQ(1, write(go[1], "x", 1));
 	ASSERT_EQ(0, wait_child(pid));
-	expect_cpu(_metadata, c);
-	expect_files(_metadata, c);
-	if (!access_err(c, false))
-		device_read(_metadata, c, c->fd, 0, c->n);
+	expect_settled(_metadata, c);
 }
 
 /* Exclusive access: granted for private anonymous pages, undone by the CPU. */
@@ -1289,12 +1295,23 @@ TEST_F(race, run)
 
 /* ---- stuck: some pages of a range cannot move ---------------------------- */
 
-enum { O_pinned, O_piped, O_other_device, O_page_cache };
+enum { O_pinned, O_piped, O_other_device, O_page_cache, O_forked };
 #define BLOCKED		4	/* pages [BLOCKED, 2 * BLOCKED) are held back */
+
+/* Whether the held pages stay behind, and their snapshot after the attempt. */
+enum { HELD_W, HELD_R, HELD_REMOTE, MOVED_R };
+static const struct { bool blocks; int held; } obstacles[] = {
+	[O_pinned] = { true, HELD_W },		/* a long-term GUP pin */
+	[O_piped] = { true, HELD_W },		/* page references in a pipe */
+	[O_other_device] = { true, HELD_REMOTE },
+	[O_page_cache] = { true, HELD_R },	/* clean page cache */
+	[O_forked] = { false, MOVED_R },	/* copy-on-write shared with a child */
+};
 
 FIXTURE(stuck) {
 	struct ctx c;
 	int gup, pipe[2], other;
+	pid_t child;
 };
 
 FIXTURE_VARIANT(stuck) {
@@ -1305,7 +1322,7 @@ FIXTURE_VARIANT(stuck) {
 #define STUCK(o)							\
 	FIXTURE_VARIANT_ADD(stuck, o##_private) { O_##o, PRIV0, PRIV1 };	\
 	FIXTURE_VARIANT_ADD(stuck, o##_coherent) { O_##o, COH0, COH1 };
-STUCK(pinned) STUCK(piped) STUCK(other_device) STUCK(page_cache)
+STUCK(pinned) STUCK(piped) STUCK(other_device) STUCK(page_cache) STUCK(forked)
 
 FIXTURE_SETUP(stuck)
 {
@@ -1344,6 +1361,19 @@ static void obstruct(M, FIXTURE_DATA(stuck) *self, const FIXTURE_VARIANT(stuck) 
 		ASSERT_GE(self->other, 0);
 		ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_DEV, BLOCKED, BLOCKED));
 		break;
+	case O_forked:
+		ASSERT_EQ(0, pipe(self->pipe));
+		self->child = fork();
+		if (!self->child) {
+			char token;
+
+			close(self->pipe[1]);
+			_exit(read(self->pipe[0], &token, 1) != 1 || cpu_mismatch(c) >= 0);
+		}
+		/* Our stores take back all but the held pages. */
+		set_gen(c, 0, BLOCKED, 1);
+		set_gen(c, 2 * BLOCKED, c->n - 2 * BLOCKED, 1);
+		break;
 	case O_page_cache:
 		/* The same data, but as clean page cache of a private mapping. */
 		fd = open(".", O_TMPFILE | O_RDWR, 0600);
@@ -1378,6 +1408,10 @@ static void unblock(M, FIXTURE_DATA(stuck) *self, const FIXTURE_VARIANT(stuck) *
 	case O_page_cache:
 		set_gen(c, BLOCKED, BLOCKED, 1);	/* copy-on-write: anonymous now */
 		break;
+	case O_forked:
+		ASSERT_EQ(1, write(self->pipe[1], "x", 1));
+		ASSERT_EQ(0, wait_child(self->child));	/* it still sees its data */
+		break;
 	}
 }
 
@@ -1387,27 +1421,32 @@ static void unblock(M, FIXTURE_DATA(stuck) *self, const FIXTURE_VARIANT(stuck) *
  * holds them back they move too. (Only they are migrated again: upstream's
  * driver answers ENOENT for a page already on the device whose mirror entry
  * an invalidation dropped, and its invalidation drops one page too many.)
+ * A page shared with a child is no obstacle: it moves, read-only for both.
  */
 TEST_F(stuck, migrate)
 {
+	const int held = obstacles[variant->obstacle].held;
+	bool blocks = obstacles[variant->obstacle].blocks;
 	struct ctx *c = &self->c;
 
 	obstruct(_metadata, self, variant);
-	ASSERT_EQ(-ENOENT, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(blocks ? -ENOENT : 0, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
 	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_SNAPSHOT, 0, c->n));
 	for (unsigned long i = 0; i < c->n; i++) {
-		bool blocked = i >= BLOCKED && i < 2 * BLOCKED;
-		unsigned char held = variant->obstacle == O_page_cache ? SN_R : SN_W;
+		int want = local(c->dev) | SN_W;
 
-		if (blocked && variant->obstacle == O_other_device)
-			held = remote_view(variant->other, c->snap[i]) ? c->snap[i] : SN_ERR;
-		ASSERT_EQ(blocked ? held : local(c->dev) | SN_W, c->snap[i])
-			TH_LOG("page %lu", i);
+		if (i >= BLOCKED && i < 2 * BLOCKED)
+			want = held == HELD_W ? SN_W : held == HELD_R ? SN_R :
+			       held == MOVED_R ? local(c->dev) | SN_R :
+			       remote_view(variant->other, c->snap[i]) ? c->snap[i] : -1;
+		ASSERT_EQ(want, c->snap[i]) TH_LOG("page %lu", i);
 	}
 	unblock(_metadata, self, variant);
-	to_device(_metadata, c, BLOCKED, BLOCKED);
-	want_all(c, local(c->dev) | SN_W);
-	expect_snap(_metadata, c, c->fd);
+	if (blocks) {
+		to_device(_metadata, c, BLOCKED, BLOCKED);
+		want_all(c, local(c->dev) | SN_W);
+		expect_snap(_metadata, c, c->fd);
+	}
 	expect_cpu(_metadata, c);
 }
 
