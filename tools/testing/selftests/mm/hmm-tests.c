@@ -165,8 +165,8 @@ static bool remote_view(int owner, unsigned char seen)
 
 /* ---- Page kinds and what the contract says about each ---------------- */
 
-enum { ANON, ANON_SHARED, THP, HUGETLB, FILE_PRIVATE, FILE_COW,
-	    FILE_SHARED, ZERO, READONLY, NOACCESS, EMPTY };
+enum { ANON, ANON_SHARED, THP, HUGETLB, FILE_PRIVATE, FILE_COW, FILE_SHARED,
+       ZERO, READONLY, NOACCESS, EMPTY };
 enum { MOVES, STAYS, REFUSED };		/* MIGRATE_TO_DEV on such a page */
 enum { EXCL_OK, EXCL_BUSY, EXCL_NEVER };	/* EXCLUSIVE on such a page */
 
@@ -181,7 +181,7 @@ static const struct kind {
 	int gen;		/* generation after setup */
 	int snap;		/* snapshot after setup */
 	int read_err, write_err;	/* device access */
-	int move, excl;
+	int move, excl;		/* MOVES/STAYS/REFUSED, EXCL_* */
 	bool shared;		/* a store reaches every mapping and the file */
 } kinds[] = {
 	[ANON]	       = { PRIV_ANON, .touch = 'w', .prot = RW, .gen = 1, .snap = SN_W },
@@ -282,7 +282,7 @@ static void place(M, struct ctx *c, int k, unsigned long p, unsigned long n)
 	int fd = -1;
 
 	if (kd->file) {
-		fd = open(".", O_TMPFILE | O_RDWR, 0600);
+		fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
 		ASSERT_GE(fd, 0);
 		for (unsigned long i = 0; i < n; i++) {
 			fill(c->buf, p + i, 1);
@@ -308,6 +308,7 @@ static void ctx_init(M, struct ctx *c, const struct backing *b, int dev)
 	unsigned long total = 0, p = 0, i;
 	char *space;
 
+	ASSERT_EQ(PMD_PAGES, pg / sizeof(uint64_t));	/* 4 KiB pages, 2 MiB PMDs */
 	for (i = 0; b->seg[i].npages; i++)
 		total += b->seg[i].npages;
 	space = mmap(NULL, (total + PMD_PAGES) * pg, PROT_NONE,
@@ -319,7 +320,7 @@ static void ctx_init(M, struct ctx *c, const struct backing *b, int dev)
 	c->ptr = c->base + c->first * pg;
 	c->page = calloc(total, sizeof(*c->page));
 	c->gen = calloc(c->n, sizeof(*c->gen));
-	c->buf = malloc((total > c->n ? total : c->n) * pg);
+	c->buf = malloc(total * pg);
 	c->snap = malloc(c->n);
 	c->want = malloc(c->n);
 	ASSERT_TRUE(c->page && c->gen && c->buf && c->snap && c->want);
@@ -423,8 +424,8 @@ static void set_gen(struct ctx *c, unsigned long from, unsigned long n, int gen)
 /* Device READ of pages [from, from + n): data checked, faults returned. */
 static long device_read(M, struct ctx *c, int fd, unsigned long from, unsigned long n)
 {
-	EXPECT_EQ(0, dm(c, fd, HMM_DMIRROR_READ, from, n));
-	EXPECT_EQ(n, c->cmd.cpages);
+	ASSERT_EQ(0, dm(c, fd, HMM_DMIRROR_READ, from, n));
+	ASSERT_EQ(n, c->cmd.cpages);
 	expect_buf(_metadata, c, from, n);
 	return c->cmd.faults;
 }
@@ -455,9 +456,10 @@ static int migrate_err(const struct ctx *c)
 	return err;
 }
 
-static bool moves(const struct ctx *c, unsigned long i)
+/* Does page i move when the whole range's migration returns err? */
+static bool moves(const struct ctx *c, int err, unsigned long i)
 {
-	return migrate_err(c) != -EINVAL && kind_of(c, i)->move == MOVES;
+	return err != -EINVAL && kind_of(c, i)->move == MOVES;
 }
 
 static int perm(const struct kind *k)
@@ -558,7 +560,7 @@ TEST_F(mem, migrate)
 		expect_buf(_metadata, c, 0, c->n);
 	}
 	for (unsigned long i = 0; i < c->n; i++)
-		c->want[i] = moves(c, i) ? local(c->dev) | perm(kind_of(c, i)) :
+		c->want[i] = moves(c, err, i) ? local(c->dev) | perm(kind_of(c, i)) :
 					   kind_of(c, i)->snap;
 	expect_snap(_metadata, c, c->fd);
 	/*
@@ -582,7 +584,7 @@ TEST_F(mem, cpu_access)
 	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
 	expect_cpu(_metadata, c);
 	for (unsigned long i = 0; i < c->n; i++)
-		c->want[i] = !moves(c, i) ? kind_of(c, i)->snap :
+		c->want[i] = !moves(c, err, i) ? kind_of(c, i)->snap :
 			     coherent(c->dev) ? local(c->dev) | perm(kind_of(c, i)) :
 			     perm(kind_of(c, i));
 	expect_snap(_metadata, c, c->fd);
@@ -602,8 +604,8 @@ TEST_F(mem, migrate_back)
 	ASSERT_EQ(err == -EINVAL ? -EINVAL : 0,
 		  dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
 	for (i = 0; i < c->n; i++) {
-		moved += moves(c, i);
-		c->want[i] = moves(c, i) ? perm(kind_of(c, i)) : kind_of(c, i)->snap;
+		moved += moves(c, err, i);
+		c->want[i] = moves(c, err, i) ? perm(kind_of(c, i)) : kind_of(c, i)->snap;
 	}
 	if (err != -EINVAL)
 		ASSERT_EQ(moved, c->cmd.cpages);
@@ -688,10 +690,10 @@ TEST_F(mem, cow_child_writes)
 TEST_F(mem, cow_parent_writes)
 {
 	struct ctx *c = &self->c;
-	int go[2];
+	int err = migrate_err(c), go[2];
 	pid_t pid;
 
-	ASSERT_EQ(migrate_err(c), dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
 	ASSERT_EQ(0, pipe(go));
 	pid = fork();
 	if (!pid) {
@@ -706,7 +708,7 @@ TEST_F(mem, cow_parent_writes)
 	for (unsigned long i = 0; i < c->n; i++) {
 		int snap = kind_of(c, i)->snap;
 
-		if (moves(c, i))
+		if (moves(c, err, i))
 			snap = local(c->dev) | SN_R;
 		else if (!kind_of(c, i)->shared && snap != SN_ERR && snap & SN_W)
 			snap = (snap & ~SN_W) | SN_R;
@@ -1376,7 +1378,7 @@ static void obstruct(M, FIXTURE_DATA(stuck) *self, const FIXTURE_VARIANT(stuck) 
 		break;
 	case O_page_cache:
 		/* The same data, but as clean page cache of a private mapping. */
-		fd = open(".", O_TMPFILE | O_RDWR, 0600);
+		fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
 		ASSERT_GE(fd, 0);
 		ASSERT_EQ((ssize_t)iov.iov_len, pwrite(fd, iov.iov_base, iov.iov_len, 0));
 		ASSERT_EQ(iov.iov_base, mmap(iov.iov_base, iov.iov_len, RW,
