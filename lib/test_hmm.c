@@ -33,11 +33,12 @@
  * notifier lets pass is the MMU_NOTIFY_EXCLUSIVE that our own
  * make_device_exclusive_range() raises, since it keeps the same page.
  *
- * Migrations do not write pt. Moving a page into the device invalidates
- * the range like any other change, and the device later faults the page
- * in as it would any page: hmm_range_fault() reports a device-private page
- * of its owner without faulting it, and a device-coherent page is an
- * ordinary mapping. Pages go back to system memory four ways, all through
+ * Migrations do not write pt directly. Moving a page into the device
+ * invalidates the range like any other change; then the device looks at
+ * the range again (hmm_range_fault() without faulting, which reports a
+ * device-private page of its owner as it is, and a device-coherent page
+ * as an ordinary mapping) and maps, under the rule above, the pages that
+ * are now its own. Pages go back to system memory four ways, all through
  * one copy routine: the CPU touching a device-private page (the pagemap's
  * migrate_to_ram), HMM_DMIRROR_MIGRATE_TO_SYS, the release of the file
  * that placed them (evicts its own pages), and HMM_DMIRROR_RELEASE or
@@ -45,11 +46,13 @@
  * migrate_device_range(), which skips pages it cannot lock, so it repeats
  * until nothing is left.
  *
- * Locks, outermost first: mdevice->grow_lock (adding and removing chunks,
- * eviction), mmap_lock, dmirror->lock (pt), mdevice->lock (a spinlock over
- * the chunk list, the free lists and the blocks). dmirror->lock is taken
- * by the notifier, which reclaim can call, so nothing under it may touch
- * user memory or allocate memory that can sleep.
+ * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
+ * removing chunks, eviction; a migration grows the device under
+ * mmap_lock), dmirror->lock (pt; eviction's invalidations take it),
+ * mdevice->lock (a spinlock over the chunk list, the free lists and the
+ * blocks). dmirror->lock is taken by the notifier, which reclaim can call,
+ * so nothing under it may touch user memory or allocate memory that can
+ * sleep.
  */
 #include <linux/cdev.h>
 #include <linux/delay.h>
@@ -957,15 +960,17 @@ static int dmirror_cmd_snapshot(struct dmirror *dmirror,
 }
 
 /*
- * dmirror_use_fn after HMM_DMIRROR_MIGRATE_TO_DEV: copy the pages into
- * @buf; each must be in this device's memory.
+ * dmirror_use_fn after HMM_DMIRROR_MIGRATE_TO_DEV: each page must now be
+ * in this device's memory; the device maps it, as a device that just
+ * moved memory into itself would, and copies it into @buf for the caller.
  */
-static int dmirror_copy_local(struct dmirror *dmirror,
-			      const struct hmm_range *range, void *buf)
+static int dmirror_map_local(struct dmirror *dmirror,
+			     const struct hmm_range *range, void *buf)
 {
-	unsigned long i;
+	unsigned long i, addr = range->start;
+	int ret;
 
-	for (i = 0; i < dmirror_range_pages(range); i++, buf += PAGE_SIZE) {
+	for (i = 0; i < dmirror_range_pages(range); i++, addr += PAGE_SIZE) {
 		unsigned long hpfn = range->hmm_pfns[i];
 		struct page *page;
 
@@ -974,7 +979,13 @@ static int dmirror_copy_local(struct dmirror *dmirror,
 		page = hmm_pfn_to_page(hpfn);
 		if (dmirror_page_device(page) != dmirror->mdevice)
 			return -ENOENT;
-		memcpy_from_page(buf, dmirror_data_page(page), 0, PAGE_SIZE);
+		ret = dmirror_pt_set(dmirror, addr, page,
+				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
+							    DMIRROR_MAP_READ);
+		if (ret)
+			return ret;
+		memcpy_from_page(buf + i * PAGE_SIZE, dmirror_data_page(page),
+				 0, PAGE_SIZE);
 	}
 	return 0;
 }
@@ -1161,8 +1172,8 @@ static int dmirror_cmd_migrate_to_dev(struct dmirror *dmirror,
 			      dmirror_cmd_end(cmd), &moved);
 	if (ret && ret != -ENOENT)
 		return ret;
-	/* Pages already here did not move; the copy-back checks them all. */
-	return dmirror_look(dmirror, cmd, dmirror_copy_local, PAGE_SIZE);
+	/* Pages already here did not move; the look afterwards sees them all. */
+	return dmirror_look(dmirror, cmd, dmirror_map_local, PAGE_SIZE);
 }
 
 static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
@@ -1256,19 +1267,11 @@ static int dmirror_exclusive_window(struct dmirror *dmirror,
 static int dmirror_cmd_exclusive(struct dmirror *dmirror,
 				 struct hmm_dmirror_cmd *cmd)
 {
-	struct mm_struct *mm = dmirror->notifier.mm;
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long end = dmirror_cmd_end(cmd);
 	unsigned long addr, next;
 	void *buf;
-	int ret;
-
-	if (mmap_read_lock_killable(mm))
-		return -EINTR;
-	ret = dmirror_check_vmas(mm, cmd->addr, end, dmirror_vma_exclusive);
-	mmap_read_unlock(mm);
-	if (ret)
-		return ret;
+	int ret = 0;
 
 	buf = kvmalloc(DMIRROR_WINDOW * PAGE_SIZE, GFP_KERNEL);
 	if (!buf)
@@ -1310,49 +1313,34 @@ static int dmirror_cmd_check_exclusive(struct dmirror *dmirror,
 
 /*
  * The commands that work on a range: how many bytes of ptr they use per
- * page, and whether they read ptr (else they write it).
+ * page, whether they read ptr (else they write it), and what every VMA of
+ * the range must be.
  */
 static const struct dmirror_command {
-	unsigned int	request;
-	size_t		ptr_unit;	/* 0: ptr is not used */
-	bool		ptr_in;
-	int		(*run)(struct dmirror *dmirror,
-			       struct hmm_dmirror_cmd *cmd);
+	unsigned int		request;
+	size_t			ptr_unit;	/* 0: ptr is not used */
+	bool			ptr_in;
+	dmirror_vma_check_fn	vma_check;	/* NULL: any, holes too */
+	int			(*run)(struct dmirror *dmirror,
+				       struct hmm_dmirror_cmd *cmd);
 } dmirror_commands[] = {
-	{ HMM_DMIRROR_READ,	      PAGE_SIZE, false, dmirror_cmd_read },
-	{ HMM_DMIRROR_WRITE,	      PAGE_SIZE, true,	dmirror_cmd_write },
-	{ HMM_DMIRROR_MIGRATE_TO_DEV, PAGE_SIZE, false,
+	{ HMM_DMIRROR_READ, PAGE_SIZE, false, NULL, dmirror_cmd_read },
+	{ HMM_DMIRROR_WRITE, PAGE_SIZE, true, NULL, dmirror_cmd_write },
+	{ HMM_DMIRROR_MIGRATE_TO_DEV, PAGE_SIZE, false, dmirror_vma_migratable,
 	  dmirror_cmd_migrate_to_dev },
-	{ HMM_DMIRROR_MIGRATE_TO_SYS, 0,	 false,
+	{ HMM_DMIRROR_MIGRATE_TO_SYS, 0, false, dmirror_vma_migratable,
 	  dmirror_cmd_migrate_to_sys },
-	{ HMM_DMIRROR_SNAPSHOT,	      1,	 false, dmirror_cmd_snapshot },
-	{ HMM_DMIRROR_EXCLUSIVE,      PAGE_SIZE, false, dmirror_cmd_exclusive },
-	{ HMM_DMIRROR_CHECK_EXCLUSIVE, 0,	 false,
+	{ HMM_DMIRROR_SNAPSHOT, 1, false, NULL, dmirror_cmd_snapshot },
+	{ HMM_DMIRROR_EXCLUSIVE, PAGE_SIZE, false, dmirror_vma_exclusive,
+	  dmirror_cmd_exclusive },
+	{ HMM_DMIRROR_CHECK_EXCLUSIVE, 0, false, NULL,
 	  dmirror_cmd_check_exclusive },
 };
 
-/*
- * ptr must be a user buffer the command can go through, checked before the
- * command moves anything: fault it in the way the command will use it.
- */
-static int dmirror_check_ptr(const struct hmm_dmirror_cmd *cmd,
-			     const struct dmirror_command *command)
-{
-	const char __user *uptr = u64_to_user_ptr(cmd->ptr);
-	size_t len = cmd->npages * command->ptr_unit;
-
-	if (!access_ok(uptr, len))
-		return -EFAULT;
-	if (command->ptr_in ? fault_in_readable(uptr, len) :
-			      fault_in_safe_writeable(uptr, len))
-		return -EFAULT;
-	return 0;
-}
-
-/* The checks test_hmm_uapi.h promises for every range command. */
-static int dmirror_check_cmd(const struct hmm_dmirror_cmd *cmd,
-			     const struct dmirror_command *command,
-			     const struct mm_struct *mm)
+/* The fields of the command: a page-aligned range of user addresses. */
+static int dmirror_check_fields(const struct hmm_dmirror_cmd *cmd,
+				const struct dmirror_command *command,
+				const struct mm_struct *mm)
 {
 	u64 limit = mm->task_size;
 
@@ -1361,7 +1349,49 @@ static int dmirror_check_cmd(const struct hmm_dmirror_cmd *cmd,
 	if (cmd->addr >= limit ||
 	    cmd->npages > (limit - cmd->addr) >> PAGE_SHIFT)
 		return -EINVAL;
-	return command->ptr_unit ? dmirror_check_ptr(cmd, command) : 0;
+	if (command->ptr_unit &&
+	    !access_ok(u64_to_user_ptr(cmd->ptr),
+		       cmd->npages * command->ptr_unit))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The memory of the command, before it does anything: the VMAs of the
+ * range, then ptr, faulted in the way the command will use it.
+ * Context: the caller holds a reference on the mm (mm_users).
+ */
+static int dmirror_check_memory(const struct hmm_dmirror_cmd *cmd,
+				const struct dmirror_command *command,
+				struct mm_struct *mm)
+{
+	const char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	size_t len = cmd->npages * command->ptr_unit;
+	int ret;
+
+	if (command->vma_check) {
+		if (mmap_read_lock_killable(mm))
+			return -EINTR;
+		ret = dmirror_check_vmas(mm, cmd->addr, dmirror_cmd_end(cmd),
+					 command->vma_check);
+		mmap_read_unlock(mm);
+		if (ret)
+			return ret;
+	}
+	if (len && (command->ptr_in ? fault_in_readable(uptr, len) :
+				      fault_in_safe_writeable(uptr, len)))
+		return -EFAULT;
+	return 0;
+}
+
+static const struct dmirror_command *dmirror_find_command(unsigned int request)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(dmirror_commands); i++)
+		if (dmirror_commands[i].request == request)
+			return &dmirror_commands[i];
+	return NULL;
 }
 
 static long dmirror_ioctl(struct file *file, unsigned int request,
@@ -1369,33 +1399,32 @@ static long dmirror_ioctl(struct file *file, unsigned int request,
 {
 	struct dmirror *dmirror = file->private_data;
 	struct mm_struct *mm = dmirror->notifier.mm;
-	const struct dmirror_command *command = NULL;
+	const struct dmirror_command *command;
 	void __user *uarg = (void __user *)arg;
 	struct hmm_dmirror_cmd cmd;
-	unsigned int i;
 	int ret;
 
-	if (request == HMM_DMIRROR_RELEASE) {
+	command = dmirror_find_command(request);
+	if (!command && request != HMM_DMIRROR_RELEASE)
+		return -ENOTTY;
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+		return -EFAULT;
+	if (!command) {
 		dmirror_remove_chunks(dmirror->mdevice);
 		return 0;
 	}
-	for (i = 0; i < ARRAY_SIZE(dmirror_commands); i++)
-		if (dmirror_commands[i].request == request)
-			command = &dmirror_commands[i];
-	if (!command)
-		return -ENOTTY;
 
-	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
-		return -EFAULT;
-	ret = dmirror_check_cmd(&cmd, command, mm);
+	ret = dmirror_check_fields(&cmd, command, mm);
 	if (ret)
 		return ret;
-	cmd.cpages = 0;
-	cmd.faults = 0;
-
 	if (!mmget_not_zero(mm))
 		return -ESRCH;
-	ret = command->run(dmirror, &cmd);
+	ret = dmirror_check_memory(&cmd, command, mm);
+	if (!ret) {
+		cmd.cpages = 0;
+		cmd.faults = 0;
+		ret = command->run(dmirror, &cmd);
+	}
 	mmput(mm);
 	if (ret)
 		return ret;

@@ -8,18 +8,20 @@
  * device-coherent), which pages can be migrated into and out of. Every
  * command takes a struct hmm_dmirror_cmd.
  *
- * Checks made by every command that uses a range (all but RELEASE):
- *   EFAULT  the command structure itself cannot be read or written back;
+ * Every command first reads the structure (EFAULT if it cannot), then,
+ * for the commands that use a range (all but RELEASE), checks, in order:
  *   EINVAL  addr is not page aligned, npages is 0, or the range
  *           addr .. addr + npages pages wraps or leaves the user address
  *           space of the process that opened the file;
- *   EFAULT  ptr (when the command uses it) is not a user buffer of the
- *           needed size that the command can read (WRITE) or write (the
- *           others); this is checked before the command does anything;
+ *   EFAULT  ptr (when the command uses it) is not a user address range of
+ *           the size the command needs;
  *   ESRCH   the process that opened the file has no address space left;
- *   EINTR   a fatal signal arrived while the command was working.
- * An unknown command fails with ENOTTY. On error, the structure is not
- * written back; cpages and faults are only meaningful on success.
+ *   (the command's own checks of the memory of the range, below);
+ *   EFAULT  ptr cannot be read (WRITE) or written (the others) all along.
+ * Only then does the command act; bad arguments change nothing. EINTR: a
+ * fatal signal arrived while the command was working. An unknown command
+ * fails with ENOTTY. On error, the structure is not written back: cpages
+ * and faults are only meaningful on success.
  *
  * This header is binary compatible with the one of Linux 6.12: the same
  * layout, command numbers and snapshot codes.
@@ -111,9 +113,10 @@ enum {
 #define HMM_DMIRROR_WRITE		HMM_DMIRROR_IOC(0x01)
 
 /*
- * HMM_DMIRROR_MIGRATE_TO_DEV: move the range into this device's memory,
- * then copy what the device now holds into ptr (npages pages).
- * cpages = npages. The whole range is checked before anything moves.
+ * HMM_DMIRROR_MIGRATE_TO_DEV: move the range into this device's memory;
+ * the device maps the pages it now holds, and copies them into ptr
+ * (npages pages). cpages = npages. The whole range is checked before
+ * anything moves.
  * EINVAL: part of the range is not mapped, or is mapped without read
  * permission or by a mapping that cannot migrate (VM_IO, VM_PFNMAP,
  * VM_MIXEDMAP, hugetlbfs, DAX); nothing moved.
@@ -165,7 +168,8 @@ enum {
  * HMM_DMIRROR_RELEASE: give back all of this device's memory: every page
  * in it, whoever placed it there, is moved to system memory, and the
  * device memory is unmapped (it is mapped again on the next migration).
- * The fields of the structure are not used and it is not written back.
+ * The structure is read, but its fields are not used, and it is not
+ * written back.
  */
 #define HMM_DMIRROR_RELEASE		HMM_DMIRROR_IOC(0x07)
 
