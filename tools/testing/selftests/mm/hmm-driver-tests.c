@@ -188,33 +188,40 @@ struct bad_case {
 	int		err;		/* expected: 0 or an errno */
 };
 
-#define RANGE_CASES(req) \
-	{ #req ": addr not page aligned", req, BUF_PLUS_1, SOME, BUF, EINVAL }, \
-	{ #req ": npages 0", req, BUF, ZERO, BUF, EINVAL }, \
-	{ #req ": byte size wraps", req, BUF, WRAPS, BUF, EINVAL }, \
-	{ #req ": range passes 2^64", req, BUF, TO_TOP, BUF, EINVAL }, \
-	{ #req ": beyond user space", req, BEYOND, SOME, BUF, EINVAL }
+/* Ranges every command that takes one must refuse, as commands x shapes. */
+static const unsigned long range_commands[] = {
+	HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV,
+	HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT,
+	HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_CHECK_EXCLUSIVE,
+};
 
-#define PTR_CASES(req) \
-	{ #req ": ptr is a kernel address", req, BUF, SOME, KERNEL, EFAULT }, \
-	{ #req ": ptr unmapped", req, BUF, SOME, HOLE, EFAULT }
+static const struct bad_case bad_ranges[] = {
+	{ "addr not page aligned", 0, BUF_PLUS_1, SOME, BUF, EINVAL },
+	{ "npages 0", 0, BUF, ZERO, BUF, EINVAL },
+	{ "byte size wraps", 0, BUF, WRAPS, BUF, EINVAL },
+	{ "range passes 2^64", 0, BUF, TO_TOP, BUF, EINVAL },
+	{ "beyond user space", 0, BEYOND, SOME, BUF, EINVAL },
+};
 
+/* ptr buffers every command that uses ptr must refuse. */
+static const unsigned long ptr_commands[] = {
+	HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV,
+	HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_EXCLUSIVE,
+};
+
+static const struct bad_case bad_ptrs[] = {
+	{ "ptr is a kernel address", 0, BUF, SOME, KERNEL, EFAULT },
+	{ "ptr unmapped", 0, BUF, SOME, HOLE, EFAULT },
+};
+
+/* What each command answers for memory it cannot use. */
 static const struct bad_case bad_cases[] = {
-	RANGE_CASES(HMM_DMIRROR_READ),
-	RANGE_CASES(HMM_DMIRROR_WRITE),
-	RANGE_CASES(HMM_DMIRROR_MIGRATE_TO_DEV),
-	RANGE_CASES(HMM_DMIRROR_MIGRATE_TO_SYS),
-	RANGE_CASES(HMM_DMIRROR_SNAPSHOT),
-	RANGE_CASES(HMM_DMIRROR_EXCLUSIVE),
-	RANGE_CASES(HMM_DMIRROR_CHECK_EXCLUSIVE),
-	PTR_CASES(HMM_DMIRROR_READ),
-	PTR_CASES(HMM_DMIRROR_WRITE),
-	PTR_CASES(HMM_DMIRROR_MIGRATE_TO_DEV),
-	PTR_CASES(HMM_DMIRROR_SNAPSHOT),
-	PTR_CASES(HMM_DMIRROR_EXCLUSIVE),
-
 	{ "READ into read-only ptr", HMM_DMIRROR_READ, BUF, SOME, RO, EFAULT },
 	{ "SNAPSHOT into read-only ptr", HMM_DMIRROR_SNAPSHOT, BUF, SOME, RO,
+	  EFAULT },
+	{ "MIGRATE_TO_DEV into read-only ptr", HMM_DMIRROR_MIGRATE_TO_DEV, BUF,
+	  SOME, RO, EFAULT },
+	{ "EXCLUSIVE into read-only ptr", HMM_DMIRROR_EXCLUSIVE, BUF, SOME, RO,
 	  EFAULT },
 	{ "WRITE from PROT_NONE ptr", HMM_DMIRROR_WRITE, BUF, SOME, NONE,
 	  EFAULT },
@@ -285,13 +292,37 @@ static uint64_t resolve_npages(uint64_t addr, enum count count)
 }
 
 /*
- * Every command, every kind of bad input: the errno of the header, and
- * nothing moved or changed.
+ * Run one bad-argument case with @request: the errno of the header, and
+ * nothing of buf moved to device memory, no byte of buf or shared changed.
  */
+static void run_bad_case(struct __test_metadata *_metadata, int fd,
+			 uint8_t local, const struct bad_setup *s,
+			 const struct bad_case *c, unsigned long request)
+{
+	uint64_t addr = resolve(s, c->addr);
+	struct hmm_dmirror_cmd cmd = {
+		.addr = addr,
+		.ptr = c->ptr == BUF ? (uintptr_t)s->scratch :
+				       resolve(s, c->ptr),
+		.npages = resolve_npages(addr, c->npages),
+	};
+	int err = ioctl(fd, request, &cmd) ? errno : 0;
+
+	EXPECT_EQ(err, c->err) TH_LOG("%s (request %#lx): got %s", c->what,
+				      request, strerror(err));
+	EXPECT_EQ(count_kind(fd, s->buf, NPAGES, local), 0)
+		TH_LOG("%s (request %#lx) moved pages", c->what, request);
+	EXPECT_EQ(first_bad(s->buf, NPAGES, 1), -1)
+		TH_LOG("%s (request %#lx) changed buf", c->what, request);
+	EXPECT_EQ(first_bad(s->shared, NPAGES, 2), -1)
+		TH_LOG("%s (request %#lx) changed shared", c->what, request);
+}
+
+/* Every command, every kind of bad input. */
 TEST_F(driver, bad_arguments)
 {
 	struct bad_setup s;
-	unsigned int i;
+	unsigned int i, j;
 
 	s.buf = map(2 * NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	s.ro = map(NPAGES, PROT_READ, MAP_PRIVATE);
@@ -304,30 +335,22 @@ TEST_F(driver, bad_arguments)
 	fill(s.shared, NPAGES, 2);
 	fill(s.scratch, NPAGES, 3);
 
-	for (i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
-		const struct bad_case *c = &bad_cases[i];
-		uint64_t addr = resolve(&s, c->addr);
-		struct hmm_dmirror_cmd cmd = {
-			.addr = addr,
-			.ptr = c->ptr == BUF ? (uintptr_t)s.scratch :
-					       resolve(&s, c->ptr),
-			.npages = resolve_npages(addr, c->npages),
-		};
-		int err = ioctl(self->fd, c->request, &cmd) ? errno : 0;
+	for (i = 0; i < ARRAY_SIZE(range_commands); i++)
+		for (j = 0; j < ARRAY_SIZE(bad_ranges); j++)
+			run_bad_case(_metadata, self->fd, self->local, &s,
+				     &bad_ranges[j], range_commands[i]);
+	for (i = 0; i < ARRAY_SIZE(ptr_commands); i++)
+		for (j = 0; j < ARRAY_SIZE(bad_ptrs); j++)
+			run_bad_case(_metadata, self->fd, self->local, &s,
+				     &bad_ptrs[j], ptr_commands[i]);
+	for (i = 0; i < ARRAY_SIZE(bad_cases); i++)
+		run_bad_case(_metadata, self->fd, self->local, &s,
+			     &bad_cases[i], bad_cases[i].request);
 
-		EXPECT_EQ(err, c->err) TH_LOG("%s: got %s", c->what,
-					      strerror(err));
-		/* Nothing of buf went to device memory, no byte changed. */
-		EXPECT_EQ(count_kind(self->fd, s.buf, NPAGES, self->local), 0)
-			TH_LOG("%s moved pages", c->what);
-		EXPECT_EQ(first_bad(s.buf, NPAGES, 1), -1)
-			TH_LOG("%s changed buf", c->what);
-		EXPECT_EQ(first_bad(s.shared, NPAGES, 2), -1)
-			TH_LOG("%s changed the shared buffer", c->what);
-	}
-
-	/* The command structure itself unreadable. */
+	/* The command structure itself unreadable, RELEASE included. */
 	EXPECT_EQ(ioctl(self->fd, HMM_DMIRROR_READ, NULL), -1);
+	EXPECT_EQ(errno, EFAULT);
+	EXPECT_EQ(ioctl(self->fd, HMM_DMIRROR_RELEASE, NULL), -1);
 	EXPECT_EQ(errno, EFAULT);
 	EXPECT_EQ(ioctl(self->fd, HMM_DMIRROR_SNAPSHOT, (void *)KERNEL_PTR),
 		  -1);
@@ -382,6 +405,12 @@ TEST_F(driver, counters)
 			     NPAGES, &cmd), 0);
 	EXPECT_EQ(cmd.cpages, NPAGES);
 	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+	/* The device mapped what it moved: reading it needs no fault. */
+	memset(mirror, 0, NPAGES * page_size);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_READ, buf, mirror, NPAGES,
+			     &cmd), 0);
+	EXPECT_EQ(cmd.faults, 0);
+	EXPECT_EQ(first_bad(mirror, NPAGES, 4), -1);
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
 			     NPAGES, &cmd), 0);
 	EXPECT_EQ(cmd.cpages, NPAGES);
