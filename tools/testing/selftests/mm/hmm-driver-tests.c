@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lib/test_hmm_uapi.h>
@@ -100,6 +101,21 @@ static long first_bad(const void *buf, unsigned long npages,
 		if (w[i] != pattern(seed, i))
 			return i;
 	return -1;
+}
+
+/*
+ * A private read-write buffer of @npages filled with pattern @seed, and a
+ * mirror buffer as large for the device to copy into.
+ */
+static bool buffers(unsigned long npages, unsigned long seed, char **buf,
+		    char **mirror)
+{
+	*buf = map(npages, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	*mirror = map(npages, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	if (!*buf || !*mirror)
+		return false;
+	fill(*buf, npages, seed);
+	return true;
 }
 
 /* How many snapshot bytes of [addr, +npages) have the device-memory kind. */
@@ -378,12 +394,10 @@ TEST_F(driver, snapshot_of_hole)
 /* cpages and faults count what the header says. */
 TEST_F(driver, counters)
 {
-	char *buf = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	char *mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf, *mirror;
 	struct hmm_dmirror_cmd cmd = { 0 };
 
-	ASSERT_TRUE(buf && mirror);
-	fill(buf, NPAGES, 4);
+	ASSERT_TRUE(buffers(NPAGES, 4, &buf, &mirror));
 
 	/* The device maps nothing yet: one fault round, then none. */
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_READ, buf, mirror, NPAGES,
@@ -424,12 +438,10 @@ TEST_F(driver, counters)
 /* Exclusive access lasts until the CPU touches the page. */
 TEST_F(driver, exclusive_until_cpu_touch)
 {
-	char *buf = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	char *mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf, *mirror;
 	struct hmm_dmirror_cmd cmd = { 0 };
 
-	ASSERT_TRUE(buf && mirror);
-	fill(buf, NPAGES, 5);
+	ASSERT_TRUE(buffers(NPAGES, 5, &buf, &mirror));
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
 			     NPAGES, &cmd), 0);
 	EXPECT_EQ(cmd.cpages, NPAGES);
@@ -490,12 +502,10 @@ TEST_F(driver, migration_checks_before_moving)
 /* Device memory grows past its first chunk on demand. */
 TEST_F(driver, device_memory_grows)
 {
-	char *buf = map(GROW_NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	char *mirror = map(GROW_NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf, *mirror;
 	struct hmm_dmirror_cmd cmd = { 0 };
 
-	ASSERT_TRUE(buf && mirror);
-	fill(buf, GROW_NPAGES, 8);
+	ASSERT_TRUE(buffers(GROW_NPAGES, 8, &buf, &mirror));
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     GROW_NPAGES, &cmd), 0);
 	EXPECT_EQ(cmd.cpages, GROW_NPAGES);
@@ -511,13 +521,11 @@ TEST_F(driver, device_memory_grows)
  */
 TEST_F(driver, close_evicts)
 {
-	char *buf = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	char *mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf, *mirror;
 	uint8_t snap[NPAGES];
 	unsigned long i;
 
-	ASSERT_TRUE(buf && mirror);
-	fill(buf, NPAGES, 9);
+	ASSERT_TRUE(buffers(NPAGES, 9, &buf, &mirror));
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), 0);
 	ASSERT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
@@ -538,13 +546,11 @@ TEST_F(driver, close_evicts)
  */
 TEST_F(driver, release_evicts_every_page)
 {
-	char *buf = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	char *mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	int other = device_open(variant->device);
+	char *buf, *mirror;
 
-	ASSERT_TRUE(buf && mirror);
 	ASSERT_GE(other, 0);
-	fill(buf, NPAGES, 10);
+	ASSERT_TRUE(buffers(NPAGES, 10, &buf, &mirror));
 	ASSERT_EQ(device_cmd(other, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), 0);
 	ASSERT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
@@ -559,6 +565,47 @@ TEST_F(driver, release_evicts_every_page)
 	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
 	EXPECT_EQ(first_bad(buf, NPAGES, 10), -1);
 	close(other);
+}
+
+/*
+ * A file outlives the process that opened it (a child inherited it): its
+ * commands fail with ESRCH, and closing it is fine.
+ */
+TEST(opener_gone)
+{
+	int gone[2], verdict[2];
+	char result = 'x';
+	pid_t opener;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(pipe(gone), 0);
+	ASSERT_EQ(pipe(verdict), 0);
+	opener = fork();
+	ASSERT_GE(opener, 0);
+	if (opener == 0) {
+		int fd = device_open(0);
+		char eof;
+
+		if (fd < 0 || fork() != 0)
+			_exit(fd < 0);
+		/* The heir: wait until the opener has exited, then try. */
+		close(gone[1]);
+		if (read(gone[0], &eof, 1) != 0)
+			_exit(1);
+		result = device_cmd(fd, HMM_DMIRROR_SNAPSHOT,
+				    (void *)(16 * page_size), &eof, 1,
+				    NULL) == -ESRCH ? 'y' : 'n';
+		close(fd);
+		if (write(verdict[1], &result, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(gone[0]);
+	close(gone[1]);
+	close(verdict[1]);
+	ASSERT_EQ(waitpid(opener, NULL, 0), opener);
+	ASSERT_EQ(read(verdict[0], &result, 1), 1);
+	EXPECT_EQ(result, 'y');
 }
 
 static bool module_loaded(void)
