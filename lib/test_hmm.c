@@ -1113,13 +1113,13 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 		.flags		= dir->select,
 	};
 	unsigned long i;
-	int ret, copied;
+	int ret, copy_err;
 
 	mmap_assert_locked(vma->vm_mm);
 	ret = migrate_vma_setup(&args);
 	if (ret)
 		return ret;
-	copied = dir->copy(dmirror, &args);
+	copy_err = dir->copy(dmirror, &args);
 	migrate_vma_pages(&args);
 	for (i = 0; i < args.npages; i++) {
 		if (args.src[i] & MIGRATE_PFN_MIGRATE)
@@ -1128,7 +1128,7 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 			ret = dir->stuck_error;
 	}
 	migrate_vma_finalize(&args);
-	return copied ?: ret;
+	return copy_err ?: ret;
 }
 
 /*
