@@ -1,0 +1,1630 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * test_hmm: a pretend device that uses HMM, for the selftests. User space
+ * drives it through /dev/hmm_dmirror0..3; the commands are documented in
+ * test_hmm_uapi.h.
+ *
+ * The device has memory of its own, struct pages in ZONE_DEVICE. It is
+ * added in chunks (one pagemap each) the first time a migration needs
+ * room, and each chunk keeps a block per page: free (on the chunk's free
+ * list) or in use, with a tag naming the file that put data there.
+ * Devices 0 and 1 have device-private memory: the chunk is a free piece of
+ * the physical address space that the CPU cannot touch, so the data of a
+ * page in use sits in an ordinary page the device holds on the side (the
+ * block's "store"), which is what a real device's RAM would be. Devices 2
+ * and 3 have device-coherent memory: the chunk is real memory reserved at
+ * boot (module parameters spm_addr_dev0/1), the CPU maps such pages like
+ * any other and the data is in the page itself.
+ *
+ * An open file is one user of the device. It sees the address space of
+ * the process that opened it through a page table of its own, "pt", an
+ * xarray from virtual page number to struct page, tagged with the access
+ * the device has (read, write, or atomic after make_device_exclusive).
+ * pt holds no page references; it stays correct by one rule:
+ *
+ *   an entry is stored only under dmirror->lock, and only when
+ *   mmu_interval_read_retry() says that no invalidation ran since the
+ *   hmm_range_fault() (or make_device_exclusive_range()) that produced
+ *   it; the interval notifier erases entries under the same lock.
+ *
+ * So while dmirror->lock is held an entry names a page the CPU still maps
+ * at that address, and the page cannot be freed: freeing it needs an
+ * invalidation first, which waits for the lock. The one invalidation the
+ * notifier lets pass is the MMU_NOTIFY_EXCLUSIVE that our own
+ * make_device_exclusive_range() raises, since it keeps the same page.
+ *
+ * Migrations do not write pt directly. Moving a page into the device
+ * invalidates the range like any other change; then the device looks at
+ * the range again (hmm_range_fault() without faulting, which reports a
+ * device-private page of its owner as it is, and a device-coherent page
+ * as an ordinary mapping) and maps, under the rule above, the pages that
+ * are now its own. Pages go back to system memory four ways, all through
+ * one copy routine: the CPU touching a device-private page (the pagemap's
+ * migrate_to_ram), HMM_DMIRROR_MIGRATE_TO_SYS, the release of the file
+ * that placed them (evicts its own pages), and HMM_DMIRROR_RELEASE or
+ * module unload (evict every page, then unmap the chunks). Eviction uses
+ * migrate_device_range(), which skips pages it cannot lock, so it repeats
+ * until nothing is left.
+ *
+ * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
+ * removing chunks, eviction; a migration grows the device under
+ * mmap_lock), dmirror->lock (pt; eviction's invalidations take it),
+ * mdevice->lock (a spinlock over the chunk list, the free lists and the
+ * blocks). dmirror->lock is taken by the notifier, which reclaim can call,
+ * so nothing under it may touch user memory or allocate memory that can
+ * sleep.
+ */
+#include <linux/cdev.h>
+#include <linux/delay.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/hmm.h>
+#include <linux/ioport.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/uaccess.h>
+#include <linux/xarray.h>
+
+#include "test_hmm_uapi.h"
+
+#define DMIRROR_NR_DEVICES	4
+/* Pages a command handles per step: one hmm_range_fault() or migration. */
+#define DMIRROR_WINDOW		64UL
+#define DMIRROR_CHUNK_SIZE	SZ_16M
+#define DMIRROR_CHUNK_PAGES	(DMIRROR_CHUNK_SIZE >> PAGE_SHIFT)
+/* At most 1 GiB of device-private memory per device. */
+#define DMIRROR_PRIVATE_CHUNKS	64
+/* The reserved memory each device-coherent device uses. */
+#define DMIRROR_SPM_SIZE	SZ_256M
+#define DMIRROR_SPM_CHUNKS	(DMIRROR_SPM_SIZE / DMIRROR_CHUNK_SIZE)
+/* How long the release of a file keeps trying to evict its pages. */
+#define DMIRROR_EVICT_TRIES	100
+
+/*
+ * Where the reserved memory of the device-coherent devices 2 and 3 starts;
+ * 0 leaves the device out.
+ */
+static unsigned long dmirror_spm_base[2];
+module_param_named(spm_addr_dev0, dmirror_spm_base[0], ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev0,
+		 "Physical address of 256 MiB of reserved memory (memmap=) that becomes the device-coherent memory of /dev/hmm_dmirror2; 0 (default): no such device");
+module_param_named(spm_addr_dev1, dmirror_spm_base[1], ulong, 0444);
+MODULE_PARM_DESC(spm_addr_dev1, "The same for /dev/hmm_dmirror3");
+
+/*
+ * The tag of a pt entry: what the device may do with the page. XArray
+ * keeps tag 2 for its own nodes, so pointers carry 0, 1 or 3.
+ */
+enum dmirror_access {
+	DMIRROR_MAP_READ	= 0,
+	DMIRROR_MAP_WRITE	= 1,
+	DMIRROR_MAP_ATOMIC	= 3,	/* exclusive: the CPU faults to get it back */
+};
+
+/* What the device knows about one page of its memory. */
+struct dmirror_block {
+	struct dmirror_block	*next_free;
+	struct page		*store;	/* device-private: holds the data */
+	const void		*owner;	/* file that placed it; a tag only */
+	bool			in_use;
+};
+
+struct dmirror_chunk {
+	struct dev_pagemap	pgmap;
+	struct dmirror_device	*mdevice;
+	struct list_head	link;		/* in mdevice->chunks */
+	struct resource		*res;		/* device-private: our claim */
+	struct dmirror_block	*free;		/* under mdevice->lock ... */
+	unsigned long		nr_used;
+	bool			retiring;	/* ... up to here */
+	struct dmirror_block	blocks[];
+};
+
+struct dmirror_device {
+	struct device		dev;
+	struct cdev		cdev;
+	int			memory_type;	/* HMM_DMIRROR_MEMORY_DEVICE_* */
+	phys_addr_t		spm_base;	/* device-coherent only */
+	struct mutex		grow_lock;
+	unsigned int		nr_chunks;	/* under grow_lock */
+	spinlock_t		lock;
+	/* Changed under grow_lock and lock both; read under either. */
+	struct list_head	chunks;
+};
+
+/* One open file: a user of the device and its view of the user's memory. */
+struct dmirror {
+	struct dmirror_device		*mdevice;
+	struct mmu_interval_notifier	notifier;
+	struct mutex			lock;	/* pt; see the top */
+	struct xarray			pt;
+};
+
+static struct dmirror_device *dmirror_devices[DMIRROR_NR_DEVICES];
+static dev_t dmirror_devt;
+static const struct dev_pagemap_ops dmirror_pgmap_ops;
+
+/* ---- Device memory: chunks, blocks and pages ---- */
+
+static struct dmirror_chunk *dmirror_page_chunk(struct page *page)
+{
+	return container_of(page->pgmap, struct dmirror_chunk, pgmap);
+}
+
+static unsigned long dmirror_chunk_pfn(struct dmirror_chunk *chunk)
+{
+	return PHYS_PFN(chunk->pgmap.range.start);
+}
+
+static struct dmirror_block *dmirror_page_block(struct page *page)
+{
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
+
+	return &chunk->blocks[page_to_pfn(page) - dmirror_chunk_pfn(chunk)];
+}
+
+/* The dmirror device whose memory @page is, or NULL for any other page. */
+static struct dmirror_device *dmirror_page_device(struct page *page)
+{
+	if (!is_zone_device_page(page) || page->pgmap->ops != &dmirror_pgmap_ops)
+		return NULL;
+	return page->pgmap->owner;
+}
+
+/* The page that holds the data the device keeps in @page. */
+static struct page *dmirror_data_page(struct page *page)
+{
+	if (is_device_private_page(page))
+		return dmirror_page_block(page)->store;
+	return page;
+}
+
+static bool dmirror_is_private(const struct dmirror_device *mdevice)
+{
+	return mdevice->memory_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+}
+
+/* Pop a free block of a chunk that is not retiring and mark it used. */
+static struct page *dmirror_take_block(struct dmirror_device *mdevice,
+				       struct page *store, const void *owner)
+{
+	struct dmirror_chunk *chunk;
+	struct dmirror_block *blk;
+	struct page *dpage = NULL;
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link) {
+		if (chunk->retiring || !chunk->free)
+			continue;
+		blk = chunk->free;
+		chunk->free = blk->next_free;
+		blk->next_free = NULL;
+		blk->store = store;
+		blk->owner = owner;
+		blk->in_use = true;
+		chunk->nr_used++;
+		dpage = pfn_to_page(dmirror_chunk_pfn(chunk) + (blk - chunk->blocks));
+		break;
+	}
+	spin_unlock(&mdevice->lock);
+	return dpage;
+}
+
+static bool dmirror_has_free_block(struct dmirror_device *mdevice)
+{
+	struct dmirror_chunk *chunk;
+	bool found = false;
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link)
+		found |= !chunk->retiring && chunk->free;
+	spin_unlock(&mdevice->lock);
+	return found;
+}
+
+/* Choose the physical range of a new chunk and claim it. */
+static int dmirror_claim_range(struct dmirror_device *mdevice,
+			       struct dmirror_chunk *chunk)
+{
+	struct range *range = &chunk->pgmap.range;
+	struct dmirror_chunk *other;
+	unsigned int slot;
+
+	lockdep_assert_held(&mdevice->grow_lock);
+	if (dmirror_is_private(mdevice)) {
+		if (mdevice->nr_chunks >= DMIRROR_PRIVATE_CHUNKS)
+			return -ENOMEM;
+		chunk->res = request_free_mem_region(&iomem_resource,
+						     DMIRROR_CHUNK_SIZE,
+						     dev_name(&mdevice->dev));
+		if (IS_ERR(chunk->res))
+			return PTR_ERR(chunk->res);
+		range->start = chunk->res->start;
+		range->end = chunk->res->end;
+		chunk->pgmap.type = MEMORY_DEVICE_PRIVATE;
+		return 0;
+	}
+
+	/* Device-coherent: the first slot of the reserved window not in use. */
+	for (slot = 0; slot < DMIRROR_SPM_CHUNKS; slot++) {
+		bool taken = false;
+
+		range->start = mdevice->spm_base + slot * DMIRROR_CHUNK_SIZE;
+		list_for_each_entry(other, &mdevice->chunks, link)
+			taken |= other->pgmap.range.start == range->start;
+		if (!taken)
+			break;
+	}
+	if (slot == DMIRROR_SPM_CHUNKS)
+		return -ENOMEM;
+	range->end = range->start + DMIRROR_CHUNK_SIZE - 1;
+	chunk->res = NULL;
+	chunk->pgmap.type = MEMORY_DEVICE_COHERENT;
+	return 0;
+}
+
+static void dmirror_unclaim_range(struct dmirror_chunk *chunk)
+{
+	if (chunk->res)
+		release_mem_region(chunk->pgmap.range.start,
+				   range_len(&chunk->pgmap.range));
+}
+
+/* Map one more chunk of device memory, every block of it free. */
+static int dmirror_add_chunk(struct dmirror_device *mdevice)
+{
+	struct dmirror_chunk *chunk;
+	unsigned long i;
+	void *vaddr;
+	int ret;
+
+	lockdep_assert_held(&mdevice->grow_lock);
+	chunk = kvzalloc(struct_size(chunk, blocks, DMIRROR_CHUNK_PAGES),
+			 GFP_KERNEL);
+	if (!chunk)
+		return -ENOMEM;
+	chunk->mdevice = mdevice;
+	ret = dmirror_claim_range(mdevice, chunk);
+	if (ret)
+		goto free_chunk;
+
+	chunk->pgmap.nr_range = 1;
+	chunk->pgmap.ops = &dmirror_pgmap_ops;
+	chunk->pgmap.owner = mdevice;
+	vaddr = memremap_pages(&chunk->pgmap, numa_node_id());
+	if (IS_ERR(vaddr)) {
+		ret = PTR_ERR(vaddr);
+		goto unclaim;
+	}
+
+	for (i = DMIRROR_CHUNK_PAGES; i-- > 0;) {
+		chunk->blocks[i].next_free = chunk->free;
+		chunk->free = &chunk->blocks[i];
+	}
+	spin_lock(&mdevice->lock);
+	list_add_tail(&chunk->link, &mdevice->chunks);
+	spin_unlock(&mdevice->lock);
+	mdevice->nr_chunks++;
+	dev_dbg(&mdevice->dev, "chunk %u mapped at %pra\n", mdevice->nr_chunks,
+		&chunk->pgmap.range);
+	return 0;
+
+unclaim:
+	dmirror_unclaim_range(chunk);
+free_chunk:
+	kvfree(chunk);
+	return ret;
+}
+
+/* Make sure some chunk has a free block, adding one if none has. */
+static int dmirror_grow(struct dmirror_device *mdevice)
+{
+	int ret = 0;
+
+	mutex_lock(&mdevice->grow_lock);
+	if (!dmirror_has_free_block(mdevice))
+		ret = dmirror_add_chunk(mdevice);
+	mutex_unlock(&mdevice->grow_lock);
+	return ret;
+}
+
+/*
+ * A page of device memory for data placed by @owner, locked and with one
+ * reference, as migrate_vma_pages() wants its destination pages.
+ */
+static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
+					const void *owner)
+{
+	struct page *store = NULL;
+	struct page *dpage;
+
+	if (dmirror_is_private(mdevice)) {
+		store = alloc_page(GFP_HIGHUSER);
+		if (!store)
+			return NULL;
+	}
+	while (!(dpage = dmirror_take_block(mdevice, store, owner))) {
+		if (dmirror_grow(mdevice)) {
+			if (store)
+				__free_page(store);
+			return NULL;
+		}
+	}
+	zone_device_page_init(dpage);
+	return dpage;
+}
+
+/* dev_pagemap_ops.page_free: the last reference to a device page is gone. */
+static void dmirror_page_free(struct page *page)
+{
+	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
+	struct dmirror_device *mdevice = chunk->mdevice;
+	struct dmirror_block *blk = dmirror_page_block(page);
+	struct page *store;
+
+	spin_lock(&mdevice->lock);
+	store = blk->store;
+	blk->store = NULL;
+	blk->owner = NULL;
+	blk->in_use = false;
+	blk->next_free = chunk->free;
+	chunk->free = blk;
+	chunk->nr_used--;
+	spin_unlock(&mdevice->lock);
+	if (store)
+		__free_page(store);
+}
+
+/* ---- Back to system memory ---- */
+
+/*
+ * Give every device page of @src that is being migrated a new system page
+ * holding its data, in @dst. @vma and @addr say where the pages are mapped,
+ * for the memory policy; eviction has no mapping to go by and passes NULL,
+ * and for it the allocation cannot fail.
+ * Return: 0, or -ENOMEM if some page got no system page (it stays put).
+ */
+static int dmirror_copy_home(const unsigned long *src, unsigned long *dst,
+			     unsigned long npages, struct vm_area_struct *vma,
+			     unsigned long addr)
+{
+	unsigned long i;
+	int ret = 0;
+
+	for (i = 0; i < npages; i++, addr += PAGE_SIZE) {
+		struct page *dpage = migrate_pfn_to_page(src[i]);
+		struct page *spage;
+
+		dst[i] = 0;
+		if (!dpage || !(src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (vma)
+			spage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vma, addr);
+		else
+			spage = alloc_page(GFP_HIGHUSER_MOVABLE | __GFP_NOFAIL);
+		if (!spage) {
+			ret = -ENOMEM;
+			continue;
+		}
+		lock_page(spage);
+		copy_highpage(spage, dmirror_data_page(dpage));
+		dst[i] = migrate_pfn(page_to_pfn(spage));
+	}
+	return ret;
+}
+
+/* dev_pagemap_ops.migrate_to_ram: the CPU touched a device-private page. */
+static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
+{
+	unsigned long src_pfn, dst_pfn;
+	struct migrate_vma args = {
+		.vma		= vmf->vma,
+		.start		= vmf->address,
+		.end		= vmf->address + PAGE_SIZE,
+		.src		= &src_pfn,
+		.dst		= &dst_pfn,
+		.pgmap_owner	= vmf->page->pgmap->owner,
+		.flags		= MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+		.fault_page	= vmf->page,
+	};
+	vm_fault_t ret = 0;
+
+	if (migrate_vma_setup(&args))
+		return VM_FAULT_SIGBUS;
+	if (dmirror_copy_home(&src_pfn, &dst_pfn, 1, vmf->vma, vmf->address))
+		ret = VM_FAULT_OOM;
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+	return ret;
+}
+
+static const struct dev_pagemap_ops dmirror_pgmap_ops = {
+	.page_free	= dmirror_page_free,
+	.migrate_to_ram	= dmirror_migrate_to_ram,
+};
+
+static bool dmirror_block_matches(const struct dmirror_block *blk,
+				  const void *owner)
+{
+	return blk->in_use && (!owner || blk->owner == owner);
+}
+
+/*
+ * From block *@first on, find the next run of at most DMIRROR_WINDOW
+ * blocks in use by @owner (by anyone when @owner is NULL).
+ * Return: the length of the run, which starts at *@first; 0 if none.
+ */
+static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
+				      const void *owner, unsigned long *first)
+{
+	unsigned long i = *first, n = 0;
+
+	spin_lock(&chunk->mdevice->lock);
+	while (i < DMIRROR_CHUNK_PAGES &&
+	       !dmirror_block_matches(&chunk->blocks[i], owner))
+		i++;
+	while (i + n < DMIRROR_CHUNK_PAGES && n < DMIRROR_WINDOW &&
+	       dmirror_block_matches(&chunk->blocks[i + n], owner))
+		n++;
+	spin_unlock(&chunk->mdevice->lock);
+	*first = i;
+	return n;
+}
+
+/*
+ * Move the pages of @chunk placed by @owner (all pages when NULL) back to
+ * system memory, wherever they are mapped. Pages migrate_device_range()
+ * cannot lock right now are skipped.
+ * Return: how many such pages are still in device memory.
+ */
+static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
+					 const void *owner)
+{
+	unsigned long src[DMIRROR_WINDOW], dst[DMIRROR_WINDOW];
+	unsigned long first = 0, n, left = 0, i;
+
+	lockdep_assert_held(&chunk->mdevice->grow_lock);
+	while ((n = dmirror_next_run(chunk, owner, &first))) {
+		migrate_device_range(src, dmirror_chunk_pfn(chunk) + first, n);
+		dmirror_copy_home(src, dst, n, NULL, 0);
+		migrate_device_pages(src, dst, n);
+		migrate_device_finalize(src, dst, n);
+		first += n;
+	}
+
+	spin_lock(&chunk->mdevice->lock);
+	for (i = 0; i < DMIRROR_CHUNK_PAGES; i++)
+		left += dmirror_block_matches(&chunk->blocks[i], owner);
+	spin_unlock(&chunk->mdevice->lock);
+	return left;
+}
+
+/* Unmap a chunk, after every page of it went back to system memory. */
+static void dmirror_remove_chunk(struct dmirror_chunk *chunk)
+{
+	struct dmirror_device *mdevice = chunk->mdevice;
+	unsigned long left, tries;
+
+	lockdep_assert_held(&mdevice->grow_lock);
+	spin_lock(&mdevice->lock);
+	chunk->retiring = true;
+	spin_unlock(&mdevice->lock);
+
+	for (tries = 1; (left = dmirror_evict_chunk(chunk, NULL)); tries++) {
+		if (tries % DMIRROR_EVICT_TRIES == 0)
+			dev_warn(&mdevice->dev, "%lu pages busy, still evicting\n",
+				 left);
+		msleep(20);
+	}
+
+	memunmap_pages(&chunk->pgmap);
+	dmirror_unclaim_range(chunk);
+	spin_lock(&mdevice->lock);
+	list_del(&chunk->link);
+	spin_unlock(&mdevice->lock);
+	mdevice->nr_chunks--;
+	kvfree(chunk);
+}
+
+/* HMM_DMIRROR_RELEASE and module unload: give back all device memory. */
+static void dmirror_remove_chunks(struct dmirror_device *mdevice)
+{
+	struct dmirror_chunk *chunk, *next;
+
+	mutex_lock(&mdevice->grow_lock);
+	list_for_each_entry_safe(chunk, next, &mdevice->chunks, link)
+		dmirror_remove_chunk(chunk);
+	mutex_unlock(&mdevice->grow_lock);
+}
+
+/*
+ * The release of a file: move the pages it placed in device memory back.
+ * A page that stays busy for long (pinned) loses its owner tag instead and
+ * goes back when the device memory is removed.
+ */
+static void dmirror_evict_owner(struct dmirror_device *mdevice,
+				const void *owner)
+{
+	struct dmirror_chunk *chunk;
+	unsigned long left = 0;
+	unsigned int tries, i;
+
+	mutex_lock(&mdevice->grow_lock);
+	for (tries = 0; tries < DMIRROR_EVICT_TRIES; tries++) {
+		left = 0;
+		list_for_each_entry(chunk, &mdevice->chunks, link)
+			left += dmirror_evict_chunk(chunk, owner);
+		if (!left)
+			break;
+		msleep(20);
+	}
+	if (left) {
+		dev_warn(&mdevice->dev, "%lu busy pages left in device memory\n",
+			 left);
+		spin_lock(&mdevice->lock);
+		list_for_each_entry(chunk, &mdevice->chunks, link)
+			for (i = 0; i < DMIRROR_CHUNK_PAGES; i++)
+				if (chunk->blocks[i].owner == owner)
+					chunk->blocks[i].owner = NULL;
+		spin_unlock(&mdevice->lock);
+	}
+	mutex_unlock(&mdevice->grow_lock);
+}
+
+/* ---- The device page table ---- */
+
+/*
+ * Forget what pt maps in [start, end) and publish @seq, so that every
+ * reader that began before sees mmu_interval_read_retry() fail.
+ */
+static void dmirror_pt_invalidate(struct dmirror *dmirror, unsigned long start,
+				  unsigned long end, unsigned long seq)
+{
+	XA_STATE(xas, &dmirror->pt, start >> PAGE_SHIFT);
+	void *entry;
+
+	lockdep_assert_held(&dmirror->lock);
+	mmu_interval_set_seq(&dmirror->notifier, seq);
+	xas_lock(&xas);
+	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT)
+		xas_store(&xas, NULL);
+	xas_unlock(&xas);
+}
+
+/* Store a pt entry; no sleeping allocation under dmirror->lock. */
+static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
+			  struct page *page, enum dmirror_access access)
+{
+	void *old;
+
+	lockdep_assert_held(&dmirror->lock);
+	old = xa_store(&dmirror->pt, addr >> PAGE_SHIFT,
+		       xa_tag_pointer(page, access), GFP_NOWAIT | __GFP_NOWARN);
+	return xa_err(old);
+}
+
+/* Take dmirror->lock the way an invalidation allows: sleep only if it may. */
+static bool dmirror_lock_for(struct dmirror *dmirror,
+			     const struct mmu_notifier_range *range)
+{
+	if (!mmu_notifier_range_blockable(range))
+		return mutex_trylock(&dmirror->lock);
+	mutex_lock(&dmirror->lock);
+	return true;
+}
+
+/*
+ * mmu_interval_notifier_ops.invalidate: the CPU page table is about to
+ * change in @range. Our own exclusive request keeps the same pages mapped
+ * and passes; see dmirror_exclusive_window().
+ */
+static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
+			       const struct mmu_notifier_range *range,
+			       unsigned long cur_seq)
+{
+	struct dmirror *dmirror = container_of(mni, struct dmirror, notifier);
+	bool locked;
+
+	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == dmirror)
+		return true;
+	locked = dmirror_lock_for(dmirror, range);
+	if (locked) {
+		dmirror_pt_invalidate(dmirror, range->start, range->end,
+				      cur_seq);
+		mutex_unlock(&dmirror->lock);
+	}
+	return locked;
+}
+
+static const struct mmu_interval_notifier_ops dmirror_notifier_ops = {
+	.invalidate = dmirror_invalidate,
+};
+
+/* What to do with a current view of the CPU page table, under the lock. */
+typedef int (*dmirror_use_fn)(struct dmirror *dmirror,
+			      const struct hmm_range *range, void *buf);
+
+/*
+ * Fill range->hmm_pfns with hmm_range_fault(), which faults in what
+ * range->default_flags asks for, then run @use on the result under
+ * dmirror->lock, where the result is known to be current.
+ * Context: the caller holds a reference on the mm (mm_users); may sleep.
+ * Return: what @use returns, or the error of hmm_range_fault(); -EBUSY if
+ * the range kept changing for HMM_RANGE_DEFAULT_TIMEOUT ms.
+ */
+static int dmirror_with_cpu_view(struct dmirror *dmirror,
+				 struct hmm_range *range, dmirror_use_fn use,
+				 void *buf)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	unsigned long deadline;
+	int ret;
+
+	deadline = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	range->notifier = &dmirror->notifier;
+	for (;;) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (time_after(jiffies, deadline))
+			return -EBUSY;
+		range->notifier_seq = mmu_interval_read_begin(range->notifier);
+		if (mmap_read_lock_killable(mm))
+			return -EINTR;
+		ret = hmm_range_fault(range);
+		mmap_read_unlock(mm);
+		if (ret == -EBUSY)
+			continue;
+		if (ret)
+			return ret;
+
+		mutex_lock(&dmirror->lock);
+		if (!mmu_interval_read_retry(range->notifier,
+					     range->notifier_seq))
+			break;
+		mutex_unlock(&dmirror->lock);
+	}
+	ret = use(dmirror, range, buf);
+	mutex_unlock(&dmirror->lock);
+	return ret;
+}
+
+static unsigned long dmirror_range_pages(const struct hmm_range *range)
+{
+	return (range->end - range->start) >> PAGE_SHIFT;
+}
+
+/*
+ * dmirror_use_fn: map what hmm_range_fault() found. A device write needs
+ * a writable mapping; a device-private page of ours that is read-only
+ * (shared copy-on-write after fork) has to go through the CPU first.
+ */
+static int dmirror_pt_fill(struct dmirror *dmirror,
+			   const struct hmm_range *range, void *buf)
+{
+	bool write = range->default_flags & HMM_PFN_REQ_WRITE;
+	unsigned long i;
+	int ret;
+
+	for (i = 0; i < dmirror_range_pages(range); i++) {
+		unsigned long hpfn = range->hmm_pfns[i];
+
+		if (!(hpfn & HMM_PFN_VALID))
+			continue;
+		if (write && !(hpfn & HMM_PFN_WRITE))
+			return -EAGAIN;
+		ret = dmirror_pt_set(dmirror, range->start + i * PAGE_SIZE,
+				     hmm_pfn_to_page(hpfn),
+				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
+							    DMIRROR_MAP_READ);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * A device fault: map [start, end) in pt, faulting pages in as a CPU read
+ * (or write) would. @owner is the dev_private_owner for hmm_range_fault():
+ * NULL makes even our own device-private pages come back to the CPU.
+ */
+static int dmirror_fault_in(struct dmirror *dmirror, unsigned long start,
+			    unsigned long end, bool write, void *owner)
+{
+	unsigned long pfns[DMIRROR_WINDOW];
+	struct hmm_range range = {
+		.hmm_pfns		= pfns,
+		.default_flags		= HMM_PFN_REQ_FAULT |
+					  (write ? HMM_PFN_REQ_WRITE : 0),
+		.dev_private_owner	= owner,
+	};
+	int ret;
+
+	for (range.end = start; range.end < end;) {
+		range.start = range.end;
+		range.end = min(end, range.start + DMIRROR_WINDOW * PAGE_SIZE);
+		ret = dmirror_with_cpu_view(dmirror, &range, dmirror_pt_fill,
+					    NULL);
+		if (ret == -EAGAIN && range.dev_private_owner) {
+			range.dev_private_owner = NULL;
+			ret = dmirror_with_cpu_view(dmirror, &range,
+						    dmirror_pt_fill, NULL);
+			range.dev_private_owner = owner;
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Copy between pt's pages and @buf, from @addr for at most @npages pages,
+ * stopping at the first page the device does not map (for a write: does
+ * not map writable). Return: pages copied.
+ */
+static unsigned long dmirror_pt_copy(struct dmirror *dmirror,
+				     unsigned long addr, unsigned long npages,
+				     void *buf, bool write)
+{
+	unsigned long i;
+
+	lockdep_assert_held(&dmirror->lock);
+	for (i = 0; i < npages; i++, addr += PAGE_SIZE, buf += PAGE_SIZE) {
+		void *entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
+		struct page *page;
+
+		if (!entry ||
+		    (write && xa_pointer_tag(entry) == DMIRROR_MAP_READ))
+			break;
+		page = dmirror_data_page(xa_untag_pointer(entry));
+		if (write)
+			memcpy_to_page(page, 0, buf, PAGE_SIZE);
+		else
+			memcpy_from_page(buf, page, 0, PAGE_SIZE);
+	}
+	return i;
+}
+
+/* ---- Commands ---- */
+
+static unsigned long dmirror_cmd_end(const struct hmm_dmirror_cmd *cmd)
+{
+	return cmd->addr + (cmd->npages << PAGE_SHIFT);
+}
+
+/*
+ * HMM_DMIRROR_READ and _WRITE: the device copies window by window; where
+ * pt has no (suitable) entry it faults in everything from there to the end
+ * of the range, which counts as one fault.
+ */
+static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			  bool write)
+{
+	char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long end = dmirror_cmd_end(cmd);
+	unsigned long addr, n, done;
+	void *buf;
+	int ret = 0;
+
+	buf = kvmalloc(DMIRROR_WINDOW * PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+
+	for (addr = cmd->addr; addr < end; addr += n * PAGE_SIZE) {
+		n = min(DMIRROR_WINDOW, (end - addr) >> PAGE_SHIFT);
+		if (write && copy_from_user(buf, uptr, n * PAGE_SIZE)) {
+			ret = -EFAULT;
+			break;
+		}
+		for (done = 0;;) {
+			mutex_lock(&dmirror->lock);
+			done += dmirror_pt_copy(dmirror, addr + done * PAGE_SIZE,
+						n - done, buf + done * PAGE_SIZE,
+						write);
+			mutex_unlock(&dmirror->lock);
+			if (done == n)
+				break;
+			ret = dmirror_fault_in(dmirror, addr + done * PAGE_SIZE,
+					       end, write, dmirror->mdevice);
+			if (ret)
+				goto out;
+			cmd->faults++;
+		}
+		if (!write && copy_to_user(uptr, buf, n * PAGE_SIZE)) {
+			ret = -EFAULT;
+			break;
+		}
+		uptr += n * PAGE_SIZE;
+		cmd->cpages += n;
+	}
+out:
+	kvfree(buf);
+	return ret;
+}
+
+static int dmirror_cmd_read(struct dmirror *dmirror,
+			    struct hmm_dmirror_cmd *cmd)
+{
+	return dmirror_access(dmirror, cmd, false);
+}
+
+static int dmirror_cmd_write(struct dmirror *dmirror,
+			     struct hmm_dmirror_cmd *cmd)
+{
+	return dmirror_access(dmirror, cmd, true);
+}
+
+/*
+ * Look at the CPU page table without faulting anything, window by window:
+ * @use turns each window into @unit bytes per page, which go to cmd->ptr.
+ */
+static int dmirror_look(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
+			dmirror_use_fn use, size_t unit)
+{
+	char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long end = dmirror_cmd_end(cmd);
+	unsigned long pfns[DMIRROR_WINDOW];
+	struct hmm_range range = {
+		.hmm_pfns		= pfns,
+		.dev_private_owner	= dmirror->mdevice,
+	};
+	unsigned long n;
+	void *buf;
+	int ret = 0;
+
+	buf = kvmalloc(DMIRROR_WINDOW * unit, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	for (range.end = cmd->addr; range.end < end; uptr += n * unit) {
+		range.start = range.end;
+		range.end = min(end, range.start + DMIRROR_WINDOW * PAGE_SIZE);
+		n = dmirror_range_pages(&range);
+		ret = dmirror_with_cpu_view(dmirror, &range, use, buf);
+		if (ret)
+			break;
+		if (copy_to_user(uptr, buf, n * unit)) {
+			ret = -EFAULT;
+			break;
+		}
+		cmd->cpages += n;
+	}
+	kvfree(buf);
+	return ret;
+}
+
+/* The snapshot byte for one hmm_range_fault() result. */
+static u8 dmirror_snapshot_byte(struct dmirror_device *mdevice,
+				unsigned long hpfn)
+{
+	struct dmirror_device *holder;
+	unsigned int shift;
+	struct page *page;
+	u8 prot;
+
+	if (hpfn & HMM_PFN_ERROR)
+		return HMM_DMIRROR_PROT_ERROR;
+	if (!(hpfn & HMM_PFN_VALID))
+		return HMM_DMIRROR_PROT_NONE;
+
+	page = hmm_pfn_to_page(hpfn);
+	holder = dmirror_page_device(page);
+	if (is_zero_pfn(page_to_pfn(page)))
+		prot = HMM_DMIRROR_PROT_ZERO;
+	else if (!holder)
+		prot = HMM_DMIRROR_PROT_NONE;
+	else if (is_device_private_page(page))
+		prot = holder == mdevice ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL :
+					   HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+	else
+		prot = holder == mdevice ? HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
+					   HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+
+	prot |= hpfn & HMM_PFN_WRITE ? HMM_DMIRROR_PROT_WRITE :
+				       HMM_DMIRROR_PROT_READ;
+	shift = hmm_pfn_to_map_order(hpfn) + PAGE_SHIFT;
+	if (shift == PMD_SHIFT)
+		prot |= HMM_DMIRROR_PROT_PMD;
+	else if (shift == PUD_SHIFT)
+		prot |= HMM_DMIRROR_PROT_PUD;
+	return prot;
+}
+
+/* dmirror_use_fn for HMM_DMIRROR_SNAPSHOT: a byte per page into @buf. */
+static int dmirror_snapshot_window(struct dmirror *dmirror,
+				   const struct hmm_range *range, void *buf)
+{
+	u8 *perm = buf;
+	unsigned long i;
+
+	for (i = 0; i < dmirror_range_pages(range); i++)
+		perm[i] = dmirror_snapshot_byte(dmirror->mdevice,
+						range->hmm_pfns[i]);
+	return 0;
+}
+
+static int dmirror_cmd_snapshot(struct dmirror *dmirror,
+				struct hmm_dmirror_cmd *cmd)
+{
+	return dmirror_look(dmirror, cmd, dmirror_snapshot_window, 1);
+}
+
+/*
+ * dmirror_use_fn after HMM_DMIRROR_MIGRATE_TO_DEV: each page must now be
+ * in this device's memory; the device maps it, as a device that just
+ * moved memory into itself would, and copies it into @buf for the caller.
+ */
+static int dmirror_map_local(struct dmirror *dmirror,
+			     const struct hmm_range *range, void *buf)
+{
+	unsigned long i, addr = range->start;
+	int ret;
+
+	for (i = 0; i < dmirror_range_pages(range); i++, addr += PAGE_SIZE) {
+		unsigned long hpfn = range->hmm_pfns[i];
+		struct page *page;
+
+		if (!(hpfn & HMM_PFN_VALID))
+			return -ENOENT;
+		page = hmm_pfn_to_page(hpfn);
+		if (dmirror_page_device(page) != dmirror->mdevice)
+			return -ENOENT;
+		ret = dmirror_pt_set(dmirror, addr, page,
+				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
+							    DMIRROR_MAP_READ);
+		if (ret)
+			return ret;
+		memcpy_from_page(buf + i * PAGE_SIZE, dmirror_data_page(page),
+				 0, PAGE_SIZE);
+	}
+	return 0;
+}
+
+/* The ways a migration can go; see dmirror_migrate(). */
+struct dmirror_direction {
+	unsigned long	select;		/* MIGRATE_VMA_SELECT_* */
+	int		(*copy)(struct dmirror *dmirror,
+				struct migrate_vma *args);
+	int		stuck_error;	/* a selected page did not move */
+};
+
+/* Fill args->dst with device pages holding the data of args->src. */
+static int dmirror_copy_to_device(struct dmirror *dmirror,
+				  struct migrate_vma *args)
+{
+	unsigned long i;
+
+	memset(args->dst, 0, args->npages * sizeof(*args->dst));
+	for (i = 0; i < args->npages; i++) {
+		struct page *spage = migrate_pfn_to_page(args->src[i]);
+		struct page *dpage;
+
+		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		/* SELECT_SYSTEM: spage is system memory, or none (zero/empty). */
+		dpage = dmirror_alloc_dpage(dmirror->mdevice, dmirror);
+		if (!dpage)
+			return -ENOMEM;
+		if (spage)
+			copy_highpage(dmirror_data_page(dpage), spage);
+		else
+			clear_highpage(dmirror_data_page(dpage));
+		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+	return 0;
+}
+
+static int dmirror_copy_to_system(struct dmirror *dmirror,
+				  struct migrate_vma *args)
+{
+	return dmirror_copy_home(args->src, args->dst, args->npages,
+				 args->vma, args->start);
+}
+
+static const struct dmirror_direction dmirror_to_device = {
+	.select		= MIGRATE_VMA_SELECT_SYSTEM,
+	.copy		= dmirror_copy_to_device,
+	.stuck_error	= -ENOENT,
+};
+
+static const struct dmirror_direction dmirror_to_private_system = {
+	.select		= MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+	.copy		= dmirror_copy_to_system,
+	.stuck_error	= -EBUSY,
+};
+
+static const struct dmirror_direction dmirror_to_coherent_system = {
+	.select		= MIGRATE_VMA_SELECT_DEVICE_COHERENT,
+	.copy		= dmirror_copy_to_system,
+	.stuck_error	= -EBUSY,
+};
+
+/* A VMA check: 0 if @vma (NULL: no VMA there) suits the command. */
+typedef int (*dmirror_vma_check_fn)(const struct vm_area_struct *vma);
+
+/* Run @check on every VMA of [start, end), holes included. */
+static int dmirror_check_vmas(struct mm_struct *mm, unsigned long start,
+			      unsigned long end, dmirror_vma_check_fn check)
+{
+	struct vm_area_struct *vma;
+	unsigned long addr;
+	int ret;
+
+	mmap_assert_locked(mm);
+	for (addr = start; addr < end; addr = vma->vm_end) {
+		vma = vma_lookup(mm, addr);
+		ret = check(vma);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* What migrate_vma_setup() accepts, and readable. */
+static int dmirror_vma_migratable(const struct vm_area_struct *vma)
+{
+	if (!vma || !(vma->vm_flags & VM_READ) ||
+	    (vma->vm_flags & VM_SPECIAL) || is_vm_hugetlb_page(vma) ||
+	    vma_is_dax(vma))
+		return -EINVAL;
+	return 0;
+}
+
+/* Private, ordinary memory: what make_device_exclusive_range() can take. */
+static int dmirror_vma_exclusive(const struct vm_area_struct *vma)
+{
+	if (!vma)
+		return -EFAULT;
+	if ((vma->vm_flags & (VM_SHARED | VM_SPECIAL)) ||
+	    is_vm_hugetlb_page(vma))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * One window of a migration, inside one VMA.
+ * Return: 0, the error of the copy, or dir->stuck_error if a page that
+ * was selected did not move. *@moved counts the pages that moved.
+ */
+static int dmirror_migrate_window(struct dmirror *dmirror,
+				  const struct dmirror_direction *dir,
+				  struct vm_area_struct *vma,
+				  unsigned long start, unsigned long end,
+				  u64 *moved)
+{
+	unsigned long src[DMIRROR_WINDOW], dst[DMIRROR_WINDOW];
+	struct migrate_vma args = {
+		.vma		= vma,
+		.start		= start,
+		.end		= end,
+		.src		= src,
+		.dst		= dst,
+		.pgmap_owner	= dmirror->mdevice,
+		.flags		= dir->select,
+	};
+	unsigned long i;
+	int ret, copied;
+
+	mmap_assert_locked(vma->vm_mm);
+	ret = migrate_vma_setup(&args);
+	if (ret)
+		return ret;
+	copied = dir->copy(dmirror, &args);
+	migrate_vma_pages(&args);
+	for (i = 0; i < args.npages; i++) {
+		if (args.src[i] & MIGRATE_PFN_MIGRATE)
+			(*moved)++;
+		else if (migrate_pfn_to_page(args.src[i]))
+			ret = dir->stuck_error;
+	}
+	migrate_vma_finalize(&args);
+	return copied ?: ret;
+}
+
+/*
+ * Migrate [start, end) in the direction @dir, after checking that all of
+ * it can be. An error of the copy (out of memory) ends the migration; a
+ * page that did not move does not, and is reported at the end.
+ */
+static int dmirror_migrate(struct dmirror *dmirror,
+			   const struct dmirror_direction *dir,
+			   unsigned long start, unsigned long end, u64 *moved)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct vm_area_struct *vma;
+	unsigned long addr, next;
+	int ret, stuck = 0;
+
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	ret = dmirror_check_vmas(mm, start, end, dmirror_vma_migratable);
+	for (addr = start; !ret && addr < end; addr = next) {
+		vma = vma_lookup(mm, addr);
+		next = min3(end, vma->vm_end, addr + DMIRROR_WINDOW * PAGE_SIZE);
+		ret = dmirror_migrate_window(dmirror, dir, vma, addr, next,
+					     moved);
+		if (ret == dir->stuck_error) {
+			stuck = ret;
+			ret = 0;
+		}
+	}
+	mmap_read_unlock(mm);
+	return ret ?: stuck;
+}
+
+static int dmirror_cmd_migrate_to_dev(struct dmirror *dmirror,
+				      struct hmm_dmirror_cmd *cmd)
+{
+	u64 moved = 0;
+	int ret;
+
+	ret = dmirror_migrate(dmirror, &dmirror_to_device, cmd->addr,
+			      dmirror_cmd_end(cmd), &moved);
+	if (ret && ret != -ENOENT)
+		return ret;
+	/* Pages already here did not move; the look afterwards sees them all. */
+	return dmirror_look(dmirror, cmd, dmirror_map_local, PAGE_SIZE);
+}
+
+static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
+				      struct hmm_dmirror_cmd *cmd)
+{
+	const struct dmirror_direction *dir = &dmirror_to_coherent_system;
+
+	if (dmirror_is_private(dmirror->mdevice))
+		dir = &dmirror_to_private_system;
+	return dmirror_migrate(dmirror, dir, cmd->addr, dmirror_cmd_end(cmd),
+			       &cmd->cpages);
+}
+
+/*
+ * Map the pages make_device_exclusive_range() gave us as atomic and copy
+ * their data into @buf. Return: pages mapped, or a negative error.
+ */
+static int dmirror_map_exclusive(struct dmirror *dmirror, unsigned long start,
+				 struct page **pages, int npages, void *buf)
+{
+	int i, mapped = 0, ret;
+
+	lockdep_assert_held(&dmirror->lock);
+	for (i = 0; i < npages; i++) {
+		if (!pages[i])
+			continue;
+		ret = dmirror_pt_set(dmirror, start + i * PAGE_SIZE, pages[i],
+				     DMIRROR_MAP_ATOMIC);
+		if (ret)
+			return ret;
+		memcpy_from_page(buf + i * PAGE_SIZE, pages[i], 0, PAGE_SIZE);
+		mapped++;
+	}
+	return mapped;
+}
+
+/*
+ * One window of HMM_DMIRROR_EXCLUSIVE. The notifier ignores the
+ * invalidation that make_device_exclusive_range() raises for us, so any
+ * other change in the window shows up as a retry. Before each attempt the
+ * window is faulted in writable through the CPU: that undoes exclusive
+ * entries left by an earlier attempt here and not in the middle of the
+ * next one, where it would count as a change and make us retry forever.
+ */
+static int dmirror_exclusive_window(struct dmirror *dmirror,
+				    unsigned long start, unsigned long end,
+				    void *buf)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	int npages = (end - start) >> PAGE_SHIFT;
+	struct page *pages[DMIRROR_WINDOW];
+	unsigned long deadline, seq;
+	int got, mapped, i, ret;
+
+	deadline = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	do {
+		if (time_after(jiffies, deadline))
+			return -EBUSY;
+		ret = dmirror_fault_in(dmirror, start, end, true, NULL);
+		if (ret)
+			return ret;
+
+		seq = mmu_interval_read_begin(&dmirror->notifier);
+		if (mmap_read_lock_killable(mm))
+			return -EINTR;
+		got = make_device_exclusive_range(mm, start, end, pages,
+						  dmirror);
+		mmap_read_unlock(mm);
+		if (got < 0)
+			return got;
+
+		mapped = 0;
+		mutex_lock(&dmirror->lock);
+		if (!mmu_interval_read_retry(&dmirror->notifier, seq))
+			mapped = dmirror_map_exclusive(dmirror, start, pages,
+						       got, buf);
+		mutex_unlock(&dmirror->lock);
+
+		for (i = 0; i < got; i++) {
+			if (!pages[i])
+				continue;
+			unlock_page(pages[i]);
+			put_page(pages[i]);
+		}
+		if (mapped < 0)
+			return mapped;
+	} while (mapped < npages);
+	return 0;
+}
+
+static int dmirror_cmd_exclusive(struct dmirror *dmirror,
+				 struct hmm_dmirror_cmd *cmd)
+{
+	char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	unsigned long end = dmirror_cmd_end(cmd);
+	unsigned long addr, next;
+	void *buf;
+	int ret = 0;
+
+	buf = kvmalloc(DMIRROR_WINDOW * PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	for (addr = cmd->addr; addr < end; addr = next) {
+		next = min(end, addr + DMIRROR_WINDOW * PAGE_SIZE);
+		ret = dmirror_exclusive_window(dmirror, addr, next, buf);
+		if (ret)
+			break;
+		if (copy_to_user(uptr, buf, next - addr)) {
+			ret = -EFAULT;
+			break;
+		}
+		uptr += next - addr;
+		cmd->cpages += (next - addr) >> PAGE_SHIFT;
+	}
+	kvfree(buf);
+	return ret;
+}
+
+static int dmirror_cmd_check_exclusive(struct dmirror *dmirror,
+				       struct hmm_dmirror_cmd *cmd)
+{
+	unsigned long index;
+	void *entry;
+	int ret = 0;
+
+	mutex_lock(&dmirror->lock);
+	xa_for_each_range(&dmirror->pt, index, entry, cmd->addr >> PAGE_SHIFT,
+			  (dmirror_cmd_end(cmd) >> PAGE_SHIFT) - 1) {
+		if (xa_pointer_tag(entry) == DMIRROR_MAP_ATOMIC) {
+			ret = -EPERM;
+			break;
+		}
+	}
+	mutex_unlock(&dmirror->lock);
+	return ret;
+}
+
+/*
+ * The commands that work on a range: how many bytes of ptr they use per
+ * page, whether they read ptr (else they write it), and what every VMA of
+ * the range must be.
+ */
+static const struct dmirror_command {
+	unsigned int		request;
+	size_t			ptr_unit;	/* 0: ptr is not used */
+	bool			ptr_in;
+	dmirror_vma_check_fn	vma_check;	/* NULL: any, holes too */
+	int			(*run)(struct dmirror *dmirror,
+				       struct hmm_dmirror_cmd *cmd);
+} dmirror_commands[] = {
+	{ HMM_DMIRROR_READ, PAGE_SIZE, false, NULL, dmirror_cmd_read },
+	{ HMM_DMIRROR_WRITE, PAGE_SIZE, true, NULL, dmirror_cmd_write },
+	{ HMM_DMIRROR_MIGRATE_TO_DEV, PAGE_SIZE, false, dmirror_vma_migratable,
+	  dmirror_cmd_migrate_to_dev },
+	{ HMM_DMIRROR_MIGRATE_TO_SYS, 0, false, dmirror_vma_migratable,
+	  dmirror_cmd_migrate_to_sys },
+	{ HMM_DMIRROR_SNAPSHOT, 1, false, NULL, dmirror_cmd_snapshot },
+	{ HMM_DMIRROR_EXCLUSIVE, PAGE_SIZE, false, dmirror_vma_exclusive,
+	  dmirror_cmd_exclusive },
+	{ HMM_DMIRROR_CHECK_EXCLUSIVE, 0, false, NULL,
+	  dmirror_cmd_check_exclusive },
+};
+
+/* The fields of the command: a page-aligned range of user addresses. */
+static int dmirror_check_fields(const struct hmm_dmirror_cmd *cmd,
+				const struct dmirror_command *command,
+				const struct mm_struct *mm)
+{
+	u64 limit = mm->task_size;
+
+	if (!PAGE_ALIGNED(cmd->addr) || !cmd->npages)
+		return -EINVAL;
+	if (cmd->addr >= limit ||
+	    cmd->npages > (limit - cmd->addr) >> PAGE_SHIFT)
+		return -EINVAL;
+	if (command->ptr_unit &&
+	    !access_ok(u64_to_user_ptr(cmd->ptr),
+		       cmd->npages * command->ptr_unit))
+		return -EFAULT;
+	return 0;
+}
+
+/*
+ * The memory of the command, before it does anything: the VMAs of the
+ * range, then ptr, faulted in the way the command will use it.
+ * Context: the caller holds a reference on the mm (mm_users).
+ */
+static int dmirror_check_memory(const struct hmm_dmirror_cmd *cmd,
+				const struct dmirror_command *command,
+				struct mm_struct *mm)
+{
+	const char __user *uptr = u64_to_user_ptr(cmd->ptr);
+	size_t len = cmd->npages * command->ptr_unit;
+	int ret;
+
+	if (command->vma_check) {
+		if (mmap_read_lock_killable(mm))
+			return -EINTR;
+		ret = dmirror_check_vmas(mm, cmd->addr, dmirror_cmd_end(cmd),
+					 command->vma_check);
+		mmap_read_unlock(mm);
+		if (ret)
+			return ret;
+	}
+	if (len && (command->ptr_in ? fault_in_readable(uptr, len) :
+				      fault_in_safe_writeable(uptr, len)))
+		return -EFAULT;
+	return 0;
+}
+
+static const struct dmirror_command *dmirror_find_command(unsigned int request)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(dmirror_commands); i++)
+		if (dmirror_commands[i].request == request)
+			return &dmirror_commands[i];
+	return NULL;
+}
+
+static long dmirror_ioctl(struct file *file, unsigned int request,
+			  unsigned long arg)
+{
+	struct dmirror *dmirror = file->private_data;
+	struct mm_struct *mm = dmirror->notifier.mm;
+	const struct dmirror_command *command;
+	void __user *uarg = (void __user *)arg;
+	struct hmm_dmirror_cmd cmd;
+	int ret;
+
+	command = dmirror_find_command(request);
+	if (!command && request != HMM_DMIRROR_RELEASE)
+		return -ENOTTY;
+	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
+		return -EFAULT;
+	if (!command) {
+		dmirror_remove_chunks(dmirror->mdevice);
+		return 0;
+	}
+
+	ret = dmirror_check_fields(&cmd, command, mm);
+	if (ret)
+		return ret;
+	if (!mmget_not_zero(mm))
+		return -ESRCH;
+	ret = dmirror_check_memory(&cmd, command, mm);
+	if (!ret) {
+		cmd.cpages = 0;
+		cmd.faults = 0;
+		ret = command->run(dmirror, &cmd);
+	}
+	mmput(mm);
+	if (ret)
+		return ret;
+	return copy_to_user(uarg, &cmd, sizeof(cmd)) ? -EFAULT : 0;
+}
+
+/* ---- The character device ---- */
+
+static int dmirror_open(struct inode *inode, struct file *file)
+{
+	struct mm_struct *mm = current->mm;
+	struct dmirror *dmirror;
+	int ret;
+
+	if (!mm)
+		return -EINVAL;
+	dmirror = kzalloc(sizeof(*dmirror), GFP_KERNEL);
+	if (!dmirror)
+		return -ENOMEM;
+	dmirror->mdevice = container_of(inode->i_cdev, struct dmirror_device,
+					cdev);
+	mutex_init(&dmirror->lock);
+	xa_init(&dmirror->pt);
+
+	ret = mmu_interval_notifier_insert(&dmirror->notifier, mm, 0,
+					   mm->task_size,
+					   &dmirror_notifier_ops);
+	if (ret) {
+		mutex_destroy(&dmirror->lock);
+		kfree(dmirror);
+		return ret;
+	}
+	file->private_data = dmirror;
+	return 0;
+}
+
+static int dmirror_release(struct inode *inode, struct file *file)
+{
+	struct dmirror *dmirror = file->private_data;
+
+	mmu_interval_notifier_remove(&dmirror->notifier);
+	dmirror_evict_owner(dmirror->mdevice, dmirror);
+	xa_destroy(&dmirror->pt);
+	mutex_destroy(&dmirror->lock);
+	kfree(dmirror);
+	return 0;
+}
+
+/*
+ * The device file can be mapped: zeroed pages the driver inserts itself,
+ * a VM_MIXEDMAP mapping, for snapshots of such memory.
+ */
+static int dmirror_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	unsigned long addr = vma->vm_start;
+	int ret = 0;
+
+	while (!ret && addr < vma->vm_end) {
+		struct page *page = alloc_page(GFP_HIGHUSER | __GFP_ZERO);
+
+		if (!page)
+			return -ENOMEM;
+		ret = vm_insert_page(vma, addr, page);
+		/* On success the mapping holds a reference of its own. */
+		put_page(page);
+		addr += PAGE_SIZE;
+	}
+	return ret;
+}
+
+static const struct file_operations dmirror_fops = {
+	.owner		= THIS_MODULE,
+	.unlocked_ioctl	= dmirror_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.mmap		= dmirror_mmap,
+	.open		= dmirror_open,
+	.release	= dmirror_release,
+};
+
+static void dmirror_device_release(struct device *dev)
+{
+	kfree(container_of(dev, struct dmirror_device, dev));
+}
+
+static int dmirror_device_create(unsigned int id, int memory_type,
+				 phys_addr_t spm_base)
+{
+	struct dmirror_device *mdevice;
+	int ret;
+
+	mdevice = kzalloc(sizeof(*mdevice), GFP_KERNEL);
+	if (!mdevice)
+		return -ENOMEM;
+	mdevice->memory_type = memory_type;
+	mdevice->spm_base = spm_base;
+	mutex_init(&mdevice->grow_lock);
+	spin_lock_init(&mdevice->lock);
+	INIT_LIST_HEAD(&mdevice->chunks);
+
+	device_initialize(&mdevice->dev);
+	mdevice->dev.devt = MKDEV(MAJOR(dmirror_devt), id);
+	mdevice->dev.release = dmirror_device_release;
+	ret = dev_set_name(&mdevice->dev, "hmm_dmirror%u", id);
+	if (ret)
+		goto put;
+	cdev_init(&mdevice->cdev, &dmirror_fops);
+	mdevice->cdev.owner = THIS_MODULE;
+	ret = cdev_device_add(&mdevice->cdev, &mdevice->dev);
+	if (ret)
+		goto put;
+	dmirror_devices[id] = mdevice;
+	return 0;
+
+put:
+	put_device(&mdevice->dev);
+	return ret;
+}
+
+static void dmirror_device_destroy(struct dmirror_device *mdevice)
+{
+	cdev_device_del(&mdevice->cdev, &mdevice->dev);
+	dmirror_remove_chunks(mdevice);
+	put_device(&mdevice->dev);
+}
+
+/* Reserved memory for a device-coherent device: aligned, not System RAM. */
+static int dmirror_check_spm(unsigned int i, unsigned long base)
+{
+	if (!IS_ALIGNED(base, DMIRROR_CHUNK_SIZE) ||
+	    region_intersects(base, DMIRROR_SPM_SIZE, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("test_hmm: spm_addr_dev%u=%#lx is not %u MiB of reserved memory aligned to %u MiB\n",
+		       i, base, DMIRROR_SPM_SIZE >> 20,
+		       DMIRROR_CHUNK_SIZE >> 20);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void dmirror_destroy_all(void)
+{
+	unsigned int id;
+
+	for (id = 0; id < DMIRROR_NR_DEVICES; id++) {
+		if (dmirror_devices[id])
+			dmirror_device_destroy(dmirror_devices[id]);
+		dmirror_devices[id] = NULL;
+	}
+}
+
+static int __init dmirror_init(void)
+{
+	const unsigned long *spm = dmirror_spm_base;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(dmirror_spm_base); i++)
+		if (spm[i] && dmirror_check_spm(i, spm[i]))
+			return -EINVAL;
+	if (spm[0] && spm[1] &&
+	    max(spm[0], spm[1]) - min(spm[0], spm[1]) < DMIRROR_SPM_SIZE) {
+		pr_err("test_hmm: the two reserved memory windows overlap\n");
+		return -EINVAL;
+	}
+
+	ret = alloc_chrdev_region(&dmirror_devt, 0, DMIRROR_NR_DEVICES,
+				  "HMM_DMIRROR");
+	if (ret)
+		return ret;
+	/* Devices 0 and 1 are device-private, 2 and 3 device-coherent. */
+	for (i = 0; !ret && i < DMIRROR_NR_DEVICES; i++) {
+		int type = HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
+		unsigned long base = 0;
+
+		if (i >= 2) {
+			type = HMM_DMIRROR_MEMORY_DEVICE_COHERENT;
+			base = spm[i - 2];
+			if (!base)
+				continue;
+		}
+		ret = dmirror_device_create(i, type, base);
+	}
+	if (ret)
+		goto destroy;
+	pr_info("test_hmm: HMM test devices ready; for testing only\n");
+	return 0;
+
+destroy:
+	dmirror_destroy_all();
+	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_DEVICES);
+	return ret;
+}
+
+static void __exit dmirror_exit(void)
+{
+	dmirror_destroy_all();
+	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_DEVICES);
+}
+
+module_init(dmirror_init);
+module_exit(dmirror_exit);
+MODULE_DESCRIPTION("Pretend device that exercises HMM, for the HMM selftests");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * The commands of /dev/hmm_dmirror0..3, the dummy device of lib/test_hmm.c.
+ *
+ * Opening a node gives the caller a device that sees the caller's address
+ * space: the device has a page table of its own, kept coherent with the
+ * CPU's, and memory of its own (devices 0 and 1 device-private, 2 and 3
+ * device-coherent), which pages can be migrated into and out of. Every
+ * command takes a struct hmm_dmirror_cmd.
+ *
+ * Every command first reads the structure (EFAULT if it cannot), then,
+ * for the commands that use a range (all but RELEASE), checks, in order:
+ *   EINVAL  addr is not page aligned, npages is 0, or the range
+ *           addr .. addr + npages pages wraps or leaves the user address
+ *           space of the process that opened the file;
+ *   EFAULT  ptr (when the command uses it) is not a user address range of
+ *           the size the command needs;
+ *   ESRCH   the process that opened the file has no address space left;
+ *   (the command's own checks of the memory of the range, below);
+ *   EFAULT  ptr cannot be read (WRITE) or written (the others) all along.
+ * Only then does the command act; bad arguments change nothing. EINTR: a
+ * fatal signal arrived while the command was working. An unknown command
+ * fails with ENOTTY. On error, the structure is not written back: cpages
+ * and faults are only meaningful on success.
+ *
+ * This header is binary compatible with the one of Linux 6.12: the same
+ * layout, command numbers and snapshot codes.
+ */
+#ifndef _LIB_TEST_HMM_UAPI_H
+#define _LIB_TEST_HMM_UAPI_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+/**
+ * struct hmm_dmirror_cmd - the argument of every /dev/hmm_dmirror command
+ * @addr:   in: first virtual address of the range, page aligned
+ * @ptr:    in: the user buffer the command reads from or writes to
+ * @npages: in: length of the range in pages
+ * @cpages: out: pages the command handled (see each command)
+ * @faults: out: times the device had to fault pages in through the CPU's
+ *          page table before it could finish the command
+ */
+struct hmm_dmirror_cmd {
+	__u64		addr;
+	__u64		ptr;
+	__u64		npages;
+	__u64		cpages;
+	__u64		faults;
+};
+
+/*
+ * The byte HMM_DMIRROR_SNAPSHOT reports for each page. ERROR and NONE stand
+ * alone; otherwise the byte is a kind of memory (high nibble, or ZERO)
+ * combined with one access bit (READ or WRITE) and, when the CPU maps the
+ * page with a huge entry, the size of that entry (PMD or PUD).
+ *   ERROR                the page may not be accessed: no mapping there,
+ *                        or a mapping without read permission;
+ *   NONE                 nothing mapped yet, or a device-private page of
+ *                        another device; alone, or as the kind "system
+ *                        memory" with an access bit;
+ *   READ, WRITE          the CPU maps the page read-only, or writable;
+ *   PMD, PUD             ... with a huge entry of that level;
+ *   ZERO                 the shared zero page;
+ *   DEV_PRIVATE_LOCAL    a device-private page of this device;
+ *   DEV_PRIVATE_REMOTE   a device-private page of another device (the
+ *                        core does not report those today);
+ *   DEV_COHERENT_LOCAL   a device-coherent page of this device;
+ *   DEV_COHERENT_REMOTE  a device-coherent page of another device.
+ */
+enum {
+	HMM_DMIRROR_PROT_ERROR			= 0xFF,
+	HMM_DMIRROR_PROT_NONE			= 0x00,
+	HMM_DMIRROR_PROT_READ			= 0x01,
+	HMM_DMIRROR_PROT_WRITE			= 0x02,
+	HMM_DMIRROR_PROT_PMD			= 0x04,
+	HMM_DMIRROR_PROT_PUD			= 0x08,
+	HMM_DMIRROR_PROT_ZERO			= 0x10,
+	HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL	= 0x20,
+	HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE	= 0x30,
+	HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL	= 0x40,
+	HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE	= 0x50,
+};
+
+/* The kinds of memory a dmirror device has; 0 means "no device". */
+enum {
+	HMM_DMIRROR_MEMORY_DEVICE_PRIVATE = 1,
+	HMM_DMIRROR_MEMORY_DEVICE_COHERENT,
+};
+
+/* Every command is read-write on a struct hmm_dmirror_cmd, type 'H'. */
+#define HMM_DMIRROR_IOC(nr)	_IOWR('H', (nr), struct hmm_dmirror_cmd)
+
+/*
+ * HMM_DMIRROR_READ: the device reads the range into ptr (npages pages).
+ * Pages the device does not map yet are faulted in for reading, as a CPU
+ * read would; device-private pages of another device come back to system
+ * memory. cpages = npages, faults = number of fault rounds (1 when the
+ * device mapped none of the range).
+ * EFAULT: part of the range is unmapped or not readable. EBUSY: the range
+ * kept changing under the device for longer than a second.
+ */
+#define HMM_DMIRROR_READ		HMM_DMIRROR_IOC(0x00)
+
+/*
+ * HMM_DMIRROR_WRITE: the device writes ptr (npages pages) into the range,
+ * faulting pages in for writing as needed (this breaks copy-on-write).
+ * cpages = npages, faults as for READ. The range is written window by
+ * window: on error, the pages before the failing one may already hold the
+ * new data. EPERM: part of the range is not writable. EFAULT: part of the
+ * range is unmapped. EBUSY as for READ.
+ */
+#define HMM_DMIRROR_WRITE		HMM_DMIRROR_IOC(0x01)
+
+/*
+ * HMM_DMIRROR_MIGRATE_TO_DEV: move the range into this device's memory;
+ * the device maps the pages it now holds, and copies them into ptr
+ * (npages pages). cpages = npages. The whole range is checked before
+ * anything moves.
+ * EINVAL: part of the range is not mapped, or is mapped without read
+ * permission or by a mapping that cannot migrate (VM_IO, VM_PFNMAP,
+ * VM_MIXEDMAP, hugetlbfs, DAX); nothing moved.
+ * ENOMEM: the device ran out of memory; the pages that fit moved.
+ * ENOENT: some page is not in this device's memory afterwards (shared or
+ * file-backed memory, a page held by another device, a busy page).
+ * Pages that did not move keep their data where it was.
+ */
+#define HMM_DMIRROR_MIGRATE_TO_DEV	HMM_DMIRROR_IOC(0x02)
+
+/*
+ * HMM_DMIRROR_MIGRATE_TO_SYS: move every page of the range that is in this
+ * device's memory back to system memory. ptr is not used. cpages = pages
+ * moved (pages already in system memory are not counted).
+ * EINVAL: as for MIGRATE_TO_DEV. ENOMEM: no system memory for a page.
+ * EBUSY: a page of this device could not be moved (it is in use); it stays
+ * in device memory with its data.
+ */
+#define HMM_DMIRROR_MIGRATE_TO_SYS	HMM_DMIRROR_IOC(0x03)
+
+/*
+ * HMM_DMIRROR_SNAPSHOT: write to ptr one byte per page (npages bytes)
+ * describing how the CPU maps it, without faulting anything in; see
+ * HMM_DMIRROR_PROT_* below. cpages = npages. Holes and pages the device
+ * may not access are reported, not failed.
+ */
+#define HMM_DMIRROR_SNAPSHOT		HMM_DMIRROR_IOC(0x04)
+
+/*
+ * HMM_DMIRROR_EXCLUSIVE: give the device exclusive (atomic) access to the
+ * range: the CPU's mappings are replaced by device-exclusive entries and
+ * the next CPU access takes the page back. The data of the range is
+ * copied into ptr (npages pages). cpages = npages.
+ * EFAULT: part of the range is unmapped. EPERM: part of it is not
+ * writable. EINVAL: part of it is shared, hugetlbfs or special memory,
+ * which cannot be made exclusive. EBUSY: some page could not be made
+ * exclusive within a second (a busy page, or part of a huge page).
+ */
+#define HMM_DMIRROR_EXCLUSIVE		HMM_DMIRROR_IOC(0x05)
+
+/*
+ * HMM_DMIRROR_CHECK_EXCLUSIVE: succeed when the device holds exclusive
+ * access to no page of the range any more; EPERM when it still holds it
+ * for some page. ptr is not used; cpages = 0.
+ */
+#define HMM_DMIRROR_CHECK_EXCLUSIVE	HMM_DMIRROR_IOC(0x06)
+
+/*
+ * HMM_DMIRROR_RELEASE: give back all of this device's memory: every page
+ * in it, whoever placed it there, is moved to system memory, and the
+ * device memory is unmapped (it is mapped again on the next migration).
+ * The structure is read, but its fields are not used, and it is not
+ * written back.
+ */
+#define HMM_DMIRROR_RELEASE		HMM_DMIRROR_IOC(0x07)
+
+#endif /* _LIB_TEST_HMM_UAPI_H */

@@ -1,0 +1,695 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The contract of our dummy HMM driver, lib/test_hmm.c, as its uapi header
+ * (lib/test_hmm_uapi.h) writes it down, beyond what upstream's hmm-tests
+ * look at:
+ *   - every command answers bad input with the errno the header names, and
+ *     bad input moves nothing and changes no byte;
+ *   - a migration that fails part-way keeps every byte, and the whole
+ *     range is checked before anything moves;
+ *   - closing the file, HMM_DMIRROR_RELEASE and unloading the module bring
+ *     pages in device memory back to system memory, intact;
+ *   - device memory grows past one chunk; cpages and faults count what the
+ *     header says.
+ * Each test runs on a device-private (0) and a device-coherent (2) device;
+ * the module must be loaded with spm_addr_dev0/1 (the guest's init does).
+ * One test unloads and reloads the module itself.
+ */
+#include "../kselftest_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#define NPAGES		64UL
+/* More than one 16 MiB chunk of device memory. */
+#define GROW_NPAGES	(4096UL + 256)
+/* An address no process owns: above the 47-bit user address space. */
+#define BEYOND_USER	0x800000000000ULL
+/* A kernel address, which the driver must refuse to copy to or from. */
+#define KERNEL_PTR	0xffff888000000000ULL
+#define MODULE_PATH	"/lib/modules/test_hmm.ko"
+
+static long page_size;
+
+static int device_open(int device)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", device);
+	return open(path, O_RDWR);
+}
+
+/* One command; 0 or -errno. */
+static int device_cmd(int fd, unsigned long request, const void *addr,
+		      void *ptr, uint64_t npages, struct hmm_dmirror_cmd *out)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr,
+		.ptr = (uintptr_t)ptr,
+		.npages = npages,
+	};
+
+	if (ioctl(fd, request, &cmd))
+		return -errno;
+	if (out)
+		*out = cmd;
+	return 0;
+}
+
+static void *map(unsigned long npages, int prot, int flags)
+{
+	void *p = mmap(NULL, npages * page_size, prot,
+		       flags | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Word i of a buffer tagged @seed; never read back from device memory. */
+static uint32_t pattern(unsigned long seed, unsigned long i)
+{
+	return (seed << 24) ^ (i * 2654435761u);
+}
+
+static void fill(void *buf, unsigned long npages, unsigned long seed)
+{
+	uint32_t *w = buf;
+	unsigned long i;
+
+	for (i = 0; i < npages * page_size / sizeof(*w); i++)
+		w[i] = pattern(seed, i);
+}
+
+/* The first word of @buf that is not the pattern, or -1 if none. */
+static long first_bad(const void *buf, unsigned long npages,
+		      unsigned long seed)
+{
+	const uint32_t *w = buf;
+	unsigned long i;
+
+	for (i = 0; i < npages * page_size / sizeof(*w); i++)
+		if (w[i] != pattern(seed, i))
+			return i;
+	return -1;
+}
+
+/*
+ * A private read-write buffer of @npages filled with pattern @seed, and a
+ * mirror buffer as large for the device to copy into.
+ */
+static bool buffers(unsigned long npages, unsigned long seed, char **buf,
+		    char **mirror)
+{
+	*buf = map(npages, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	*mirror = map(npages, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	if (!*buf || !*mirror)
+		return false;
+	fill(*buf, npages, seed);
+	return true;
+}
+
+/* How many snapshot bytes of [addr, +npages) have the device-memory kind. */
+static unsigned long count_kind(int fd, void *addr, unsigned long npages,
+				uint8_t kind)
+{
+	uint8_t snap[GROW_NPAGES];
+	unsigned long i, n = 0;
+
+	if (npages > GROW_NPAGES ||
+	    device_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, snap, npages, NULL))
+		return ~0UL;
+	for (i = 0; i < npages; i++)
+		n += (snap[i] & 0xf0) == kind;
+	return n;
+}
+
+FIXTURE(driver)
+{
+	int fd;
+	uint8_t local;		/* snapshot kind of this device's pages */
+};
+
+FIXTURE_VARIANT(driver)
+{
+	int device;
+	bool coherent;
+};
+
+FIXTURE_VARIANT_ADD(driver, private)
+{
+	.device = 0,
+	.coherent = false,
+};
+
+FIXTURE_VARIANT_ADD(driver, coherent)
+{
+	.device = 2,
+	.coherent = true,
+};
+
+FIXTURE_SETUP(driver)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+	self->local = variant->coherent ? HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
+					  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL;
+	self->fd = device_open(variant->device);
+	ASSERT_GE(self->fd, 0) TH_LOG("open /dev/hmm_dmirror%d: %s",
+				      variant->device, strerror(errno));
+}
+
+FIXTURE_TEARDOWN(driver)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+/* Where a bad-argument case points addr or ptr. */
+enum where {
+	BUF,		/* private anonymous memory, read-write, filled */
+	BUF_PLUS_1,	/* one byte into BUF: not page aligned */
+	HOLE,		/* nothing mapped */
+	BUF_INTO_HOLE,	/* the last page of BUF, then the hole */
+	RO,		/* read-only private anonymous memory */
+	NONE,		/* PROT_NONE */
+	SHARED,		/* shared anonymous memory */
+	BEYOND,		/* above the user address space */
+	KERNEL,		/* a kernel address */
+};
+
+/* npages of a bad-argument case. */
+enum count {
+	SOME,		/* NPAGES */
+	ZERO,
+	WRAPS,		/* npages << PAGE_SHIFT wraps around 2^64 */
+	TO_TOP,		/* addr + npages pages passes 2^64 */
+	TWO,		/* 2: for BUF_INTO_HOLE */
+};
+
+struct bad_case {
+	const char	*what;
+	unsigned long	request;
+	enum where	addr;
+	enum count	npages;
+	enum where	ptr;
+	int		err;		/* expected: 0 or an errno */
+};
+
+/* Ranges every command that takes one must refuse, as commands x shapes. */
+static const unsigned long range_commands[] = {
+	HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV,
+	HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT,
+	HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_CHECK_EXCLUSIVE,
+};
+
+static const struct bad_case bad_ranges[] = {
+	{ "addr not page aligned", 0, BUF_PLUS_1, SOME, BUF, EINVAL },
+	{ "npages 0", 0, BUF, ZERO, BUF, EINVAL },
+	{ "byte size wraps", 0, BUF, WRAPS, BUF, EINVAL },
+	{ "range passes 2^64", 0, BUF, TO_TOP, BUF, EINVAL },
+	{ "beyond user space", 0, BEYOND, SOME, BUF, EINVAL },
+};
+
+/* ptr buffers every command that uses ptr must refuse. */
+static const unsigned long ptr_commands[] = {
+	HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV,
+	HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_EXCLUSIVE,
+};
+
+static const struct bad_case bad_ptrs[] = {
+	{ "ptr is a kernel address", 0, BUF, SOME, KERNEL, EFAULT },
+	{ "ptr unmapped", 0, BUF, SOME, HOLE, EFAULT },
+};
+
+/* What each command answers for memory it cannot use. */
+static const struct bad_case bad_cases[] = {
+	{ "READ into read-only ptr", HMM_DMIRROR_READ, BUF, SOME, RO, EFAULT },
+	{ "SNAPSHOT into read-only ptr", HMM_DMIRROR_SNAPSHOT, BUF, SOME, RO,
+	  EFAULT },
+	{ "MIGRATE_TO_DEV into read-only ptr", HMM_DMIRROR_MIGRATE_TO_DEV, BUF,
+	  SOME, RO, EFAULT },
+	{ "EXCLUSIVE into read-only ptr", HMM_DMIRROR_EXCLUSIVE, BUF, SOME, RO,
+	  EFAULT },
+	{ "WRITE from PROT_NONE ptr", HMM_DMIRROR_WRITE, BUF, SOME, NONE,
+	  EFAULT },
+
+	{ "READ of a hole", HMM_DMIRROR_READ, HOLE, SOME, BUF, EFAULT },
+	{ "READ of PROT_NONE", HMM_DMIRROR_READ, NONE, SOME, BUF, EFAULT },
+	{ "READ into a hole", HMM_DMIRROR_READ, BUF_INTO_HOLE, TWO, BUF,
+	  EFAULT },
+	{ "WRITE to a hole", HMM_DMIRROR_WRITE, HOLE, SOME, BUF, EFAULT },
+	{ "WRITE to read-only", HMM_DMIRROR_WRITE, RO, SOME, BUF, EPERM },
+	{ "MIGRATE_TO_DEV of a hole", HMM_DMIRROR_MIGRATE_TO_DEV, HOLE, SOME,
+	  BUF, EINVAL },
+	{ "MIGRATE_TO_DEV into a hole", HMM_DMIRROR_MIGRATE_TO_DEV,
+	  BUF_INTO_HOLE, TWO, BUF, EINVAL },
+	{ "MIGRATE_TO_DEV of PROT_NONE", HMM_DMIRROR_MIGRATE_TO_DEV, NONE,
+	  SOME, BUF, EINVAL },
+	{ "MIGRATE_TO_DEV of shared memory", HMM_DMIRROR_MIGRATE_TO_DEV,
+	  SHARED, SOME, BUF, ENOENT },
+	{ "MIGRATE_TO_SYS of a hole", HMM_DMIRROR_MIGRATE_TO_SYS, HOLE, SOME,
+	  BUF, EINVAL },
+	{ "SNAPSHOT of a hole", HMM_DMIRROR_SNAPSHOT, HOLE, SOME, BUF, 0 },
+	{ "EXCLUSIVE of a hole", HMM_DMIRROR_EXCLUSIVE, HOLE, SOME, BUF,
+	  EFAULT },
+	{ "EXCLUSIVE of read-only", HMM_DMIRROR_EXCLUSIVE, RO, SOME, BUF,
+	  EPERM },
+	{ "EXCLUSIVE of shared memory", HMM_DMIRROR_EXCLUSIVE, SHARED, SOME,
+	  BUF, EINVAL },
+	{ "CHECK_EXCLUSIVE of a hole", HMM_DMIRROR_CHECK_EXCLUSIVE, HOLE, SOME,
+	  BUF, 0 },
+	{ "unknown command", _IOWR('H', 0x42, struct hmm_dmirror_cmd), BUF,
+	  SOME, BUF, ENOTTY },
+};
+
+struct bad_setup {
+	char	*buf;		/* NPAGES, then a hole of NPAGES */
+	char	*ro;
+	char	*none;
+	char	*shared;
+	char	*scratch;	/* NPAGES: where ptr points when it is BUF */
+};
+
+static uint64_t resolve(const struct bad_setup *s, enum where where)
+{
+	switch (where) {
+	case BUF:		return (uintptr_t)s->buf;
+	case BUF_PLUS_1:	return (uintptr_t)s->buf + 1;
+	case HOLE:		return (uintptr_t)s->buf + NPAGES * page_size;
+	case BUF_INTO_HOLE:	return (uintptr_t)s->buf + (NPAGES - 1) * page_size;
+	case RO:		return (uintptr_t)s->ro;
+	case NONE:		return (uintptr_t)s->none;
+	case SHARED:		return (uintptr_t)s->shared;
+	case BEYOND:		return BEYOND_USER;
+	case KERNEL:		return KERNEL_PTR;
+	}
+	return 0;
+}
+
+static uint64_t resolve_npages(uint64_t addr, enum count count)
+{
+	switch (count) {
+	case SOME:	return NPAGES;
+	case ZERO:	return 0;
+	case WRAPS:	return 1ULL << 52;
+	case TO_TOP:	return (UINT64_MAX - addr) / page_size + 2;
+	case TWO:	return 2;
+	}
+	return 0;
+}
+
+/*
+ * Run one bad-argument case with @request: the errno of the header, and
+ * nothing of buf moved to device memory, no byte of buf or shared changed.
+ */
+static void run_bad_case(struct __test_metadata *_metadata, int fd,
+			 uint8_t local, const struct bad_setup *s,
+			 const struct bad_case *c, unsigned long request)
+{
+	uint64_t addr = resolve(s, c->addr);
+	struct hmm_dmirror_cmd cmd = {
+		.addr = addr,
+		.ptr = c->ptr == BUF ? (uintptr_t)s->scratch :
+				       resolve(s, c->ptr),
+		.npages = resolve_npages(addr, c->npages),
+	};
+	int err = ioctl(fd, request, &cmd) ? errno : 0;
+
+	EXPECT_EQ(err, c->err) TH_LOG("%s (request %#lx): got %s", c->what,
+				      request, strerror(err));
+	EXPECT_EQ(count_kind(fd, s->buf, NPAGES, local), 0)
+		TH_LOG("%s (request %#lx) moved pages", c->what, request);
+	EXPECT_EQ(first_bad(s->buf, NPAGES, 1), -1)
+		TH_LOG("%s (request %#lx) changed buf", c->what, request);
+	EXPECT_EQ(first_bad(s->shared, NPAGES, 2), -1)
+		TH_LOG("%s (request %#lx) changed shared", c->what, request);
+}
+
+/* Every command, every kind of bad input. */
+TEST_F(driver, bad_arguments)
+{
+	struct bad_setup s;
+	unsigned int i, j;
+
+	s.buf = map(2 * NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	s.ro = map(NPAGES, PROT_READ, MAP_PRIVATE);
+	s.none = map(NPAGES, PROT_NONE, MAP_PRIVATE);
+	s.shared = map(NPAGES, PROT_READ | PROT_WRITE, MAP_SHARED);
+	s.scratch = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_TRUE(s.buf && s.ro && s.none && s.shared && s.scratch);
+	ASSERT_EQ(munmap(s.buf + NPAGES * page_size, NPAGES * page_size), 0);
+	fill(s.buf, NPAGES, 1);
+	fill(s.shared, NPAGES, 2);
+	fill(s.scratch, NPAGES, 3);
+
+	for (i = 0; i < ARRAY_SIZE(range_commands); i++)
+		for (j = 0; j < ARRAY_SIZE(bad_ranges); j++)
+			run_bad_case(_metadata, self->fd, self->local, &s,
+				     &bad_ranges[j], range_commands[i]);
+	for (i = 0; i < ARRAY_SIZE(ptr_commands); i++)
+		for (j = 0; j < ARRAY_SIZE(bad_ptrs); j++)
+			run_bad_case(_metadata, self->fd, self->local, &s,
+				     &bad_ptrs[j], ptr_commands[i]);
+	for (i = 0; i < ARRAY_SIZE(bad_cases); i++)
+		run_bad_case(_metadata, self->fd, self->local, &s,
+			     &bad_cases[i], bad_cases[i].request);
+
+	/* The command structure itself unreadable, RELEASE included. */
+	EXPECT_EQ(ioctl(self->fd, HMM_DMIRROR_READ, NULL), -1);
+	EXPECT_EQ(errno, EFAULT);
+	EXPECT_EQ(ioctl(self->fd, HMM_DMIRROR_RELEASE, NULL), -1);
+	EXPECT_EQ(errno, EFAULT);
+	EXPECT_EQ(ioctl(self->fd, HMM_DMIRROR_SNAPSHOT, (void *)KERNEL_PTR),
+		  -1);
+	EXPECT_EQ(errno, EFAULT);
+}
+
+/* SNAPSHOT of what is not mapped says ERROR, page by page. */
+TEST_F(driver, snapshot_of_hole)
+{
+	uint8_t snap[NPAGES];
+	char *buf = map(NPAGES, PROT_NONE, MAP_PRIVATE);
+	struct hmm_dmirror_cmd cmd = { 0 };
+	unsigned long i;
+
+	ASSERT_NE(buf, NULL);
+	ASSERT_EQ(munmap(buf, NPAGES * page_size), 0);
+	memset(snap, 0x5a, sizeof(snap));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, buf, snap, NPAGES,
+			     &cmd), 0);
+	EXPECT_EQ(cmd.cpages, NPAGES);
+	for (i = 0; i < NPAGES; i++)
+		ASSERT_EQ(snap[i], HMM_DMIRROR_PROT_ERROR);
+}
+
+/* cpages and faults count what the header says. */
+TEST_F(driver, counters)
+{
+	char *buf, *mirror;
+	struct hmm_dmirror_cmd cmd = { 0 };
+
+	ASSERT_TRUE(buffers(NPAGES, 4, &buf, &mirror));
+
+	/* The device maps nothing yet: one fault round, then none. */
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_READ, buf, mirror, NPAGES,
+			     &cmd), 0);
+	EXPECT_EQ(cmd.cpages, NPAGES);
+	EXPECT_EQ(cmd.faults, 1);
+	EXPECT_EQ(first_bad(mirror, NPAGES, 4), -1);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_READ, buf, mirror, NPAGES,
+			     &cmd), 0);
+	EXPECT_EQ(cmd.faults, 0);
+	/* Written by the CPU, so mapped writable: a write needs no fault. */
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_WRITE, buf, mirror, NPAGES,
+			     &cmd), 0);
+	EXPECT_EQ(cmd.cpages, NPAGES);
+	EXPECT_EQ(cmd.faults, 0);
+
+	/* Into the device and back: every page, then none. */
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, NPAGES);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+	/* The device mapped what it moved: reading it needs no fault. */
+	memset(mirror, 0, NPAGES * page_size);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_READ, buf, mirror, NPAGES,
+			     &cmd), 0);
+	EXPECT_EQ(cmd.faults, 0);
+	EXPECT_EQ(first_bad(mirror, NPAGES, 4), -1);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+			     NPAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, NPAGES);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+			     NPAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, 0);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), 0);
+	EXPECT_EQ(first_bad(buf, NPAGES, 4), -1);
+}
+
+/* Exclusive access lasts until the CPU touches the page. */
+TEST_F(driver, exclusive_until_cpu_touch)
+{
+	char *buf, *mirror;
+	struct hmm_dmirror_cmd cmd = { 0 };
+
+	ASSERT_TRUE(buffers(NPAGES, 5, &buf, &mirror));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
+			     NPAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, NPAGES);
+	EXPECT_EQ(first_bad(mirror, NPAGES, 5), -1);
+	/* Twice in a row is fine: the first grant is simply renewed. */
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
+			     NPAGES, &cmd), 0);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, buf, NULL,
+			     NPAGES, NULL), -EPERM);
+	/* A CPU read of every page takes them all back. */
+	EXPECT_EQ(first_bad(buf, NPAGES, 5), -1);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, buf, NULL,
+			     NPAGES, NULL), 0);
+}
+
+/*
+ * A range that is partly shared memory: the private part moves, the
+ * shared part cannot, the command says ENOENT, and every byte is intact.
+ */
+TEST_F(driver, partial_migration_keeps_data)
+{
+	char *buf = map(3 * NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *mirror = map(3 * NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *middle;
+
+	ASSERT_TRUE(buf && mirror);
+	middle = mmap(buf + NPAGES * page_size, NPAGES * page_size,
+		      PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	ASSERT_NE(middle, MAP_FAILED);
+	fill(buf, 3 * NPAGES, 6);
+
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     3 * NPAGES, NULL), -ENOENT);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+	EXPECT_EQ(count_kind(self->fd, middle, NPAGES, self->local), 0);
+	EXPECT_EQ(count_kind(self->fd, middle + NPAGES * page_size, NPAGES,
+			     self->local), NPAGES);
+	EXPECT_EQ(first_bad(buf, 3 * NPAGES, 6), -1);
+}
+
+/* The whole range is checked first: a hole at the end moves nothing. */
+TEST_F(driver, migration_checks_before_moving)
+{
+	char *buf = map(2 * NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *mirror = map(2 * NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+
+	ASSERT_TRUE(buf && mirror);
+	fill(buf, NPAGES, 7);
+	ASSERT_EQ(munmap(buf + NPAGES * page_size, NPAGES * page_size), 0);
+
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     2 * NPAGES, NULL), -EINVAL);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), 0);
+	EXPECT_EQ(first_bad(buf, NPAGES, 7), -1);
+}
+
+/* Device memory grows past its first chunk on demand. */
+TEST_F(driver, device_memory_grows)
+{
+	char *buf, *mirror;
+	struct hmm_dmirror_cmd cmd = { 0 };
+
+	ASSERT_TRUE(buffers(GROW_NPAGES, 8, &buf, &mirror));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     GROW_NPAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, GROW_NPAGES);
+	EXPECT_EQ(first_bad(mirror, GROW_NPAGES, 8), -1);
+	EXPECT_EQ(count_kind(self->fd, buf, GROW_NPAGES, self->local),
+		  GROW_NPAGES);
+	EXPECT_EQ(first_bad(buf, GROW_NPAGES, 8), -1);
+}
+
+/*
+ * Closing the file brings its pages home: a fresh file sees them in
+ * system memory before the CPU has touched them, and the data is intact.
+ */
+TEST_F(driver, close_evicts)
+{
+	char *buf, *mirror;
+	uint8_t snap[NPAGES];
+	unsigned long i;
+
+	ASSERT_TRUE(buffers(NPAGES, 9, &buf, &mirror));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	ASSERT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+
+	ASSERT_EQ(close(self->fd), 0);
+	self->fd = device_open(variant->device);
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, buf, snap, NPAGES,
+			     NULL), 0);
+	for (i = 0; i < NPAGES; i++)
+		ASSERT_EQ(snap[i], HMM_DMIRROR_PROT_WRITE) TH_LOG("page %lu", i);
+	EXPECT_EQ(first_bad(buf, NPAGES, 9), -1);
+}
+
+/*
+ * HMM_DMIRROR_RELEASE (the path module unload takes) brings home every
+ * page of the device, also those another file placed.
+ */
+TEST_F(driver, release_evicts_every_page)
+{
+	int other = device_open(variant->device);
+	char *buf, *mirror;
+
+	ASSERT_GE(other, 0);
+	ASSERT_TRUE(buffers(NPAGES, 10, &buf, &mirror));
+	ASSERT_EQ(device_cmd(other, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	ASSERT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0,
+			     NULL), 0);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), 0);
+	EXPECT_EQ(first_bad(buf, NPAGES, 10), -1);
+	/* The device maps memory again when it next needs it. */
+	ASSERT_EQ(device_cmd(other, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+	EXPECT_EQ(first_bad(buf, NPAGES, 10), -1);
+	close(other);
+}
+
+/*
+ * A file outlives the process that opened it (a child inherited it): its
+ * commands fail with ESRCH, and closing it is fine.
+ */
+TEST(opener_gone)
+{
+	int gone[2], verdict[2];
+	char result = 'x';
+	pid_t opener;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	ASSERT_EQ(pipe(gone), 0);
+	ASSERT_EQ(pipe(verdict), 0);
+	opener = fork();
+	ASSERT_GE(opener, 0);
+	if (opener == 0) {
+		int fd = device_open(0);
+		char eof;
+
+		if (fd < 0 || fork() != 0)
+			_exit(fd < 0);
+		/* The heir: wait until the opener has exited, then try. */
+		close(gone[1]);
+		if (read(gone[0], &eof, 1) != 0)
+			_exit(1);
+		result = device_cmd(fd, HMM_DMIRROR_SNAPSHOT,
+				    (void *)(16 * page_size), &eof, 1,
+				    NULL) == -ESRCH ? 'y' : 'n';
+		close(fd);
+		if (write(verdict[1], &result, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(gone[0]);
+	close(gone[1]);
+	close(verdict[1]);
+	ASSERT_EQ(waitpid(opener, NULL, 0), opener);
+	ASSERT_EQ(read(verdict[0], &result, 1), 1);
+	EXPECT_EQ(result, 'y');
+}
+
+static bool module_loaded(void)
+{
+	struct stat st;
+
+	return stat("/sys/module/test_hmm", &st) == 0;
+}
+
+/* A parameter of the loaded module, as insmod wants it back. */
+static void read_param(const char *name, char *value, size_t size,
+		       const char *fallback)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/test_hmm/parameters/%s",
+		 name);
+	snprintf(value, size, "%s", fallback);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (!fgets(value, size, f))
+		snprintf(value, size, "%s", fallback);
+	value[strcspn(value, "\n")] = '\0';
+	fclose(f);
+}
+
+/*
+ * Unloading the module after the files are closed leaves the process's
+ * data intact, on both kinds of device; the module is loaded again with
+ * the parameters it had, for the rest of the run.
+ */
+TEST(unload_keeps_data)
+{
+	static const int devices[] = { 0, 2 };
+	char *buf[2], *mirror;
+	char spm0[32], spm1[32], command[256];
+	int fd[2], i;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	ASSERT_TRUE(module_loaded());
+	read_param("spm_addr_dev0", spm0, sizeof(spm0), "0x140000000");
+	read_param("spm_addr_dev1", spm1, sizeof(spm1), "0x150000000");
+	mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_NE(mirror, NULL);
+
+	for (i = 0; i < 2; i++) {
+		fd[i] = device_open(devices[i]);
+		ASSERT_GE(fd[i], 0);
+		buf[i] = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		ASSERT_NE(buf[i], NULL);
+		fill(buf[i], NPAGES, 11 + i);
+		ASSERT_EQ(device_cmd(fd[i], HMM_DMIRROR_MIGRATE_TO_DEV, buf[i],
+				     mirror, NPAGES, NULL), 0);
+	}
+	EXPECT_EQ(count_kind(fd[0], buf[0], NPAGES,
+			     HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL), NPAGES);
+	EXPECT_EQ(count_kind(fd[1], buf[1], NPAGES,
+			     HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL), NPAGES);
+
+	/* An open file pins the module. */
+	EXPECT_NE(system("rmmod test_hmm 2>/dev/null"), 0);
+	EXPECT_TRUE(module_loaded());
+
+	close(fd[0]);
+	close(fd[1]);
+	ASSERT_EQ(system("rmmod test_hmm"), 0);
+	EXPECT_FALSE(module_loaded());
+	EXPECT_EQ(first_bad(buf[0], NPAGES, 11), -1);
+	EXPECT_EQ(first_bad(buf[1], NPAGES, 12), -1);
+
+	snprintf(command, sizeof(command),
+		 "insmod %s spm_addr_dev0=%s spm_addr_dev1=%s", MODULE_PATH,
+		 spm0, spm1);
+	ASSERT_EQ(system(command), 0) TH_LOG("%s failed", command);
+	ASSERT_TRUE(module_loaded());
+	for (i = 0; i < 2; i++) {
+		fd[i] = device_open(devices[i]);
+		ASSERT_GE(fd[i], 0) TH_LOG("/dev/hmm_dmirror%d after reload",
+					   devices[i]);
+		EXPECT_EQ(count_kind(fd[i], buf[i], NPAGES, 0), NPAGES);
+		close(fd[i]);
+	}
+}
+
+TEST_HARNESS_MAIN

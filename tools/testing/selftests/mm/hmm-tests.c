@@ -1,0 +1,1557 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The HMM dummy device (lib/test_hmm.c) driven from user space.
+ *
+ * Every case is one operation applied to one memory setup as seen by one
+ * device, or by two: the layout of cow.c. Operations are the TEST_F bodies;
+ * setups and devices are fixture variants generated from tables, so a new
+ * backing or device is one more table row and every operation runs over it.
+ *
+ * No case spells out its expected results. A setup is a row of segments,
+ * each of one page kind (anonymous, THP, hugetlbfs, file, zero page, ...),
+ * and the kind table states what the uapi contract promises for such a page:
+ * what a snapshot reports, whether the device may read or write it, whether
+ * it can move to device memory, whether it can be held exclusively. An
+ * operation walks the pages of its range and derives every verdict from that
+ * table, so a range mixing kinds needs no code of its own. What a page holds
+ * is tracked as a generation number per page, and memory is compared with it
+ * byte for byte on both sides: the CPU's view and the device's copy.
+ *
+ * Fixtures (name: variants x operations):
+ *   mem     backing x {private, coherent device}: read, write, snapshot,
+ *           migration both ways, CPU access, fork and COW, exclusive access;
+ *   dev     each of the four devices: release, close, repeated round trips,
+ *           GUP, exclusive access with mprotect and fork, the device's own
+ *           mapping, partial ranges, holes;
+ *   pair    two devices over one range: double map, access to the other
+ *           device's memory, migration between devices, remote snapshots;
+ *   race    a device command against munmap, mprotect, MADV_DONTNEED, mremap
+ *           or fork in another thread; each verdict admits every legal
+ *           interleaving, and the state afterwards is checked exactly;
+ *   stuck   a range where some pages cannot move (pinned, held by a pipe, on
+ *           another device, page cache): what is reported, what moved;
+ *   badarg  each command with a bad argument and the errno it returns.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include "../kselftest_harness.h"
+
+#include <lib/test_hmm_uapi.h>
+#include <mm/gup_test.h>
+
+#define M		struct __test_metadata *_metadata
+#define PMD_PAGES	512		/* base pages under one PMD (4 KiB pages) */
+#define SENTINEL	0xa5		/* device buffers before the device writes */
+#define GUP_WRITE	0x01		/* FOLL_WRITE, for gup_test */
+#define GUP_LONGTERM	0x100		/* FOLL_LONGTERM, for gup_test */
+
+static size_t pg;
+
+static void __attribute__((constructor)) hmm_page_size(void)
+{
+	pg = getpagesize();
+}
+
+/* Minors of the dummy driver: two device-private, then two coherent. */
+enum { PRIV0, PRIV1, COH0, COH1 };
+
+static bool coherent(int dev)
+{
+	return dev >= COH0;
+}
+
+static int dev_open(int dev)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "/dev/hmm_dmirror%d", dev);
+	return open(path, O_RDWR);
+}
+
+/* One device command over npages from addr; 0 or -errno. */
+static int dmirror(int fd, unsigned long req, const void *addr, void *buf,
+		   unsigned long npages, struct hmm_dmirror_cmd *out)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr, .ptr = (uintptr_t)buf, .npages = npages,
+	};
+	int ret = ioctl(fd, req, &cmd);
+
+	if (out)
+		*out = cmd;
+	return ret ? -errno : 0;
+}
+
+static int wait_child(pid_t pid)
+{
+	int status;
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/*
+ * Contents: word i of layout page p at generation gen. Generation 0 is a
+ * page of zeroes; any other generation makes every word distinct and
+ * non-zero, so a page of the wrong place or age never passes for another.
+ */
+static uint64_t word(unsigned long p, size_t i, int gen)
+{
+	return gen ? (uint64_t)gen << 56 | (uint64_t)p << 24 | i : 0;
+}
+
+static void fill(void *page, unsigned long p, int gen)
+{
+	uint64_t *w = page;
+
+	for (size_t i = 0; i < pg / sizeof(*w); i++)
+		w[i] = word(p, i, gen);
+}
+
+static bool holds(const void *page, unsigned long p, int gen)
+{
+	const uint64_t *w = page;
+
+	for (size_t i = 0; i < pg / sizeof(*w); i++)
+		if (w[i] != word(p, i, gen))
+			return false;
+	return true;
+}
+
+/* Snapshot bytes, shortened. */
+enum {
+	SN_NONE = HMM_DMIRROR_PROT_NONE,
+	SN_R = HMM_DMIRROR_PROT_READ,
+	SN_W = HMM_DMIRROR_PROT_WRITE,
+	SN_PMD = HMM_DMIRROR_PROT_PMD,
+	SN_ZERO = HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ,
+	SN_ERR = HMM_DMIRROR_PROT_ERROR,
+};
+
+static int local(int dev)
+{
+	return coherent(dev) ? HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL :
+			       HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL;
+}
+
+/*
+ * What another device's snapshot shows for a page on device owner. A
+ * coherent page is an ordinary mapping of someone else's memory. A
+ * device-private page is documented as PRIVATE_REMOTE, but hmm_range_fault()
+ * hands a device only its own private pages, so upstream reports it as not
+ * mapped; both mean "no access without a migration".
+ */
+static bool remote_view(int owner, unsigned char seen)
+{
+	if (coherent(owner))
+		return seen == (HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE | SN_W);
+	return seen == SN_NONE ||
+	       seen == (HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE | SN_W);
+}
+
+/* ---- Page kinds and what the contract says about each ---------------- */
+
+enum { ANON, ANON_SHARED, THP, HUGETLB, FILE_PRIVATE, FILE_COW, FILE_SHARED,
+       ZERO, READONLY, NOACCESS, EMPTY };
+enum { MOVES, STAYS, REFUSED };		/* MIGRATE_TO_DEV on such a page */
+enum { EXCL_OK, EXCL_BUSY, EXCL_NEVER };	/* EXCLUSIVE on such a page */
+
+#define PRIV_ANON	(MAP_PRIVATE | MAP_ANONYMOUS)
+#define RW		(PROT_READ | PROT_WRITE)
+
+static const struct kind {
+	int flags;		/* mmap() flags */
+	bool file, thp;		/* a tmpfs file holding generation 1; MADV_HUGEPAGE */
+	char touch;		/* populate: 'w'rite generation 1, 'r'ead, or not */
+	int prot;		/* protection once populated */
+	int gen;		/* generation after setup */
+	int snap;		/* snapshot after setup */
+	int read_err, write_err;	/* device access */
+	int move, excl;		/* MOVES/STAYS/REFUSED, EXCL_* */
+	bool shared;		/* a store reaches every mapping and the file */
+} kinds[] = {
+	[ANON]	       = { PRIV_ANON, .touch = 'w', .prot = RW, .gen = 1, .snap = SN_W },
+	[ANON_SHARED]  = { MAP_SHARED | MAP_ANONYMOUS, .touch = 'w', .prot = RW, .gen = 1,
+			   .snap = SN_W, .move = STAYS, .excl = EXCL_BUSY, .shared = true },
+	[THP]	       = { PRIV_ANON, .thp = true, .touch = 'w', .prot = RW, .gen = 1,
+			   .snap = SN_W | SN_PMD, .excl = EXCL_BUSY },
+	[HUGETLB]      = { PRIV_ANON | MAP_HUGETLB, .touch = 'w', .prot = RW, .gen = 1,
+			   .snap = SN_W | SN_PMD, .move = REFUSED, .excl = EXCL_BUSY },
+	[FILE_PRIVATE] = { MAP_PRIVATE, .file = true, .touch = 'r', .prot = RW, .gen = 1,
+			   .snap = SN_R, .move = STAYS },
+	[FILE_COW]     = { MAP_PRIVATE, .file = true, .touch = 'w', .prot = RW, .gen = 1,
+			   .snap = SN_W },
+	[FILE_SHARED]  = { MAP_SHARED, .file = true, .touch = 'w', .prot = RW, .gen = 1,
+			   .snap = SN_W, .move = STAYS, .excl = EXCL_BUSY, .shared = true },
+	[ZERO]	       = { PRIV_ANON, .touch = 'r', .prot = RW, .snap = SN_ZERO },
+	[READONLY]     = { PRIV_ANON, .touch = 'w', .prot = PROT_READ, .gen = 1, .snap = SN_R,
+			   .write_err = -EPERM, .excl = EXCL_NEVER },
+	[NOACCESS]     = { PRIV_ANON, .touch = 'w', .prot = PROT_NONE, .gen = 1, .snap = SN_ERR,
+			   .read_err = -EFAULT, .write_err = -EFAULT, .move = REFUSED,
+			   .excl = EXCL_NEVER },
+	[EMPTY]	       = { PRIV_ANON, .prot = RW, .snap = SN_NONE },
+};
+
+/* A setup: segments laid out from a PMD boundary, and the range tested. */
+struct backing {
+	struct { int kind; unsigned int npages; } seg[8];
+	unsigned int skip, npages;	/* npages 0: to the end of the layout */
+};
+
+#define ONE(k, n)	{ .seg = { { k, n } } }
+static const struct backing anon = ONE(ANON, 96);
+static const struct backing anon_shared = ONE(ANON_SHARED, 96);
+static const struct backing thp = ONE(THP, PMD_PAGES);
+/* Half of one THP and half of the next: no PMD boundary at either end. */
+static const struct backing thp_unaligned = {
+	.seg = { { THP, 2 * PMD_PAGES } }, .skip = PMD_PAGES / 2, .npages = PMD_PAGES,
+};
+static const struct backing hugetlb = ONE(HUGETLB, PMD_PAGES);
+static const struct backing file_private = ONE(FILE_PRIVATE, 96);
+static const struct backing file_cow = ONE(FILE_COW, 96);
+static const struct backing file_shared = ONE(FILE_SHARED, 96);
+static const struct backing zero = ONE(ZERO, 96);
+static const struct backing readonly = ONE(READONLY, 96);
+static const struct backing noaccess = ONE(NOACCESS, 96);
+static const struct backing empty = ONE(EMPTY, 96);
+static const struct backing mixed = { .seg = {
+	{ THP, PMD_PAGES }, { ANON, 8 }, { ZERO, 8 }, { FILE_SHARED, 8 },
+	{ ANON_SHARED, 8 }, { FILE_PRIVATE, 8 }, { FILE_COW, 8 }, { EMPTY, 8 } } };
+static const struct backing small = ONE(ANON, 16);
+/* For bad arguments: writable, read-only, no access, then a hole. */
+static const struct backing edges = {
+	.seg = { { ANON, 8 }, { READONLY, 8 }, { NOACCESS, 8 }, { EMPTY, 8 } }, .npages = 24,
+};
+
+struct page_info {
+	unsigned char kind;
+	int fd;			/* the tmpfs file behind the page, or -1 */
+	unsigned int fpage;	/* its page in that file */
+};
+
+/* One test's world: the memory, a device handle, the expected state. */
+struct ctx {
+	char *base, *ptr;	/* layout start; tested range start */
+	unsigned long first, n;	/* tested range: layout page first, n pages */
+	struct page_info *page;	/* by layout page */
+	int dev, fd;
+	int *gen;		/* expected generation, by range page */
+	char *buf;		/* device side of READ, WRITE, MIGRATE */
+	unsigned char *snap, *want;
+	struct hmm_dmirror_cmd cmd;
+};
+
+static const struct kind *kind_of(const struct ctx *c, unsigned long i)
+{
+	return &kinds[c->page[c->first + i].kind];
+}
+
+static char *at(const struct ctx *c, unsigned long i)
+{
+	return c->ptr + i * pg;
+}
+
+static int dm(struct ctx *c, int fd, unsigned long req, unsigned long from,
+	      unsigned long n)
+{
+	void *buf = req == HMM_DMIRROR_SNAPSHOT ? (void *)(c->snap + from) :
+						  (void *)(c->buf + from * pg);
+
+	return dmirror(fd, req, at(c, from), buf, n, &c->cmd);
+}
+
+static void place(M, struct ctx *c, int k, unsigned long p, unsigned long n)
+{
+	const struct kind *kd = &kinds[k];
+	char *addr = c->base + p * pg;
+	volatile char sink;
+	int fd = -1;
+
+	if (kd->file) {
+		fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		ASSERT_GE(fd, 0);
+		for (unsigned long i = 0; i < n; i++) {
+			fill(c->buf, p + i, 1);
+			ASSERT_EQ((ssize_t)pg, pwrite(fd, c->buf, pg, i * pg));
+		}
+	}
+	ASSERT_EQ(addr, mmap(addr, n * pg, RW, kd->flags | MAP_FIXED, fd, 0));
+	if (kd->thp)
+		ASSERT_EQ(0, madvise(addr, n * pg, MADV_HUGEPAGE));
+	for (unsigned long i = 0; i < n; i++) {
+		c->page[p + i] = (struct page_info){ k, fd, i };
+		if (kd->touch == 'w')
+			fill(addr + i * pg, p + i, 1);
+		else if (kd->touch == 'r')
+			sink = addr[i * pg];
+	}
+	(void)sink;
+	ASSERT_EQ(0, mprotect(addr, n * pg, kd->prot));
+}
+
+static void ctx_init(M, struct ctx *c, const struct backing *b, int dev)
+{
+	unsigned long total = 0, p = 0, i;
+	char *space;
+
+	ASSERT_EQ(PMD_PAGES, pg / sizeof(uint64_t));	/* 4 KiB pages, 2 MiB PMDs */
+	for (i = 0; b->seg[i].npages; i++)
+		total += b->seg[i].npages;
+	space = mmap(NULL, (total + PMD_PAGES) * pg, PROT_NONE,
+		     PRIV_ANON | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, space);
+	c->base = (char *)(((uintptr_t)space + PMD_PAGES * pg - 1) & ~(PMD_PAGES * pg - 1));
+	c->first = b->skip;
+	c->n = b->npages ? b->npages : total - b->skip;
+	c->ptr = c->base + c->first * pg;
+	c->page = calloc(total, sizeof(*c->page));
+	c->gen = calloc(c->n, sizeof(*c->gen));
+	c->buf = malloc(total * pg);
+	c->snap = malloc(c->n);
+	c->want = malloc(c->n);
+	ASSERT_TRUE(c->page && c->gen && c->buf && c->snap && c->want);
+	for (i = 0; b->seg[i].npages; p += b->seg[i++].npages)
+		place(_metadata, c, b->seg[i].kind, p, b->seg[i].npages);
+	memset(c->buf, SENTINEL, c->n * pg);
+	for (i = 0; i < c->n; i++)
+		c->gen[i] = kind_of(c, i)->gen;
+	c->dev = dev;
+	c->fd = dev_open(dev);
+	ASSERT_GE(c->fd, 0);
+}
+
+/* First range page whose CPU view differs from gen[], or -1. */
+static long cpu_mismatch(const struct ctx *c)
+{
+	for (unsigned long i = 0; i < c->n; i++) {
+		bool hidden = !(kind_of(c, i)->prot & PROT_READ);
+		bool same;
+
+		if (hidden && mprotect(at(c, i), pg, PROT_READ))
+			return i;
+		same = holds(at(c, i), c->first + i, c->gen[i]);
+		if (hidden && mprotect(at(c, i), pg, PROT_NONE))
+			return i;
+		if (!same)
+			return i;
+	}
+	return -1;
+}
+
+static void expect_cpu(M, const struct ctx *c)
+{
+	long bad = cpu_mismatch(c);
+
+	ASSERT_EQ(-1, bad) TH_LOG("CPU sees the wrong data in page %ld", bad);
+}
+
+static void expect_buf(M, const struct ctx *c, unsigned long from, unsigned long n)
+{
+	for (unsigned long i = from; i < from + n; i++) {
+		ASSERT_TRUE(holds(c->buf + i * pg, c->first + i, c->gen[i]))
+			TH_LOG("device copy of page %lu is wrong", i);
+	}
+}
+
+static void expect_untouched(M, const struct ctx *c)
+{
+	for (size_t i = 0; i < c->n * pg; i++) {
+		ASSERT_EQ(SENTINEL, (unsigned char)c->buf[i]) TH_LOG("byte %zu", i);
+	}
+}
+
+/* Files: a shared page carries the last store, a private one never does. */
+static void expect_files(M, const struct ctx *c)
+{
+	char *copy = malloc(pg);
+
+	for (unsigned long i = 0; i < c->n; i++) {
+		const struct page_info *pi = &c->page[c->first + i];
+
+		if (pi->fd < 0)
+			continue;
+		ASSERT_EQ((ssize_t)pg, pread(pi->fd, copy, pg, pi->fpage * pg));
+		ASSERT_TRUE(holds(copy, c->first + i,
+				  kinds[pi->kind].shared ? c->gen[i] : 1))
+			TH_LOG("file behind page %lu", i);
+	}
+	free(copy);
+}
+
+/* Snapshot pages [from, from + n) through fd and compare with want[]. */
+static void expect_snap_range(M, struct ctx *c, int fd, unsigned long from,
+			      unsigned long n)
+{
+	ASSERT_EQ(0, dm(c, fd, HMM_DMIRROR_SNAPSHOT, from, n));
+	ASSERT_EQ(n, c->cmd.cpages);
+	for (unsigned long i = from; i < from + n; i++) {
+		ASSERT_EQ(c->want[i], c->snap[i]) TH_LOG("snapshot of page %lu", i);
+	}
+}
+
+static void expect_snap(M, struct ctx *c, int fd)
+{
+	expect_snap_range(_metadata, c, fd, 0, c->n);
+}
+
+static void want_all(struct ctx *c, int snap)
+{
+	memset(c->want, snap, c->n);
+}
+
+static void set_gen(struct ctx *c, unsigned long from, unsigned long n, int gen)
+{
+	for (unsigned long i = from; i < from + n; i++) {
+		fill(at(c, i), c->first + i, gen);
+		c->gen[i] = gen;
+	}
+}
+
+/* Device READ of pages [from, from + n): data checked, faults returned. */
+static long device_read(M, struct ctx *c, int fd, unsigned long from, unsigned long n)
+{
+	ASSERT_EQ(0, dm(c, fd, HMM_DMIRROR_READ, from, n));
+	ASSERT_EQ(n, c->cmd.cpages);
+	expect_buf(_metadata, c, from, n);
+	return c->cmd.faults;
+}
+
+/* ---- What a whole range does, derived from its pages ------------------ */
+
+static int access_err(const struct ctx *c, bool write)
+{
+	for (unsigned long i = 0; i < c->n; i++) {
+		int err = write ? kind_of(c, i)->write_err : kind_of(c, i)->read_err;
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int migrate_err(const struct ctx *c)
+{
+	int err = 0;
+
+	for (unsigned long i = 0; i < c->n; i++) {
+		if (kind_of(c, i)->move == REFUSED)
+			return -EINVAL;
+		if (kind_of(c, i)->move == STAYS)
+			err = -ENOENT;
+	}
+	return err;
+}
+
+/* Does page i move when the whole range's migration returns err? */
+static bool moves(const struct ctx *c, int err, unsigned long i)
+{
+	return err != -EINVAL && kind_of(c, i)->move == MOVES;
+}
+
+static int perm(const struct kind *k)
+{
+	return k->prot & PROT_WRITE ? SN_W : SN_R;
+}
+
+/* ---- mem: every operation over every backing ---------------------------- */
+
+FIXTURE(mem) {
+	struct ctx c;
+};
+
+FIXTURE_VARIANT(mem) {
+	const struct backing *backing;
+	int dev;
+};
+
+#define MEM(b)								\
+	FIXTURE_VARIANT_ADD(mem, b##_private) { &b, PRIV0 };		\
+	FIXTURE_VARIANT_ADD(mem, b##_coherent) { &b, COH0 };
+MEM(anon) MEM(anon_shared) MEM(thp) MEM(thp_unaligned) MEM(hugetlb)
+MEM(file_private) MEM(file_cow) MEM(file_shared) MEM(zero) MEM(readonly)
+MEM(noaccess) MEM(empty) MEM(mixed)
+
+FIXTURE_SETUP(mem)
+{
+	ctx_init(_metadata, &self->c, variant->backing, variant->dev);
+}
+
+FIXTURE_TEARDOWN(mem)
+{
+	close(self->c.fd);
+}
+
+/* The device reads the range: one device fault, then none while it is valid. */
+TEST_F(mem, read)
+{
+	struct ctx *c = &self->c;
+	int err = access_err(c, false);
+
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_READ, 0, c->n));
+	if (err) {
+		expect_untouched(_metadata, c);
+	} else {
+		ASSERT_EQ(c->n, c->cmd.cpages);
+		ASSERT_EQ(1, c->cmd.faults);
+		expect_buf(_metadata, c, 0, c->n);
+		ASSERT_EQ(0, device_read(_metadata, c, c->fd, 0, c->n));
+	}
+	expect_cpu(_metadata, c);
+}
+
+/* The device writes the range; what it may not write stays as it was. */
+TEST_F(mem, write)
+{
+	struct ctx *c = &self->c;
+	int err = access_err(c, true);
+	unsigned long i;
+
+	for (i = 0; i < c->n; i++)
+		fill(c->buf + i * pg, c->first + i, 2);
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_WRITE, 0, c->n));
+	for (i = 0; i < c->n; i++)
+		c->want[i] = err ? kind_of(c, i)->snap :
+			     SN_W | (kind_of(c, i)->snap & SN_PMD);
+	if (!err) {
+		ASSERT_EQ(c->n, c->cmd.cpages);
+		ASSERT_EQ(1, c->cmd.faults);
+		for (i = 0; i < c->n; i++)
+			c->gen[i] = 2;
+	}
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+	expect_files(_metadata, c);
+}
+
+/* A snapshot reports each kind as the table says, and faults nothing in. */
+TEST_F(mem, snapshot)
+{
+	struct ctx *c = &self->c;
+
+	for (unsigned long i = 0; i < c->n; i++)
+		c->want[i] = kind_of(c, i)->snap;
+	expect_snap(_metadata, c, c->fd);
+	expect_snap(_metadata, c, c->fd);
+}
+
+/* Migration to the device: what moves is mapped by it, the rest is not. */
+TEST_F(mem, migrate)
+{
+	struct ctx *c = &self->c;
+	int err = migrate_err(c);
+
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	if (!err) {
+		ASSERT_EQ(c->n, c->cmd.cpages);
+		expect_buf(_metadata, c, 0, c->n);
+	}
+	for (unsigned long i = 0; i < c->n; i++)
+		c->want[i] = moves(c, err, i) ? local(c->dev) | perm(kind_of(c, i)) :
+					   kind_of(c, i)->snap;
+	expect_snap(_metadata, c, c->fd);
+	/*
+	 * Reading back a range that mixes pages on this device-private device
+	 * with pages it has not mirrored yet oopses upstream's driver (it maps
+	 * the ZONE_DEVICE page itself, then copies from it): not exercised.
+	 */
+	if (!access_err(c, false) && (!err || coherent(c->dev)))
+		ASSERT_EQ(err ? 1 : 0, device_read(_metadata, c, c->fd, 0, c->n));
+}
+
+/*
+ * The CPU touches migrated memory: device-private pages fault back to system
+ * memory (and out of the device's mirror), coherent ones are used in place.
+ */
+TEST_F(mem, cpu_access)
+{
+	struct ctx *c = &self->c;
+	int err = migrate_err(c);
+
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	expect_cpu(_metadata, c);
+	for (unsigned long i = 0; i < c->n; i++)
+		c->want[i] = !moves(c, err, i) ? kind_of(c, i)->snap :
+			     coherent(c->dev) ? local(c->dev) | perm(kind_of(c, i)) :
+			     perm(kind_of(c, i));
+	expect_snap(_metadata, c, c->fd);
+	if (!access_err(c, false))
+		ASSERT_EQ(!err && coherent(c->dev) ? 0 : 1,
+			  device_read(_metadata, c, c->fd, 0, c->n));
+}
+
+/* Explicit migration back counts exactly the pages that had moved. */
+TEST_F(mem, migrate_back)
+{
+	struct ctx *c = &self->c;
+	int err = migrate_err(c);
+	unsigned long i, moved = 0;
+
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(err == -EINVAL ? -EINVAL : 0,
+		  dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
+	for (i = 0; i < c->n; i++) {
+		moved += moves(c, err, i);
+		c->want[i] = moves(c, err, i) ? perm(kind_of(c, i)) : kind_of(c, i)->snap;
+	}
+	if (err != -EINVAL)
+		ASSERT_EQ(moved, c->cmd.cpages);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+	if (!access_err(c, false))
+		ASSERT_EQ(1, device_read(_metadata, c, c->fd, 0, c->n));
+}
+
+/* Another process stored gen everywhere: only our shared pages show it. */
+static void seen_from_other(struct ctx *c, int gen)
+{
+	for (unsigned long i = 0; i < c->n; i++)
+		if (kind_of(c, i)->shared && kind_of(c, i)->prot & PROT_WRITE)
+			c->gen[i] = gen;
+}
+
+/* CPU, files and (where it may read) the device all hold what gen[] says. */
+static void expect_settled(M, struct ctx *c)
+{
+	expect_cpu(_metadata, c);
+	expect_files(_metadata, c);
+	if (!access_err(c, false))
+		device_read(_metadata, c, c->fd, 0, c->n);
+}
+
+/* A child's device writes its copy: private pages COW, shared ones do not. */
+TEST_F(mem, fork_device_write)
+{
+	struct ctx *c = &self->c;
+	int err = access_err(c, true);
+	unsigned long i;
+	pid_t pid;
+
+	for (i = 0; i < c->n; i++)
+		fill(c->buf + i * pg, c->first + i, 2);
+	pid = fork();
+	if (!pid) {
+		int fd = dev_open(c->dev);
+
+		if (dmirror(fd, HMM_DMIRROR_WRITE, c->ptr, c->buf, c->n, NULL) != err)
+			_exit(1);
+		for (i = 0; i < c->n && !err; i++)
+			c->gen[i] = 2;
+		_exit(cpu_mismatch(c) < 0 ? 0 : 2);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	if (!err)
+		seen_from_other(c, 2);
+	expect_settled(_metadata, c);
+}
+
+static void cpu_write_all(struct ctx *c, int gen)
+{
+	for (unsigned long i = 0; i < c->n; i++)
+		if (kind_of(c, i)->prot & PROT_WRITE)
+			set_gen(c, i, 1, gen);
+}
+
+/* After migration and fork, the child's stores stay in the child. */
+TEST_F(mem, cow_child_writes)
+{
+	struct ctx *c = &self->c;
+	pid_t pid;
+
+	ASSERT_EQ(migrate_err(c), dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	pid = fork();
+	if (!pid) {
+		cpu_write_all(c, 3);
+		_exit(cpu_mismatch(c) < 0 ? 0 : 1);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	seen_from_other(c, 3);
+	expect_settled(_metadata, c);
+}
+
+/*
+ * After migration and fork, private pages are shared copy-on-write: the
+ * parent's device may only read them, and the parent's stores stay in the
+ * parent.
+ */
+TEST_F(mem, cow_parent_writes)
+{
+	struct ctx *c = &self->c;
+	int err = migrate_err(c), go[2];
+	pid_t pid;
+
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	if (!pid) {
+		char token;
+
+		close(go[1]);	/* a parent that fails first must not leave us waiting */
+		if (read(go[0], &token, 1) != 1)
+			_exit(1);
+		seen_from_other(c, 3);
+		_exit(cpu_mismatch(c) < 0 ? 0 : 2);
+	}
+	for (unsigned long i = 0; i < c->n; i++) {
+		int snap = kind_of(c, i)->snap;
+
+		if (moves(c, err, i))
+			snap = local(c->dev) | SN_R;
+		else if (!kind_of(c, i)->shared && snap != SN_ERR && snap & SN_W)
+			snap = (snap & ~SN_W) | SN_R;
+		c->want[i] = snap;
+	}
+	expect_snap(_metadata, c, c->fd);
+	cpu_write_all(c, 3);
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(0, wait_child(pid));
+	expect_settled(_metadata, c);
+}
+
+/* Exclusive access: granted for private anonymous pages, undone by the CPU. */
+TEST_F(mem, exclusive)
+{
+	struct ctx *c = &self->c;
+	int worst = EXCL_OK, ret;
+
+	for (unsigned long i = 0; i < c->n; i++)
+		if (kind_of(c, i)->excl > worst)
+			worst = kind_of(c, i)->excl;
+	ret = dm(c, c->fd, HMM_DMIRROR_EXCLUSIVE, 0, c->n);
+	if (worst == EXCL_NEVER)
+		ASSERT_TRUE(ret < 0);
+	if (worst != EXCL_NEVER)
+		ASSERT_EQ(worst == EXCL_OK ? 0 : -EBUSY, ret);
+	if (!ret) {
+		ASSERT_EQ(c->n, c->cmd.cpages);
+		expect_buf(_metadata, c, 0, c->n);
+		ASSERT_EQ(-EPERM, dm(c, c->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, 0, c->n));
+	}
+	expect_cpu(_metadata, c);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, 0, c->n));
+}
+
+/* ---- dev: what each device does with its own memory --------------------- */
+
+FIXTURE(dev) {
+	struct ctx c;
+};
+
+FIXTURE_VARIANT(dev) {
+	int dev;
+};
+
+FIXTURE_VARIANT_ADD(dev, private0) { PRIV0 };
+FIXTURE_VARIANT_ADD(dev, private1) { PRIV1 };
+FIXTURE_VARIANT_ADD(dev, coherent0) { COH0 };
+FIXTURE_VARIANT_ADD(dev, coherent1) { COH1 };
+
+FIXTURE_SETUP(dev)
+{
+	ctx_init(_metadata, &self->c, &anon, variant->dev);
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	close(self->c.fd);
+}
+
+static void to_device(M, struct ctx *c, unsigned long from, unsigned long n)
+{
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, from, n));
+	ASSERT_EQ(n, c->cmd.cpages);
+	expect_buf(_metadata, c, from, n);
+}
+
+/* RELEASE evicts the device's memory; the data survives, the device recovers. */
+TEST_F(dev, release)
+{
+	struct ctx *c = &self->c;
+
+	to_device(_metadata, c, 0, c->n);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_RELEASE, 0, c->n));
+	want_all(c, SN_W);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+	to_device(_metadata, c, 0, c->n);
+	want_all(c, local(c->dev) | SN_W);
+	expect_snap(_metadata, c, c->fd);
+}
+
+/* Closing the handle that migrated the memory loses none of it. */
+TEST_F(dev, close)
+{
+	struct ctx *c = &self->c;
+	int fd = dev_open(c->dev);
+
+	ASSERT_EQ(0, dm(c, fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(0, close(fd));
+	device_read(_metadata, c, c->fd, 0, c->n);
+	expect_cpu(_metadata, c);
+}
+
+/* Round trips with new data each time; the way back is the device's own. */
+TEST_F(dev, cycles)
+{
+	struct ctx *c = &self->c;
+
+	for (int round = 2; round < 6; round++) {
+		to_device(_metadata, c, 0, c->n);
+		if (coherent(c->dev)) {
+			ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
+			ASSERT_EQ(c->n, c->cmd.cpages);
+		}
+		expect_cpu(_metadata, c);
+		want_all(c, SN_W);
+		expect_snap(_metadata, c, c->fd);
+		set_gen(c, 0, c->n, round);
+	}
+}
+
+/* The CPU stores into migrated memory; the device reads what was stored. */
+TEST_F(dev, cpu_write)
+{
+	struct ctx *c = &self->c;
+
+	to_device(_metadata, c, 0, c->n);
+	set_gen(c, 0, c->n, 7);
+	want_all(c, coherent(c->dev) ? local(c->dev) | SN_W : SN_W);
+	expect_snap(_metadata, c, c->fd);
+	device_read(_metadata, c, c->fd, 0, c->n);
+}
+
+/* Migrating what is already on the device moves nothing and loses nothing. */
+TEST_F(dev, migrate_twice)
+{
+	struct ctx *c = &self->c;
+
+	to_device(_metadata, c, 0, c->n);
+	memset(c->buf, SENTINEL, c->n * pg);
+	to_device(_metadata, c, 0, c->n);
+	want_all(c, local(c->dev) | SN_W);
+	expect_snap(_metadata, c, c->fd);
+}
+
+/* Migrating system memory back to system memory is a counted no-op. */
+TEST_F(dev, migrate_back_idle)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
+	ASSERT_EQ(0, c->cmd.cpages);
+	want_all(c, SN_W);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/* Half a range on the device: only the other half needs a device fault. */
+TEST_F(dev, half_range)
+{
+	struct ctx *c = &self->c;
+	unsigned long half = c->n / 2;
+
+	to_device(_metadata, c, half, c->n - half);
+	memset(c->want, SN_W, half);
+	memset(c->want + half, local(c->dev) | SN_W, c->n - half);
+	expect_snap(_metadata, c, c->fd);
+	ASSERT_EQ(1, device_read(_metadata, c, c->fd, 0, half));
+	ASSERT_EQ(0, device_read(_metadata, c, c->fd, half, c->n - half));
+	expect_cpu(_metadata, c);
+}
+
+/* An unmapped tail: the snapshot marks it an error, a read fails on it. */
+TEST_F(dev, hole)
+{
+	struct ctx *c = &self->c;
+	unsigned long tail = 8;
+
+	ASSERT_EQ(0, munmap(at(c, c->n - tail), tail * pg));
+	want_all(c, SN_W);
+	memset(c->want + c->n - tail, SN_ERR, tail);
+	expect_snap(_metadata, c, c->fd);
+	ASSERT_EQ(-EFAULT, dm(c, c->fd, HMM_DMIRROR_READ, 0, c->n));
+	ASSERT_EQ(-EINVAL, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, c->n - tail, tail));
+}
+
+/*
+ * get_user_pages() cannot hand out device-private pages, so it faults them
+ * back; coherent pages are handed out in place unless the pin is long-term.
+ */
+TEST_F(dev, gup)
+{
+	static const struct { unsigned long cmd; unsigned int flags; bool longterm; } calls[] = {
+		{ GUP_BASIC_TEST, GUP_WRITE },
+		{ GUP_FAST_BENCHMARK, GUP_WRITE },
+		{ PIN_FAST_BENCHMARK, GUP_WRITE | GUP_LONGTERM, true },
+		{ PIN_LONGTERM_BENCHMARK, GUP_WRITE, true },
+	};
+	struct ctx *c = &self->c;
+	int gup = open("/sys/kernel/debug/gup_test", O_RDWR);
+
+	ASSERT_GE(gup, 0);
+	to_device(_metadata, c, 0, c->n);
+	want_all(c, local(c->dev) | SN_W);
+	for (unsigned long i = 0; i < ARRAY_SIZE(calls); i++) {
+		struct gup_test args = {
+			.addr = (uintptr_t)at(c, i), .size = pg,
+			.nr_pages_per_call = 1, .gup_flags = calls[i].flags,
+		};
+
+		ASSERT_EQ(0, ioctl(gup, calls[i].cmd, &args));
+		if (!coherent(c->dev) || calls[i].longterm)
+			c->want[i] = SN_W;
+	}
+	close(gup);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/* Exclusive access, then read-only: the device can read but not write. */
+TEST_F(dev, exclusive_mprotect)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_EXCLUSIVE, 0, c->n));
+	expect_buf(_metadata, c, 0, c->n);
+	ASSERT_EQ(0, mprotect(c->ptr, c->n * pg, PROT_READ));
+	ASSERT_EQ(-EPERM, dm(c, c->fd, HMM_DMIRROR_WRITE, 0, c->n));
+	device_read(_metadata, c, c->fd, 0, c->n);
+	expect_cpu(_metadata, c);
+}
+
+/* Exclusive access, then fork: both sides get their own writable copy. */
+TEST_F(dev, exclusive_fork)
+{
+	struct ctx *c = &self->c;
+	pid_t pid;
+
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_EXCLUSIVE, 0, c->n));
+	pid = fork();
+	if (!pid) {
+		set_gen(c, 0, c->n, 5);
+		_exit(cpu_mismatch(c) < 0 ? 0 : 1);
+	}
+	set_gen(c, 0, c->n, 6);
+	ASSERT_EQ(0, wait_child(pid));
+	expect_cpu(_metadata, c);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, 0, c->n));
+	device_read(_metadata, c, c->fd, 0, c->n);
+}
+
+/* The device file's own mapping: readable by the device, never migrated. */
+TEST_F(dev, map_device_file)
+{
+	struct ctx *c = &self->c;
+	char *map = mmap(NULL, 4 * pg, RW, MAP_PRIVATE, c->fd, 0);
+
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, dmirror(c->fd, HMM_DMIRROR_SNAPSHOT, map, c->snap, 4, &c->cmd));
+	for (int i = 0; i < 4; i++)
+		ASSERT_EQ(SN_R, c->snap[i]);
+	ASSERT_EQ(0, dmirror(c->fd, HMM_DMIRROR_READ, map, c->buf, 4, &c->cmd));
+	ASSERT_EQ(1, c->cmd.faults);
+	for (int i = 0; i < 4; i++)
+		ASSERT_TRUE(holds(c->buf + i * pg, 0, 0));
+	ASSERT_EQ(-EINVAL, dmirror(c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, map, c->buf, 4, NULL));
+}
+
+/* ---- pair: two devices over one range ----------------------------------- */
+
+FIXTURE(pair) {
+	struct ctx c;
+	int other;		/* handle of device b */
+};
+
+FIXTURE_VARIANT(pair) {
+	int a, b;
+};
+
+FIXTURE_VARIANT_ADD(pair, private_private) { PRIV0, PRIV1 };
+FIXTURE_VARIANT_ADD(pair, coherent_coherent) { COH0, COH1 };
+FIXTURE_VARIANT_ADD(pair, private_coherent) { PRIV0, COH0 };
+FIXTURE_VARIANT_ADD(pair, coherent_private) { COH0, PRIV0 };
+
+FIXTURE_SETUP(pair)
+{
+	ctx_init(_metadata, &self->c, &anon, variant->a);
+	self->other = dev_open(variant->b);
+	ASSERT_GE(self->other, 0);
+}
+
+FIXTURE_TEARDOWN(pair)
+{
+	close(self->other);
+	close(self->c.fd);
+}
+
+/* Both devices mirror the range; b's migration invalidates a's mirror. */
+TEST_F(pair, double_map)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(1, device_read(_metadata, c, c->fd, 0, c->n));
+	ASSERT_EQ(1, device_read(_metadata, c, self->other, 0, c->n));
+	ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(1, device_read(_metadata, c, c->fd, 0, c->n));
+	want_all(c, coherent(variant->b) ? local(variant->b) | SN_W : SN_W);
+	expect_snap(_metadata, c, self->other);
+	expect_cpu(_metadata, c);
+}
+
+/* b writes memory that sits on a: private pages come back first. */
+TEST_F(pair, cross_write)
+{
+	struct ctx *c = &self->c;
+	unsigned long i;
+
+	to_device(_metadata, c, 0, c->n);
+	for (i = 0; i < c->n; i++) {
+		fill(c->buf + i * pg, c->first + i, 2);
+		c->gen[i] = 2;
+	}
+	ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_WRITE, 0, c->n));
+	ASSERT_EQ(c->n, c->cmd.cpages);
+	ASSERT_EQ(1, c->cmd.faults);
+	want_all(c, coherent(variant->a) ? local(variant->a) | SN_W : SN_W);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/*
+ * Migration selects system memory only: a's pages do not move to b. (b's
+ * attempt invalidates a's mirror, and a device-private a then cannot read
+ * its own pages through upstream's driver: the data is checked by the CPU.)
+ */
+TEST_F(pair, cross_migrate)
+{
+	struct ctx *c = &self->c;
+
+	to_device(_metadata, c, 0, c->n);
+	ASSERT_EQ(-ENOENT, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	want_all(c, local(variant->a) | SN_W);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/* b sees a's pages as remote, and looking does not move them. */
+TEST_F(pair, remote_snapshot)
+{
+	struct ctx *c = &self->c;
+
+	to_device(_metadata, c, 0, c->n);
+	ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_SNAPSHOT, 0, c->n));
+	for (unsigned long i = 0; i < c->n; i++) {
+		ASSERT_TRUE(remote_view(variant->a, c->snap[i]))
+			TH_LOG("page %lu: 0x%x", i, c->snap[i]);
+	}
+	want_all(c, local(variant->a) | SN_W);
+	expect_snap(_metadata, c, c->fd);
+}
+
+/* Only the owner migrates its pages back. */
+TEST_F(pair, back_by_owner_only)
+{
+	struct ctx *c = &self->c;
+
+	to_device(_metadata, c, 0, c->n);
+	ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
+	ASSERT_EQ(0, c->cmd.cpages);
+	want_all(c, local(variant->a) | SN_W);
+	expect_snap(_metadata, c, c->fd);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
+	ASSERT_EQ(c->n, c->cmd.cpages);
+	want_all(c, SN_W);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/* Half on each device: each reads the whole range correctly. */
+TEST_F(pair, split)
+{
+	struct ctx *c = &self->c;
+	unsigned long i, half = c->n / 2;
+
+	to_device(_metadata, c, 0, half);
+	ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_DEV, half, c->n - half));
+	ASSERT_EQ(c->n - half, c->cmd.cpages);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_SNAPSHOT, 0, c->n));
+	for (i = 0; i < c->n; i++) {
+		ASSERT_TRUE(i < half ? c->snap[i] == (local(variant->a) | SN_W) :
+				       remote_view(variant->b, c->snap[i]))
+			TH_LOG("page %lu: 0x%x", i, c->snap[i]);
+	}
+	device_read(_metadata, c, c->fd, 0, c->n);
+	device_read(_metadata, c, self->other, 0, c->n);
+	expect_cpu(_metadata, c);
+}
+
+/* ---- race: a device command against an address-space change ------------ */
+
+enum { R_munmap, R_mprotect, R_dontneed, R_mremap, R_fork };
+#define G(gen)		(1u << (gen))
+#define ROUNDS		8
+
+FIXTURE(race) {
+	struct ctx c;
+	char *away;		/* where mremap moves the second half */
+};
+
+FIXTURE_VARIANT(race) {
+	int racer;
+	unsigned long req;
+	int dev;
+};
+
+#define RACE(r, op, req)							\
+	FIXTURE_VARIANT_ADD(race, r##_##op##_private) { R_##r, req, PRIV0 };	\
+	FIXTURE_VARIANT_ADD(race, r##_##op##_coherent) { R_##r, req, COH0 };
+#define RACES(r)							\
+	RACE(r, read, HMM_DMIRROR_READ)					\
+	RACE(r, write, HMM_DMIRROR_WRITE)				\
+	RACE(r, migrate, HMM_DMIRROR_MIGRATE_TO_DEV)
+RACES(munmap) RACES(mprotect) RACES(dontneed) RACES(mremap) RACES(fork)
+
+static const struct backing race_mem = ONE(ANON, 256);
+
+FIXTURE_SETUP(race)
+{
+	ctx_init(_metadata, &self->c, &race_mem, variant->dev);
+	self->away = mmap(NULL, self->c.n * pg, PROT_NONE, PRIV_ANON, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->away);
+}
+
+FIXTURE_TEARDOWN(race)
+{
+	close(self->c.fd);
+}
+
+/* First of n pages at mem (range pages from..) not holding a generation in gens. */
+static long not_in(const struct ctx *c, const char *mem, unsigned long from,
+		   unsigned long n, unsigned int gens)
+{
+	for (unsigned long i = 0; i < n; i++) {
+		bool ok = false;
+
+		for (int gen = 0; gen < 10; gen++)
+			ok |= (gens & G(gen)) && holds(mem + i * pg, c->first + from + i, gen);
+		if (!ok)
+			return from + i;
+	}
+	return -1;
+}
+
+struct racer {
+	int what;
+	unsigned int gens;	/* what a page may hold while the command runs */
+	const struct ctx *c;
+	char *half, *away;
+	size_t len;
+	unsigned int spin;
+	pthread_barrier_t go;
+	int status;
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+
+	pthread_barrier_wait(&r->go);
+	for (volatile unsigned int i = 0; i < r->spin; i++)
+		;
+	switch (r->what) {
+	case R_munmap:
+		r->status = munmap(r->half, r->len);
+		break;
+	case R_mprotect:
+		r->status = mprotect(r->half, r->len, PROT_READ);
+		break;
+	case R_dontneed:
+		r->status = madvise(r->half, r->len, MADV_DONTNEED);
+		break;
+	case R_mremap:
+		r->status = mremap(r->half, r->len, r->len,
+				   MREMAP_MAYMOVE | MREMAP_FIXED, r->away) != r->away;
+		break;
+	case R_fork: {
+		pid_t pid = fork();
+
+		/* The child's copy is whatever each page held at the fork. */
+		if (!pid)
+			_exit(not_in(r->c, r->c->ptr, 0, r->c->n, r->gens) != -1);
+		r->status = wait_child(pid);
+		break;
+	}
+	}
+	return NULL;
+}
+
+/* The device reads n pages at addr and must see exactly what the CPU sees. */
+static void device_agrees(M, struct ctx *c, const char *addr, unsigned long n)
+{
+	ASSERT_EQ(0, dmirror(c->fd, HMM_DMIRROR_READ, addr, c->buf, n, &c->cmd));
+	for (unsigned long i = 0; i < n; i++) {
+		ASSERT_EQ(0, memcmp(c->buf + i * pg, addr + i * pg, pg))
+			TH_LOG("device and CPU differ on page %lu", i);
+	}
+}
+
+static void race_round(M, struct ctx *c, char *away, const FIXTURE_VARIANT(race) *v,
+		       unsigned int round)
+{
+	unsigned long i, n = c->n, half = n / 2, rest = n - half;
+	bool write = v->req == HMM_DMIRROR_WRITE, read = v->req == HMM_DMIRROR_READ;
+	struct racer r = {
+		.what = v->racer, .gens = write ? G(1) | G(2) : G(1), .c = c,
+		.half = at(c, half), .away = away, .len = rest * pg, .spin = round * 4000,
+	};
+	unsigned int done;	/* what a page the command covered holds now */
+	pthread_t thread;
+	int ret;
+
+	ASSERT_EQ(c->ptr, mmap(c->ptr, n * pg, RW, PRIV_ANON | MAP_FIXED, -1, 0));
+	ASSERT_EQ(away, mmap(away, n * pg, PROT_NONE, PRIV_ANON | MAP_FIXED, -1, 0));
+	set_gen(c, 0, n, 1);
+	for (i = 0; i < n; i++)
+		fill(c->buf + i * pg, c->first + i, 2);
+	ASSERT_EQ(0, pthread_barrier_init(&r.go, NULL, 2));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, race_thread, &r));
+	pthread_barrier_wait(&r.go);
+	ret = dm(c, c->fd, v->req, 0, n);
+	ASSERT_EQ(0, pthread_join(thread, NULL));
+	pthread_barrier_destroy(&r.go);
+	ASSERT_EQ(0, r.status);
+
+	/* The command's result: one of those its interleavings allow. */
+	switch (v->racer) {
+	case R_munmap:
+	case R_mremap:
+		ASSERT_TRUE(!ret || ret == (read || write ? -EFAULT : -EINVAL) ||
+			    (!read && !write && ret == -ENOENT)) TH_LOG("ret %d", ret);
+		break;
+	case R_mprotect:
+		ASSERT_TRUE(!ret || (write && ret == -EPERM) ||
+			    (!read && !write && ret == -ENOENT)) TH_LOG("ret %d", ret);
+		break;
+	default:
+		ASSERT_TRUE(!ret || (!read && !write && ret == -ENOENT)) TH_LOG("ret %d", ret);
+	}
+	if (read && !ret) {
+		ASSERT_EQ(-1, not_in(c, c->buf, 0, half, G(1)));
+		ASSERT_EQ(-1, not_in(c, c->buf + half * pg, half, rest,
+				     v->racer == R_dontneed ? G(0) | G(1) : G(1)));
+	}
+
+	/* The memory afterwards, then what the device makes of it. */
+	done = !write ? G(1) : ret ? G(1) | G(2) : G(2);
+	ASSERT_EQ(-1, not_in(c, c->ptr, 0, half, done));
+	switch (v->racer) {
+	case R_munmap:
+		/* New memory in the hole: the device must not see the old. */
+		ASSERT_EQ(at(c, half), mmap(at(c, half), rest * pg, RW,
+					    PRIV_ANON | MAP_FIXED, -1, 0));
+		set_gen(c, half, rest, 9);
+		break;
+	case R_mprotect:
+		ASSERT_EQ(-1, not_in(c, at(c, half), half, rest, done));
+		for (i = half; i < n; i++)
+			fill(c->buf + i * pg, c->first + i, 8);
+		ASSERT_EQ(-EPERM, dm(c, c->fd, HMM_DMIRROR_WRITE, half, rest));
+		ASSERT_EQ(-1, not_in(c, at(c, half), half, rest, done));
+		break;
+	case R_dontneed:
+		ASSERT_EQ(-1, not_in(c, at(c, half), half, rest,
+				     write ? G(0) | G(2) : G(0)));
+		break;
+	case R_mremap:
+		ASSERT_EQ(-1, not_in(c, away, half, rest, done));
+		ASSERT_EQ(-EFAULT, dm(c, c->fd, HMM_DMIRROR_READ, half, rest));
+		device_agrees(_metadata, c, away, rest);
+		device_agrees(_metadata, c, c->ptr, half);
+		return;
+	case R_fork:
+		ASSERT_EQ(-1, not_in(c, at(c, half), half, rest, done));
+		break;
+	}
+	device_agrees(_metadata, c, c->ptr, n);
+}
+
+/* Every round shifts the racer later into the command. */
+TEST_F(race, run)
+{
+	for (unsigned int round = 0; round < ROUNDS; round++)
+		race_round(_metadata, &self->c, self->away, variant, round);
+}
+
+/* ---- stuck: some pages of a range cannot move ---------------------------- */
+
+enum { O_pinned, O_piped, O_other_device, O_page_cache, O_forked };
+#define BLOCKED		4	/* pages [BLOCKED, 2 * BLOCKED) are held back */
+
+/* Whether the held pages stay behind, and their snapshot after the attempt. */
+enum { HELD_W, HELD_R, HELD_REMOTE, MOVED_R };
+static const struct { bool blocks; int held; } obstacles[] = {
+	[O_pinned] = { true, HELD_W },		/* a long-term GUP pin */
+	[O_piped] = { true, HELD_W },		/* page references in a pipe */
+	[O_other_device] = { true, HELD_REMOTE },
+	[O_page_cache] = { true, HELD_R },	/* clean page cache */
+	[O_forked] = { false, MOVED_R },	/* copy-on-write shared with a child */
+};
+
+FIXTURE(stuck) {
+	struct ctx c;
+	int gup, pipe[2], other;
+	pid_t child;
+};
+
+FIXTURE_VARIANT(stuck) {
+	int obstacle;
+	int dev, other;
+};
+
+#define STUCK(o)							\
+	FIXTURE_VARIANT_ADD(stuck, o##_private) { O_##o, PRIV0, PRIV1 };	\
+	FIXTURE_VARIANT_ADD(stuck, o##_coherent) { O_##o, COH0, COH1 };
+STUCK(pinned) STUCK(piped) STUCK(other_device) STUCK(page_cache) STUCK(forked)
+
+FIXTURE_SETUP(stuck)
+{
+	ctx_init(_metadata, &self->c, &small, variant->dev);
+	self->gup = self->pipe[0] = self->pipe[1] = self->other = -1;
+}
+
+FIXTURE_TEARDOWN(stuck)
+{
+	if (self->gup >= 0)
+		ioctl(self->gup, PIN_LONGTERM_TEST_STOP);
+}
+
+static void obstruct(M, FIXTURE_DATA(stuck) *self, const FIXTURE_VARIANT(stuck) *v)
+{
+	struct ctx *c = &self->c;
+	struct pin_longterm_test pin = {
+		.addr = (uintptr_t)at(c, BLOCKED), .size = BLOCKED * pg,
+		.flags = PIN_LONGTERM_TEST_FLAG_USE_WRITE,
+	};
+	struct iovec iov = { at(c, BLOCKED), BLOCKED * pg };
+	int fd;
+
+	switch (v->obstacle) {
+	case O_pinned:
+		self->gup = open("/sys/kernel/debug/gup_test", O_RDWR);
+		ASSERT_GE(self->gup, 0);
+		ASSERT_EQ(0, ioctl(self->gup, PIN_LONGTERM_TEST_START, &pin));
+		break;
+	case O_piped:
+		ASSERT_EQ(0, pipe(self->pipe));
+		ASSERT_EQ((ssize_t)iov.iov_len, vmsplice(self->pipe[1], &iov, 1, 0));
+		break;
+	case O_other_device:
+		self->other = dev_open(v->other);
+		ASSERT_GE(self->other, 0);
+		ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_DEV, BLOCKED, BLOCKED));
+		break;
+	case O_forked:
+		ASSERT_EQ(0, pipe(self->pipe));
+		self->child = fork();
+		if (!self->child) {
+			char token;
+
+			close(self->pipe[1]);
+			_exit(read(self->pipe[0], &token, 1) != 1 || cpu_mismatch(c) >= 0);
+		}
+		/* Our stores take back all but the held pages. */
+		set_gen(c, 0, BLOCKED, 1);
+		set_gen(c, 2 * BLOCKED, c->n - 2 * BLOCKED, 1);
+		break;
+	case O_page_cache:
+		/* The same data, but as clean page cache of a private mapping. */
+		fd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ((ssize_t)iov.iov_len, pwrite(fd, iov.iov_base, iov.iov_len, 0));
+		ASSERT_EQ(iov.iov_base, mmap(iov.iov_base, iov.iov_len, RW,
+					     MAP_PRIVATE | MAP_FIXED, fd, 0));
+		close(fd);
+		ASSERT_EQ(-1, cpu_mismatch(c));
+		break;
+	}
+}
+
+static void unblock(M, FIXTURE_DATA(stuck) *self, const FIXTURE_VARIANT(stuck) *v)
+{
+	struct ctx *c = &self->c;
+
+	switch (v->obstacle) {
+	case O_pinned:
+		ASSERT_EQ(0, ioctl(self->gup, PIN_LONGTERM_TEST_STOP));
+		close(self->gup);
+		self->gup = -1;
+		break;
+	case O_piped:
+		close(self->pipe[0]);
+		close(self->pipe[1]);
+		break;
+	case O_other_device:
+		ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_SYS, BLOCKED, BLOCKED));
+		ASSERT_EQ(BLOCKED, c->cmd.cpages);
+		break;
+	case O_page_cache:
+		set_gen(c, BLOCKED, BLOCKED, 1);	/* copy-on-write: anonymous now */
+		break;
+	case O_forked:
+		ASSERT_EQ(1, write(self->pipe[1], "x", 1));
+		ASSERT_EQ(0, wait_child(self->child));	/* it still sees its data */
+		break;
+	}
+}
+
+/*
+ * The driver reports a range it could not fully migrate as ENOENT; the pages
+ * that could move did, the others kept their data and mapping. Once nothing
+ * holds them back they move too. (Only they are migrated again: upstream's
+ * driver answers ENOENT for a page already on the device whose mirror entry
+ * an invalidation dropped, and its invalidation drops one page too many.)
+ * A page shared with a child is no obstacle: it moves, read-only for both.
+ */
+TEST_F(stuck, migrate)
+{
+	const int held = obstacles[variant->obstacle].held;
+	bool blocks = obstacles[variant->obstacle].blocks;
+	struct ctx *c = &self->c;
+
+	obstruct(_metadata, self, variant);
+	ASSERT_EQ(blocks ? -ENOENT : 0, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_SNAPSHOT, 0, c->n));
+	for (unsigned long i = 0; i < c->n; i++) {
+		int want = local(c->dev) | SN_W;
+
+		if (i >= BLOCKED && i < 2 * BLOCKED)
+			want = held == HELD_W ? SN_W : held == HELD_R ? SN_R :
+			       held == MOVED_R ? local(c->dev) | SN_R :
+			       remote_view(variant->other, c->snap[i]) ? c->snap[i] : -1;
+		ASSERT_EQ(want, c->snap[i]) TH_LOG("page %lu", i);
+	}
+	unblock(_metadata, self, variant);
+	if (blocks) {
+		to_device(_metadata, c, BLOCKED, BLOCKED);
+		want_all(c, local(c->dev) | SN_W);
+		expect_snap(_metadata, c, c->fd);
+	}
+	expect_cpu(_metadata, c);
+}
+
+/* ---- badarg: each command refuses what it cannot do ---------------------- */
+
+enum { AT_RW, AT_MISALIGNED, AT_READONLY, AT_NOACCESS, AT_HOLE, AT_HUGETLB,
+       AT_WRAP, NO_CMD };
+
+FIXTURE(badarg) {
+	struct ctx c;
+};
+
+FIXTURE_VARIANT(badarg) {
+	unsigned long req;
+	int where;
+	unsigned long npages;
+	bool bad_buf;		/* the user buffer is unmapped */
+	int err;
+};
+
+#define BAD(name, req, where, n, bad_buf, err)				\
+	FIXTURE_VARIANT_ADD(badarg, name) { req, where, n, bad_buf, err };
+#define EVERY(what, where, n, err)					\
+	BAD(read_##what, HMM_DMIRROR_READ, where, n, false, err)		\
+	BAD(write_##what, HMM_DMIRROR_WRITE, where, n, false, err)		\
+	BAD(migrate_##what, HMM_DMIRROR_MIGRATE_TO_DEV, where, n, false, err) \
+	BAD(migrate_back_##what, HMM_DMIRROR_MIGRATE_TO_SYS, where, n, false, err) \
+	BAD(snapshot_##what, HMM_DMIRROR_SNAPSHOT, where, n, false, err)	\
+	BAD(exclusive_##what, HMM_DMIRROR_EXCLUSIVE, where, n, false, err)	\
+	BAD(check_exclusive_##what, HMM_DMIRROR_CHECK_EXCLUSIVE, where, n, false, err)
+EVERY(misaligned, AT_MISALIGNED, 8, -EINVAL)
+EVERY(no_pages, AT_RW, 0, -EINVAL)
+EVERY(wrapping, AT_WRAP, 0, -EINVAL)
+EVERY(no_command, NO_CMD, 8, -EFAULT)
+BAD(release_no_command, HMM_DMIRROR_RELEASE, NO_CMD, 8, false, -EFAULT)
+BAD(read_hole, HMM_DMIRROR_READ, AT_HOLE, 8, false, -EFAULT)
+BAD(read_noaccess, HMM_DMIRROR_READ, AT_NOACCESS, 8, false, -EFAULT)
+BAD(read_into_noaccess, HMM_DMIRROR_READ, AT_RW, 24, false, -EFAULT)
+BAD(read_bad_buffer, HMM_DMIRROR_READ, AT_RW, 8, true, -EFAULT)
+BAD(write_hole, HMM_DMIRROR_WRITE, AT_HOLE, 8, false, -EFAULT)
+BAD(write_noaccess, HMM_DMIRROR_WRITE, AT_NOACCESS, 8, false, -EFAULT)
+BAD(write_readonly, HMM_DMIRROR_WRITE, AT_READONLY, 8, false, -EPERM)
+BAD(write_into_readonly, HMM_DMIRROR_WRITE, AT_RW, 16, false, -EPERM)
+BAD(write_bad_buffer, HMM_DMIRROR_WRITE, AT_RW, 8, true, -EFAULT)
+BAD(migrate_hole, HMM_DMIRROR_MIGRATE_TO_DEV, AT_HOLE, 8, false, -EINVAL)
+BAD(migrate_noaccess, HMM_DMIRROR_MIGRATE_TO_DEV, AT_NOACCESS, 8, false, -EINVAL)
+BAD(migrate_hugetlb, HMM_DMIRROR_MIGRATE_TO_DEV, AT_HUGETLB, PMD_PAGES, false, -EINVAL)
+BAD(migrate_into_noaccess, HMM_DMIRROR_MIGRATE_TO_DEV, AT_RW, 24, false, -EINVAL)
+BAD(migrate_bad_buffer, HMM_DMIRROR_MIGRATE_TO_DEV, AT_RW, 8, true, -EFAULT)
+BAD(migrate_back_hole, HMM_DMIRROR_MIGRATE_TO_SYS, AT_HOLE, 8, false, -EINVAL)
+BAD(migrate_back_noaccess, HMM_DMIRROR_MIGRATE_TO_SYS, AT_NOACCESS, 8, false, -EINVAL)
+BAD(migrate_back_hugetlb, HMM_DMIRROR_MIGRATE_TO_SYS, AT_HUGETLB, PMD_PAGES, false, -EINVAL)
+BAD(snapshot_bad_buffer, HMM_DMIRROR_SNAPSHOT, AT_RW, 8, true, -EFAULT)
+BAD(exclusive_bad_buffer, HMM_DMIRROR_EXCLUSIVE, AT_RW, 8, true, -EFAULT)
+
+FIXTURE_SETUP(badarg)
+{
+	ctx_init(_metadata, &self->c, &edges, PRIV0);
+	ASSERT_EQ(0, munmap(at(&self->c, 24), 8 * pg));
+}
+
+FIXTURE_TEARDOWN(badarg)
+{
+	close(self->c.fd);
+}
+
+TEST_F(badarg, refused)
+{
+	struct ctx *c = &self->c;
+	unsigned long n = variant->npages;
+	char *addr = c->ptr;
+	void *buf = variant->req == HMM_DMIRROR_SNAPSHOT ? (void *)c->snap : c->buf;
+
+	switch (variant->where) {
+	case AT_MISALIGNED:
+		addr += 1;
+		break;
+	case AT_READONLY:
+		addr = at(c, 8);
+		break;
+	case AT_NOACCESS:
+		addr = at(c, 16);
+		break;
+	case AT_HOLE:
+		addr = at(c, 24);
+		break;
+	case AT_HUGETLB:
+		addr = mmap(NULL, n * pg, RW, PRIV_ANON | MAP_HUGETLB, -1, 0);
+		ASSERT_NE(MAP_FAILED, addr);
+		break;
+	case AT_WRAP:
+		n = ~0UL / pg;		/* addr + n pages runs past the top */
+		break;
+	}
+	if (variant->bad_buf)
+		buf = at(c, 24);
+	if (variant->where == NO_CMD) {
+		ASSERT_EQ(-1, ioctl(c->fd, variant->req, NULL));
+		ASSERT_EQ(variant->err, -errno);
+	} else {
+		ASSERT_EQ(variant->err, dmirror(c->fd, variant->req, addr, buf, n, NULL));
+	}
+	expect_cpu(_metadata, c);
+}
+
+TEST_HARNESS_MAIN
