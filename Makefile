@@ -15,7 +15,7 @@ B        := build
 export FLAVOUR
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test run shell clean distclean
+	check check-flavour parser-test users run shell clean distclean
 .DEFAULT_GOAL := help
 
 help: ## this list
@@ -58,6 +58,9 @@ check: setup parser-test ## every suite for FLAVOURS, then the summary
 
 check-flavour: boot
 	@$(H)/parse.sh || true
+
+users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FLAVOUR
+	@$(H)/users.sh
 
 run: initramfs ## boot and run the demo: mirror, migrate, fault back
 	@$(H)/boot.sh run

@@ -5,7 +5,8 @@
 #   /bin/*                the test programs and the demo, built static
 #   /lib/modules/*.ko     the flavour's test_hmm (and later suites' modules)
 #   /etc/hmm-suites       which suites `make check` runs, in order:
-#                         upstream-hmm-tests (upstream's, unmodified), then
+#                         upstream-hmm-tests (upstream's, unmodified),
+#                         upstream-test_hmm (the same with upstream's driver),
 #                         hmm-tests (ours) when this repository has it,
 #                         hmm-driver-tests (ours, flavour ours only)
 # Test programs are rebuilt only when their source is newer.
@@ -60,6 +61,12 @@ add_suite() {
 sel=$BASE/tools/testing/selftests
 build_prog "$COMMON/upstream-hmm-tests" "$sel/mm/hmm-tests.c" "$BASE"
 add_suite upstream-hmm-tests test_hmm.ko "$COMMON/upstream-hmm-tests"
+
+# Upstream's suite again, with upstream's own driver built against the
+# flavour's core (harness/build.sh): for flavour ours, upstream's driver is a
+# client of our API.
+cp "$FDIR/upstream-test_hmm/upstream_test_hmm.ko" "$root/lib/modules/"
+add_suite upstream-test_hmm upstream_test_hmm.ko "$COMMON/upstream-hmm-tests"
 
 # Our suite, when this repository has it, against either flavour: our
 # source, the flavour's uapi header, the base's kselftest harness.

@@ -168,7 +168,12 @@ static bool remote_view(int owner, unsigned char seen)
 enum { ANON, ANON_SHARED, THP, HUGETLB, FILE_PRIVATE, FILE_COW, FILE_SHARED,
        ZERO, READONLY, NOACCESS, EMPTY };
 enum { MOVES, STAYS, REFUSED };		/* MIGRATE_TO_DEV on such a page */
-enum { EXCL_OK, EXCL_BUSY, EXCL_NEVER };	/* EXCLUSIVE on such a page */
+/*
+ * EXCLUSIVE on such a page: granted; refused by the kernel for now (EBUSY);
+ * refused by the driver for the kind of memory, where the uapi lets a driver
+ * say "busy" (upstream's) or "not this memory" (EINVAL, ours); never.
+ */
+enum { EXCL_OK, EXCL_BUSY, EXCL_REFUSED, EXCL_NEVER };
 
 #define PRIV_ANON	(MAP_PRIVATE | MAP_ANONYMOUS)
 #define RW		(PROT_READ | PROT_WRITE)
@@ -186,17 +191,17 @@ static const struct kind {
 } kinds[] = {
 	[ANON]	       = { PRIV_ANON, .touch = 'w', .prot = RW, .gen = 1, .snap = SN_W },
 	[ANON_SHARED]  = { MAP_SHARED | MAP_ANONYMOUS, .touch = 'w', .prot = RW, .gen = 1,
-			   .snap = SN_W, .move = STAYS, .excl = EXCL_BUSY, .shared = true },
+			   .snap = SN_W, .move = STAYS, .excl = EXCL_REFUSED, .shared = true },
 	[THP]	       = { PRIV_ANON, .thp = true, .touch = 'w', .prot = RW, .gen = 1,
 			   .snap = SN_W | SN_PMD, .excl = EXCL_BUSY },
 	[HUGETLB]      = { PRIV_ANON | MAP_HUGETLB, .touch = 'w', .prot = RW, .gen = 1,
-			   .snap = SN_W | SN_PMD, .move = REFUSED, .excl = EXCL_BUSY },
+			   .snap = SN_W | SN_PMD, .move = REFUSED, .excl = EXCL_REFUSED },
 	[FILE_PRIVATE] = { MAP_PRIVATE, .file = true, .touch = 'r', .prot = RW, .gen = 1,
 			   .snap = SN_R, .move = STAYS },
 	[FILE_COW]     = { MAP_PRIVATE, .file = true, .touch = 'w', .prot = RW, .gen = 1,
 			   .snap = SN_W },
 	[FILE_SHARED]  = { MAP_SHARED, .file = true, .touch = 'w', .prot = RW, .gen = 1,
-			   .snap = SN_W, .move = STAYS, .excl = EXCL_BUSY, .shared = true },
+			   .snap = SN_W, .move = STAYS, .excl = EXCL_REFUSED, .shared = true },
 	[ZERO]	       = { PRIV_ANON, .touch = 'r', .prot = RW, .snap = SN_ZERO },
 	[READONLY]     = { PRIV_ANON, .touch = 'w', .prot = PROT_READ, .gen = 1, .snap = SN_R,
 			   .write_err = -EPERM, .excl = EXCL_NEVER },
@@ -733,7 +738,9 @@ TEST_F(mem, exclusive)
 	ret = dm(c, c->fd, HMM_DMIRROR_EXCLUSIVE, 0, c->n);
 	if (worst == EXCL_NEVER)
 		ASSERT_TRUE(ret < 0);
-	if (worst != EXCL_NEVER)
+	if (worst == EXCL_REFUSED && ret != -EINVAL)
+		ASSERT_EQ(-EBUSY, ret);
+	if (worst < EXCL_REFUSED)
 		ASSERT_EQ(worst == EXCL_OK ? 0 : -EBUSY, ret);
 	if (!ret) {
 		ASSERT_EQ(c->n, c->cmd.cpages);
