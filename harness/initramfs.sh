@@ -14,7 +14,8 @@ source "$(dirname "$0")/common.sh"
 stage_start initramfs
 
 CC=${CC:-gcc}
-CFLAGS="-O2 -Wall -static"
+# -I .../selftests/mm: "../kselftest_harness.h" resolves to the base's.
+CFLAGS="-O2 -Wall -static -I $BASE/tools/testing/selftests/mm"
 
 # build_prog OUT SRC INCLUDE_ROOT [DIR]: a static program from SRC, rebuilt
 # when SRC, the uapi header under INCLUDE_ROOT or any file in DIR (SRC's
@@ -72,7 +73,6 @@ add_suite upstream-test_hmm upstream_test_hmm.ko "$COMMON/upstream-hmm-tests"
 # source, the flavour's uapi header, the base's kselftest harness.
 ours=$TOP/tools/testing/selftests/mm/hmm-tests.c
 if [ -f "$ours" ]; then
-	CFLAGS+=" -I $sel/mm"
 	build_prog "$FDIR/guest/hmm-tests" "$ours" "$SRC" "$(dirname "$ours")"
 	add_suite hmm-tests test_hmm.ko "$FDIR/guest/hmm-tests"
 fi
