@@ -398,44 +398,6 @@ again:
 	return hmm_walk_ptes(w, walk, pmdp, start, end);
 }
 
-#if defined(CONFIG_ARCH_HAS_PTE_DEVMAP) && \
-	defined(CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)
-static int hmm_walk_pud(pud_t *pudp, unsigned long start, unsigned long end,
-			struct mm_walk *walk)
-{
-	struct hmm_walk *w = walk->private;
-	unsigned long pfn, offer;
-	spinlock_t *ptl;		/* the leaf's page-table lock */
-	pud_t pud;
-
-	/* Only a huge leaf is ours; anything else is walked level by level. */
-	ptl = pud_trans_huge_lock(pudp, walk->vma);
-	if (!ptl)
-		return 0;
-	pud = READ_ONCE(*pudp);
-	if (!pud_present(pud)) {
-		spin_unlock(ptl);
-		return hmm_walk_hole(start, end, -1, walk);
-	}
-	if (!pud_leaf(pud) || !pud_devmap(pud)) {
-		spin_unlock(ptl);
-		return 0;
-	}
-	offer = hmm_leaf_offer(pud_write(pud), PUD_SHIFT - PAGE_SHIFT);
-	pfn = pud_pfn(pud) + ((start & ~PUD_MASK) >> PAGE_SHIFT);
-	if (hmm_span_shortfall(w, start, end, offer) != HMM_NEED_NOTHING) {
-		spin_unlock(ptl);
-		return hmm_fault_span(w, walk->vma, start, end, offer);
-	}
-	hmm_fill_pfns(w, start, end, pfn, offer);
-	spin_unlock(ptl);
-	walk->action = ACTION_CONTINUE;	/* reported whole: do not split */
-	return 0;
-}
-#else
-#define hmm_walk_pud	NULL
-#endif
-
 #ifdef CONFIG_HUGETLB_PAGE
 static int hmm_walk_hugetlb(pte_t *ptep, unsigned long hmask,
 			    unsigned long start, unsigned long end,
@@ -476,6 +438,44 @@ static int hmm_walk_hugetlb(pte_t *ptep, unsigned long hmask,
 #define hmm_walk_hugetlb	NULL
 #endif
 
+#if defined(CONFIG_ARCH_HAS_PTE_DEVMAP) && \
+	defined(CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)
+static int hmm_walk_pud(pud_t *pudp, unsigned long start, unsigned long end,
+			struct mm_walk *walk)
+{
+	struct hmm_walk *w = walk->private;
+	unsigned long pfn, offer;
+	spinlock_t *ptl;		/* the leaf's page-table lock */
+	pud_t pud;
+
+	/* Only a huge leaf is ours; anything else is walked level by level. */
+	ptl = pud_trans_huge_lock(pudp, walk->vma);
+	if (!ptl)
+		return 0;
+	pud = READ_ONCE(*pudp);
+	if (!pud_present(pud)) {
+		spin_unlock(ptl);
+		return hmm_walk_hole(start, end, -1, walk);
+	}
+	if (!pud_leaf(pud) || !pud_devmap(pud)) {
+		spin_unlock(ptl);
+		return 0;
+	}
+	offer = hmm_leaf_offer(pud_write(pud), PUD_SHIFT - PAGE_SHIFT);
+	pfn = pud_pfn(pud) + ((start & ~PUD_MASK) >> PAGE_SHIFT);
+	if (hmm_span_shortfall(w, start, end, offer) != HMM_NEED_NOTHING) {
+		spin_unlock(ptl);
+		return hmm_fault_span(w, walk->vma, start, end, offer);
+	}
+	hmm_fill_pfns(w, start, end, pfn, offer);
+	spin_unlock(ptl);
+	walk->action = ACTION_CONTINUE;	/* reported whole: do not split */
+	return 0;
+}
+#else
+#define hmm_walk_pud	NULL
+#endif
+
 /*
  * Whole VMAs that cannot be mirrored: no struct pages behind them
  * (VM_PFNMAP, VM_IO) or not readable by the CPU itself.
@@ -502,6 +502,22 @@ static const struct mm_walk_ops hmm_walk_ops = {
 	.hugetlb_entry	= hmm_walk_hugetlb,
 	.pte_hole	= hmm_walk_hole,
 };
+
+/*
+ * Work out once per call what the walk would otherwise ask of every page:
+ * whether any page can request a fault at all, and whether requests differ
+ * from page to page.
+ */
+static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
+{
+	unsigned long may = range->default_flags | range->pfn_flags_mask;
+
+	w->range = range;
+	w->resume = range->start;
+	w->common_req = range->default_flags & HMM_REQ_BITS;
+	w->may_fault = may & HMM_PFN_REQ_FAULT;
+	w->per_page_req = range->pfn_flags_mask & HMM_REQ_BITS;
+}
 
 /**
  * hmm_range_fault() - snapshot, and fault on request, a range of CPU mappings
@@ -534,28 +550,25 @@ static const struct mm_walk_ops hmm_walk_ops = {
 int hmm_range_fault(struct hmm_range *range)
 {
 	struct mm_struct *mm = range->notifier->mm;
-	struct hmm_walk w = {
-		.range = range,
-		.resume = range->start,
-		.common_req = range->default_flags & HMM_REQ_BITS,
-		.may_fault = (range->default_flags | range->pfn_flags_mask) &
-			     HMM_PFN_REQ_FAULT,
-		.per_page_req = range->pfn_flags_mask & HMM_REQ_BITS,
-	};
+	struct hmm_walk w;
 	int ret;
+
+	hmm_walk_begin(&w, range);
 
 	mmap_assert_locked(mm);
 	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
 	    range->start >= range->end)
 		return -EINVAL;
 
-	do {
-		if (mmu_interval_check_retry(range->notifier,
-					     range->notifier_seq))
-			return -EBUSY;
+	/*
+	 * A pass that faulted or waited ends in -EBUSY with w.resume set;
+	 * each new pass first makes sure the snapshot is still worth taking.
+	 */
+	ret = -EBUSY;
+	while (ret == -EBUSY &&
+	       !mmu_interval_check_retry(range->notifier, range->notifier_seq))
 		ret = walk_page_range(mm, w.resume, range->end, &hmm_walk_ops,
 				      &w);
-	} while (ret == -EBUSY);
 	return ret;
 }
 EXPORT_SYMBOL(hmm_range_fault);
