@@ -218,7 +218,7 @@ static unsigned long hmm_pte_offer(pte_t pte)
 	return HMM_PFN_VALID | (pte_write(pte) ? HMM_PFN_WRITE : 0);
 }
 
-/* The decision for a non-present, non-empty PTE. */
+/* The decision for a non-present PTE that is not empty nor a marker. */
 static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 					 unsigned long req, unsigned long *out)
 {
@@ -246,7 +246,7 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 		return HMM_FAULT;
 	if (is_migration_entry(entry))
 		return HMM_WAIT_MIGRATION;
-	return HMM_CANNOT_MIRROR;	/* hwpoison, marker, ... */
+	return HMM_CANNOT_MIRROR;	/* hwpoison, ... */
 }
 
 /* The decision for one PTE: the single place where a PTE is judged. */
@@ -258,7 +258,11 @@ static enum hmm_verdict hmm_pte_verdict(struct hmm_walk *w,
 	unsigned long req = w->may_fault ? hmm_request(w, *out) : 0;
 	unsigned long offer;
 
-	if (pte_none(pte)) {
+	/*
+	 * Empty, or empty but for a marker (uffd-wp on a page that was never
+	 * populated or was zapped): the fault path handles both.
+	 */
+	if (pte_none_mostly(pte)) {
 		if (hmm_shortfall(req, 0) != HMM_NEED_NOTHING)
 			return HMM_FAULT;
 		*out = 0;
