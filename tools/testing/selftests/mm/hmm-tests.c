@@ -44,6 +44,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 
@@ -51,6 +52,11 @@
 
 #include <lib/test_hmm_uapi.h>
 #include <mm/gup_test.h>
+#include <linux/userfaultfd.h>
+
+#ifndef UFFD_FEATURE_WP_UNPOPULATED		/* older libc headers */
+#define UFFD_FEATURE_WP_UNPOPULATED	(1 << 13)
+#endif
 
 #define M		struct __test_metadata *_metadata
 #define PMD_PAGES	512		/* base pages under one PMD (4 KiB pages) */
@@ -891,6 +897,41 @@ TEST_F(dev, hole)
 	expect_snap(_metadata, c, c->fd);
 	ASSERT_EQ(-EFAULT, dm(c, c->fd, HMM_DMIRROR_READ, 0, c->n));
 	ASSERT_EQ(-EINVAL, dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_DEV, c->n - tail, tail));
+}
+
+/*
+ * userfaultfd write protection of never-populated pages leaves a marker in
+ * each empty PTE. A marker is still an empty page to everyone but uffd: a
+ * snapshot reports nothing there, and a device read faults the zero page in.
+ */
+TEST_F(dev, uffd_wp_markers)
+{
+	struct ctx *c = &self->c;
+	struct uffdio_api api = {
+		.api = UFFD_API, .features = UFFD_FEATURE_WP_UNPOPULATED,
+	};
+	struct uffdio_register reg = {
+		.range = { (uintptr_t)c->ptr, c->n * pg },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	ASSERT_GE(uffd, 0);
+	set_gen(c, 0, c->n, 0);		/* a CPU store: before protection */
+	ASSERT_EQ(0, madvise(c->ptr, c->n * pg, MADV_DONTNEED));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+	want_all(c, SN_NONE);
+	expect_snap(_metadata, c, c->fd);
+	ASSERT_LT(0, device_read(_metadata, c, c->fd, 0, c->n));	/* faulted */
+	want_all(c, SN_ZERO);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+	close(uffd);
 }
 
 /*
