@@ -222,16 +222,18 @@ static struct page *dmirror_take_block(struct dmirror_device *mdevice,
 	return dpage;
 }
 
-static bool dmirror_has_free_block(struct dmirror_device *mdevice)
+/* Free blocks in chunks that are not retiring. */
+static unsigned long dmirror_free_blocks(struct dmirror_device *mdevice)
 {
 	struct dmirror_chunk *chunk;
-	bool found = false;
+	unsigned long free = 0;
 
 	spin_lock(&mdevice->lock);
 	list_for_each_entry(chunk, &mdevice->chunks, link)
-		found |= !chunk->retiring && chunk->free;
+		if (!chunk->retiring)
+			free += DMIRROR_CHUNK_PAGES - chunk->nr_used;
 	spin_unlock(&mdevice->lock);
-	return found;
+	return free;
 }
 
 /* Choose the physical range of a new chunk and claim it. */
@@ -328,13 +330,18 @@ free_chunk:
 	return ret;
 }
 
-/* Make sure some chunk has a free block, adding one if none has. */
-static int dmirror_grow(struct dmirror_device *mdevice)
+/*
+ * Grow the device until it has @n free blocks. Called before a migration
+ * window takes any block: removal of a chunk holds grow_lock while it waits
+ * for the chunk's pages, so a window that waited for grow_lock holding
+ * locked device pages of its own could wait for itself.
+ */
+static int dmirror_reserve(struct dmirror_device *mdevice, unsigned long n)
 {
 	int ret = 0;
 
 	mutex_lock(&mdevice->grow_lock);
-	if (!dmirror_has_free_block(mdevice))
+	while (!ret && dmirror_free_blocks(mdevice) < n)
 		ret = dmirror_add_chunk(mdevice);
 	mutex_unlock(&mdevice->grow_lock);
 	return ret;
@@ -342,7 +349,9 @@ static int dmirror_grow(struct dmirror_device *mdevice)
 
 /*
  * A page of device memory for data placed by @owner, locked and with one
- * reference, as migrate_vma_pages() wants its destination pages.
+ * reference, as migrate_vma_pages() wants its destination pages. Never
+ * grows the device (see dmirror_reserve()): NULL when no block is free,
+ * which after a reservation means a concurrent removal took the chunk.
  */
 static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
 					const void *owner)
@@ -355,12 +364,11 @@ static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
 		if (!store)
 			return NULL;
 	}
-	while (!(dpage = dmirror_take_block(mdevice, store, owner))) {
-		if (dmirror_grow(mdevice)) {
-			if (store)
-				__free_page(store);
-			return NULL;
-		}
+	dpage = dmirror_take_block(mdevice, store, owner);
+	if (!dpage) {
+		if (store)
+			__free_page(store);
+		return NULL;
 	}
 	zone_device_page_init(dpage);
 	return dpage;
@@ -511,8 +519,13 @@ static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 	return left;
 }
 
-/* Unmap a chunk, after every page of it went back to system memory. */
-static void dmirror_remove_chunk(struct dmirror_chunk *chunk)
+/*
+ * Unmap a chunk, after every page of it went back to system memory. With
+ * @killable, a fatal signal ends the wait for busy pages: the chunk stays
+ * retiring (no new data goes there) and a later removal finishes the job.
+ * Return: 0, or -EINTR when it gave up.
+ */
+static int dmirror_remove_chunk(struct dmirror_chunk *chunk, bool killable)
 {
 	struct dmirror_device *mdevice = chunk->mdevice;
 	unsigned long left, tries;
@@ -523,6 +536,8 @@ static void dmirror_remove_chunk(struct dmirror_chunk *chunk)
 	spin_unlock(&mdevice->lock);
 
 	for (tries = 1; (left = dmirror_evict_chunk(chunk, NULL)); tries++) {
+		if (killable && fatal_signal_pending(current))
+			return -EINTR;
 		if (tries % DMIRROR_EVICT_TRIES == 0)
 			dev_warn(&mdevice->dev, "%lu pages busy, still evicting\n",
 				 left);
@@ -536,17 +551,26 @@ static void dmirror_remove_chunk(struct dmirror_chunk *chunk)
 	spin_unlock(&mdevice->lock);
 	mdevice->nr_chunks--;
 	kvfree(chunk);
+	return 0;
 }
 
-/* HMM_DMIRROR_RELEASE and module unload: give back all device memory. */
-static void dmirror_remove_chunks(struct dmirror_device *mdevice)
+/*
+ * HMM_DMIRROR_RELEASE (@killable) and module unload: give back all device
+ * memory. Return: 0, or -EINTR from a killed RELEASE.
+ */
+static int dmirror_remove_chunks(struct dmirror_device *mdevice, bool killable)
 {
 	struct dmirror_chunk *chunk, *next;
+	int ret = 0;
 
 	mutex_lock(&mdevice->grow_lock);
-	list_for_each_entry_safe(chunk, next, &mdevice->chunks, link)
-		dmirror_remove_chunk(chunk);
+	list_for_each_entry_safe(chunk, next, &mdevice->chunks, link) {
+		ret = dmirror_remove_chunk(chunk, killable);
+		if (ret)
+			break;
+	}
 	mutex_unlock(&mdevice->grow_lock);
+	return ret;
 }
 
 /*
@@ -1002,9 +1026,16 @@ struct dmirror_direction {
 static int dmirror_copy_to_device(struct dmirror *dmirror,
 				  struct migrate_vma *args)
 {
-	unsigned long i;
+	unsigned long i, wanted = 0;
+	int ret;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
+	for (i = 0; i < args->npages; i++)
+		wanted += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
+	ret = dmirror_reserve(dmirror->mdevice, wanted);
+	if (ret)
+		return ret;
+
 	for (i = 0; i < args->npages; i++) {
 		struct page *spage = migrate_pfn_to_page(args->src[i]);
 		struct page *dpage;
@@ -1409,10 +1440,8 @@ static long dmirror_ioctl(struct file *file, unsigned int request,
 		return -ENOTTY;
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (!command) {
-		dmirror_remove_chunks(dmirror->mdevice);
-		return 0;
-	}
+	if (!command)
+		return dmirror_remove_chunks(dmirror->mdevice, true);
 
 	ret = dmirror_check_fields(&cmd, command, mm);
 	if (ret)
@@ -1546,7 +1575,7 @@ put:
 static void dmirror_device_destroy(struct dmirror_device *mdevice)
 {
 	cdev_device_del(&mdevice->cdev, &mdevice->dev);
-	dmirror_remove_chunks(mdevice);
+	dmirror_remove_chunks(mdevice, false);
 	put_device(&mdevice->dev);
 }
 

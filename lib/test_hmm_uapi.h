@@ -169,7 +169,8 @@ enum {
  * in it, whoever placed it there, is moved to system memory, and the
  * device memory is unmapped (it is mapped again on the next migration).
  * The structure is read, but its fields are not used, and it is not
- * written back.
+ * written back. A page that stays busy (pinned) is waited for; a fatal
+ * signal ends the wait with EINTR, and its memory is given back later.
  */
 #define HMM_DMIRROR_RELEASE		HMM_DMIRROR_IOC(0x07)
 
