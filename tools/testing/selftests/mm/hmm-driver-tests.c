@@ -18,6 +18,7 @@
 #include "../kselftest_harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -565,6 +566,64 @@ TEST_F(driver, release_evicts_every_page)
 	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
 	EXPECT_EQ(first_bad(buf, NPAGES, 10), -1);
 	close(other);
+}
+
+/* RELEASE in a loop on its own file until told to stop. */
+struct releaser {
+	int fd;
+	volatile bool stop;
+	unsigned long rounds;
+	int error;		/* first unexpected errno, or 0 */
+};
+
+static void *release_loop(void *arg)
+{
+	struct releaser *r = arg;
+	int ret;
+
+	while (!r->stop) {
+		ret = device_cmd(r->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0, NULL);
+		if (ret && !r->error)
+			r->error = ret;
+		r->rounds++;
+		usleep(20000);	/* let some migrations finish between removals */
+	}
+	return NULL;
+}
+
+/*
+ * RELEASE retires and removes device memory while migrations fill it. A
+ * migration window must never wait for new device memory while it holds
+ * pages of memory being removed: the removal waits for those pages. Every
+ * migration ends (in success, or ENOMEM/ENOENT when memory went away under
+ * it), and every byte is where the CPU can read it after each round.
+ */
+TEST_F(driver, release_races_migration)
+{
+	struct releaser r = { .fd = device_open(variant->device) };
+	unsigned long npages = 4 * NPAGES, round, failed = 0;
+	char *buf, *mirror;
+	pthread_t thread;
+	int ret;
+
+	ASSERT_GE(r.fd, 0);
+	ASSERT_TRUE(buffers(npages, 11, &buf, &mirror));
+	ASSERT_EQ(pthread_create(&thread, NULL, release_loop, &r), 0);
+	for (round = 0; round < 100; round++) {
+		ret = device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				 mirror, npages, NULL);
+		if (ret != -ENOMEM && ret != -ENOENT)
+			ASSERT_EQ(ret, 0);
+		failed += ret != 0;
+		ASSERT_EQ(first_bad(buf, npages, 11), -1) TH_LOG("round %lu", round);
+	}
+	r.stop = true;
+	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	EXPECT_EQ(r.error, 0);
+	EXPECT_LT(0, r.rounds);
+	TH_LOG("%lu releases, %lu of 100 migrations lost memory to one",
+	       r.rounds, failed);
+	close(r.fd);
 }
 
 /*
