@@ -4,24 +4,33 @@
 # for must survive the merge (a dependency Kconfig silently dropped is an
 # error that names the option). Skipped when neither the fragments nor the
 # tree changed since the last merge.
+#
+# config.sh [OBJDIR FRAGMENT...]: merge into OBJDIR instead of the flavour's
+# build folder, from the named fragments instead of CONFIGS (users.sh does).
 source "$(dirname "$0")/common.sh"
 stage_start config
 
+obj=${1:-$OBJ}
+names=${CONFIGS:-guest hmm}
+if (($# > 1)); then
+	shift
+	names="$*"
+fi
 fragments=()
-for f in ${CONFIGS:-guest hmm}; do
+for f in $names; do
 	[ -f "$TOP/configs/$f.config" ] || stage_fail "no fragment configs/$f.config"
 	fragments+=("$TOP/configs/$f.config")
 done
 
 key=$( { cat "${fragments[@]}"; cat "$SRC/.hmm-stamp"; } | sha256sum | cut -c1-16)
-if [ -f "$OBJ/.config" ] && [ "$(cat "$OBJ/.hmm-config-key" 2>/dev/null)" = "$key" ]; then
-	stage_done "unchanged (${CONFIGS:-guest hmm})"
+if [ -f "$obj/.config" ] && [ "$(cat "$obj/.hmm-config-key" 2>/dev/null)" = "$key" ]; then
+	stage_done "unchanged ($names)"
 	exit 0
 fi
 
-mkdir -p "$OBJ"
-log=$FDIR/config.log
-if ! (cd "$SRC" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n -O "$OBJ" "${fragments[@]}") >"$log" 2>&1; then
+mkdir -p "$obj"
+log=$obj/merge_config.log
+if ! (cd "$SRC" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n -O "$obj" "${fragments[@]}") >"$log" 2>&1; then
 	tail -n 20 "$log" >&2
 	stage_fail "merge_config.sh failed; full log: $log"
 fi
@@ -30,15 +39,15 @@ lost=()
 while IFS= read -r line; do
 	case "$line" in
 	CONFIG_*=*)
-		grep -qxF -- "$line" "$OBJ/.config" || lost+=("$line") ;;
+		grep -qxF -- "$line" "$obj/.config" || lost+=("$line") ;;
 	"# CONFIG_"*" is not set")
 		opt=${line#\# }; opt=${opt%% *}
-		grep -q "^$opt=" "$OBJ/.config" && lost+=("$line") ;;
+		grep -q "^$opt=" "$obj/.config" && lost+=("$line") ;;
 	esac
 done < <(cat "${fragments[@]}")
 if ((${#lost[@]})); then
 	stage_fail "the merged .config lacks: ${lost[*]} (see $log)"
 fi
 
-echo "$key" >"$OBJ/.hmm-config-key"
-stage_done "$(grep -c '=[ym]$' "$OBJ/.config") options from ${CONFIGS:-guest hmm}"
+echo "$key" >"$obj/.hmm-config-key"
+stage_done "$(grep -c '=[ym]$' "$obj/.config") options from $names"

@@ -23,19 +23,8 @@ objects=(
 users_build() {
 	local fl=$1 src=$BUILD/$1/src obj=$BUILD/$1/users log=$BUILD/$1/users.log
 	FLAVOUR=$fl "$HARNESS/tree.sh" >/dev/null
-	if [ ! -f "$obj/.config" ]; then
-		mkdir -p "$obj"
-		(cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -n -O "$obj" \
-			"$TOP/configs/guest.config" "$TOP/configs/hmm.config" \
-			"$TOP/configs/users.config") >"$log" 2>&1 ||
-			stage_fail "config of the users build failed; see $log"
-		while IFS= read -r line; do
-			case "$line" in CONFIG_*=*)
-				grep -qxF -- "$line" "$obj/.config" ||
-					{ rm -f "$obj/.config"; stage_fail "the users config lost $line; see $log"; } ;;
-			esac
-		done <"$TOP/configs/users.config"
-	fi
+	FLAVOUR=$fl "$HARNESS/config.sh" "$obj" guest hmm users >&2 ||
+		stage_fail "[$fl] the users config failed"
 	# Touch the objects so they are compiled again and warn again.
 	for o in "${objects[@]}"; do rm -f "$obj/$o"; done
 	make -C "$src" O="$obj" ARCH=x86_64 -j"$JOBS" "${objects[@]}" >"$log" 2>&1 ||
