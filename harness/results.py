@@ -217,7 +217,7 @@ def parse_section(sec, kunit_py, log):
             'skipped_tests': skipped_names, 'failures': failures}
 
 
-def parse(console, outdir, kunit_py, status_file=None):
+def parse(console, outdir, kunit_py, status_file=None, flavour=''):
     with open(console, errors='replace') as f:
         lines = [l.rstrip('\r\n') for l in f]
     expected, sections, boot_reports, done = split_console(lines)
@@ -249,8 +249,8 @@ def parse(console, outdir, kunit_py, status_file=None):
             why += ' (crash or power-off; boot said "%s")' % (status or
                                                               'nothing')
         problems.append({'test': '(guest)', 'why': why, 'where': console})
-    result = {'console': console, 'done': done, 'status': status,
-              'suites': suites, 'problems': problems}
+    result = {'flavour': flavour, 'console': console, 'done': done,
+              'status': status, 'suites': suites, 'problems': problems}
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, 'results.json'), 'w') as f:
         json.dump(result, f, indent=2)
@@ -334,10 +334,8 @@ def main():
         sys.exit(report(args.results, args.summary))
     if args.cmd == 'scan':
         sys.exit(1 if scan(args.console) else 0)
-    res = parse(args.console, args.outdir, args.kunit, args.status)
-    res['flavour'] = args.flavour
-    with open(os.path.join(args.outdir, 'results.json'), 'w') as f:
-        json.dump(res, f, indent=2)
+    res = parse(args.console, args.outdir, args.kunit, args.status,
+                args.flavour)
     for s in res['suites']:
         print('parse       %-10s suite %s: %d passed, %d failed, %d skipped'
               % ('[%s]' % (args.flavour or '-'), s['suite'], s['passed'],
