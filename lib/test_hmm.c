@@ -837,7 +837,7 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 {
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long end = dmirror_cmd_end(cmd);
-	unsigned long addr, n, done;
+	unsigned long addr, n, done, fault_end;
 	void *buf;
 	int ret = 0;
 
@@ -851,6 +851,13 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			ret = -EFAULT;
 			break;
 		}
+		/*
+		 * The first fault of a window maps the rest of the command
+		 * too (one fault round for a whole range); a retry maps only
+		 * the window, since a range larger than free memory could
+		 * otherwise reclaim the window while faulting in the rest.
+		 */
+		fault_end = end;
 		for (done = 0;;) {
 			mutex_lock(&dmirror->lock);
 			done += dmirror_pt_copy(dmirror, addr + done * PAGE_SIZE,
@@ -860,10 +867,12 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			if (done == n)
 				break;
 			ret = dmirror_fault_in(dmirror, addr + done * PAGE_SIZE,
-					       end, write, dmirror->mdevice);
+					       fault_end, write,
+					       dmirror->mdevice);
 			if (ret)
 				goto out;
 			cmd->faults++;
+			fault_end = addr + n * PAGE_SIZE;
 		}
 		if (!write && copy_to_user(uptr, buf, n * PAGE_SIZE)) {
 			ret = -EFAULT;
