@@ -16,7 +16,7 @@ B        := build
 export FLAVOUR
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test users bench run shell clean distclean
+	check check-flavour parser-test users bench fuzz run shell clean distclean
 .DEFAULT_GOAL := help
 
 help: ## this list
@@ -62,6 +62,10 @@ check-flavour: boot
 
 users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FLAVOUR
 	@$(H)/users.sh
+
+fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
+	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz \
+		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
 
 bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.png
 	@$(H)/bench.sh
