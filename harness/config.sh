@@ -11,7 +11,7 @@ source "$(dirname "$0")/common.sh"
 stage_start config
 
 obj=${1:-$OBJ}
-names=${CONFIGS:-guest hmm}
+names=${CONFIGS:-guest hmm pagemaps}
 if (($# > 1)); then
 	shift
 	names="$*"
