@@ -129,6 +129,19 @@ static int dir_find(const char *dir, const char *prefix, char *out, size_t len)
 	return ret;
 }
 
+/* A read-write shared mapping of @len bytes of the file at @path. */
+static void *map_shared(const char *path, size_t len)
+{
+	void *map;
+	int fd = open(path, O_RDWR);
+
+	if (fd < 0)
+		return MAP_FAILED;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return map;
+}
+
 /* ---- nvdimm: the two legacy pmem regions ---------------------------- */
 
 struct nd_region {
@@ -460,16 +473,9 @@ static int devdax_find(const char *nd_dax, char *dev, size_t len,
 static void *devdax_map(const char *dev, size_t len)
 {
 	char path[64];
-	void *map;
-	int fd;
 
 	snprintf(path, sizeof(path), "/dev/%s", dev);
-	fd = open(path, O_RDWR);
-	if (fd < 0)
-		return MAP_FAILED;
-	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	return map;
+	return map_shared(path, len);
 }
 
 TEST_F_TIMEOUT(pagemap, devdax_mmap_pin_rebind, 300)
@@ -547,16 +553,9 @@ static unsigned long long p2pmem_attr(const char *dir, const char *attr)
 static void *p2pmem_map(const char *dir, size_t npages)
 {
 	char path[512];
-	void *map;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/allocate", dir);
-	fd = open(path, O_RDWR);
-	if (fd < 0)
-		return MAP_FAILED;
-	map = mmap(NULL, npages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	return map;
+	return map_shared(path, npages * PAGE);
 }
 
 TEST_F_TIMEOUT(pagemap, p2pdma_cmb_published_and_mapped, 120)
