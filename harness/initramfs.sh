@@ -9,7 +9,8 @@
 #                         upstream-test_hmm (the same with upstream's driver),
 #                         hmm-tests (ours) when this repository has it,
 #                         hmm-driver-tests (ours, flavour ours only),
-#                         pagemaps (fsdax, device-dax, p2pdma, long-term pins)
+#                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
+#                         kunit (every mm/*_kunit.ko the build made)
 #   /lib/pagemaps         the ext4 image suite pagemaps puts on pmem
 # Test programs are rebuilt only when their source is newer.
 source "$(dirname "$0")/common.sh"
@@ -107,6 +108,20 @@ if [ -f "$pagemaps" ]; then
 	mkdir -p "$root/lib/pagemaps"
 	cp "$image" "$root/lib/pagemaps/ext4.img.gz"
 	add_suite pagemaps test_hmm.ko "$FDIR/guest/pagemaps-tests"
+fi
+
+# KUnit tests of our core (mm/*_kunit.c, built as modules where the
+# flavour's config has them): run by harness/guest/kunit-run, which loads
+# them and prints their KTAP from debugfs. Last, since they run in the
+# kernel itself.
+mapfile -t kunit_mods < <(find "$OBJ/mm" -maxdepth 1 -name '*_kunit.ko' | sort)
+if [ "$FLAVOUR" = ours ] && ((${#kunit_mods[@]} == 0)); then
+	stage_fail "no mm/*_kunit.ko in $OBJ (is configs/kunit.config merged?)"
+fi
+if ((${#kunit_mods[@]})); then
+	mkdir -p "$root/lib/modules/kunit"
+	cp "${kunit_mods[@]}" "$root/lib/modules/kunit/"
+	add_suite kunit - "$HARNESS/guest/kunit-run"
 fi
 
 # The demo speaks the flavour's own uapi header.
