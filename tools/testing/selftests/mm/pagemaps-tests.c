@@ -58,7 +58,7 @@
 #define IMAGE		"/lib/pagemaps/ext4.img.gz"
 /* A file mkfs.ext4 -d put in the image; its bytes are seed_byte(offset). */
 #define SEED_FILE	MNT "/seed"
-#define SEED_SIZE	(1UL << 20)
+#define SEED_SIZE	(1024UL * 1024)
 
 /* ---- sysfs ---------------------------------------------------------- */
 
