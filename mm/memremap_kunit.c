@@ -77,11 +77,14 @@ static const struct dev_pagemap_ops memremap_kunit_no_free_ops = {
 	.migrate_to_ram = memremap_kunit_migrate_to_ram,
 };
 
+/* Give back the regions; each is a whole section, whatever was mapped. */
 static void memremap_kunit_release(struct memremap_kunit_dev *mdev)
 {
-	while (mdev->nr_res)
-		release_mem_region(mdev->res[--mdev->nr_res]->start,
-				   MEMREMAP_KUNIT_RANGE);
+	while (mdev->nr_res) {
+		struct resource *res = mdev->res[--mdev->nr_res];
+
+		release_mem_region(res->start, resource_size(res));
+	}
 }
 
 /* A pagemap of @type over @nr_range free ranges, not registered yet. */
