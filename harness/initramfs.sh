@@ -10,8 +10,10 @@
 #                         upstream-test_hmm (the same with upstream's driver),
 #                         hmm-tests (ours) when this repository has it,
 #                         hmm-driver-tests (ours, flavour ours only),
+#                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
 #                         fuzz (hmm-fuzz.c, flavour ours only),
 #                         kunit (every mm/*_kunit.ko the build made)
+#   /lib/pagemaps         the ext4 image suite pagemaps puts on pmem
 # Test programs are rebuilt only when their source is newer.
 source "$(dirname "$0")/common.sh"
 stage_start initramfs
@@ -91,6 +93,28 @@ contract=$TOP/tools/testing/selftests/mm/hmm-driver-tests.c
 if [ -f "$contract" ] && [ "$FLAVOUR" = ours ]; then
 	build_prog "$FDIR/guest/hmm-driver-tests" "$contract" "$SRC" "$(dirname "$contract")"
 	add_suite hmm-driver-tests test_hmm.ko "$FDIR/guest/hmm-driver-tests"
+fi
+
+# The other pagemap types (fsdax, device-dax, p2pdma) and long-term pins of
+# device memory, against either flavour. The fsdax tests copy an ext4 image
+# made here (4 KiB blocks, as DAX needs, with a 1 MiB seed file whose bytes
+# the test knows) onto the guest's pmem.
+pagemaps=$TOP/tools/testing/selftests/mm/pagemaps-tests.c
+if [ -f "$pagemaps" ]; then
+	build_prog "$FDIR/guest/pagemaps-tests" "$pagemaps" "$SRC"
+	image=$COMMON/pagemaps-ext4.img.gz
+	if [ ! -f "$image" ] || [ "$0" -nt "$image" ]; then
+		seed=$(mktemp -d)
+		python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + i // 4096) & 255 for i in range(1 << 20)))' >"$seed/seed"
+		rm -f "$COMMON/pagemaps-ext4.img"
+		mkfs.ext4 -q -F -b 4096 -d "$seed" "$COMMON/pagemaps-ext4.img" 64M ||
+			stage_fail "mkfs.ext4 could not make the pagemaps image"
+		gzip -9 -f "$COMMON/pagemaps-ext4.img"
+		rm -rf "$seed"
+	fi
+	mkdir -p "$root/lib/pagemaps"
+	cp "$image" "$root/lib/pagemaps/ext4.img.gz"
+	add_suite pagemaps test_hmm.ko "$FDIR/guest/pagemaps-tests"
 fi
 
 # The fuzzer: our driver's uapi under random and hostile commands, flavour
