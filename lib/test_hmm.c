@@ -519,6 +519,20 @@ static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 	return left;
 }
 
+/* Show the state of the first page of @chunk that will not leave. */
+static void dmirror_dump_busy(struct dmirror_chunk *chunk)
+{
+	unsigned long i = 0;
+
+	spin_lock(&chunk->mdevice->lock);
+	while (i < DMIRROR_CHUNK_PAGES && !chunk->blocks[i].in_use)
+		i++;
+	spin_unlock(&chunk->mdevice->lock);
+	if (i < DMIRROR_CHUNK_PAGES)
+		dump_page(pfn_to_page(dmirror_chunk_pfn(chunk) + i),
+			  "test_hmm: busy device page");
+}
+
 /*
  * Unmap a chunk, after every page of it went back to system memory. With
  * @killable, a fatal signal ends the wait for busy pages: the chunk stays
@@ -538,9 +552,12 @@ static int dmirror_remove_chunk(struct dmirror_chunk *chunk, bool killable)
 	for (tries = 1; (left = dmirror_evict_chunk(chunk, NULL)); tries++) {
 		if (killable && fatal_signal_pending(current))
 			return -EINTR;
-		if (tries % DMIRROR_EVICT_TRIES == 0)
+		if (tries % DMIRROR_EVICT_TRIES == 0) {
 			dev_warn(&mdevice->dev, "%lu pages busy, still evicting\n",
 				 left);
+			if (tries == DMIRROR_EVICT_TRIES)
+				dmirror_dump_busy(chunk);
+		}
 		msleep(20);
 	}
 
