@@ -11,7 +11,11 @@ source "$(dirname "$0")/common.sh"
 stage_start config
 
 obj=${1:-$OBJ}
-names=${CONFIGS:-guest hmm}
+# Flavour ours adds the KUnit fragment: its test symbols exist only with
+# our patches.
+default="guest hmm"
+[ "$FLAVOUR" = ours ] && default="$default kunit"
+names=${CONFIGS:-$default}
 if (($# > 1)); then
 	shift
 	names="$*"

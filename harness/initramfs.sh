@@ -8,7 +8,8 @@
 #                         upstream-hmm-tests (upstream's, unmodified),
 #                         upstream-test_hmm (the same with upstream's driver),
 #                         hmm-tests (ours) when this repository has it,
-#                         hmm-driver-tests (ours, flavour ours only)
+#                         hmm-driver-tests (ours, flavour ours only),
+#                         kunit (every mm/*_kunit.ko the build made)
 # Test programs are rebuilt only when their source is newer.
 source "$(dirname "$0")/common.sh"
 stage_start initramfs
@@ -83,6 +84,20 @@ contract=$TOP/tools/testing/selftests/mm/hmm-driver-tests.c
 if [ -f "$contract" ] && [ "$FLAVOUR" = ours ]; then
 	build_prog "$FDIR/guest/hmm-driver-tests" "$contract" "$SRC" "$(dirname "$contract")"
 	add_suite hmm-driver-tests test_hmm.ko "$FDIR/guest/hmm-driver-tests"
+fi
+
+# KUnit tests of our core (mm/*_kunit.c, built as modules where the
+# flavour's config has them): run by harness/guest/kunit-run, which loads
+# them and prints their KTAP from debugfs. Last, since they run in the
+# kernel itself.
+mapfile -t kunit_mods < <(find "$OBJ/mm" -maxdepth 1 -name '*_kunit.ko' | sort)
+if [ "$FLAVOUR" = ours ] && ((${#kunit_mods[@]} == 0)); then
+	stage_fail "no mm/*_kunit.ko in $OBJ (is configs/kunit.config merged?)"
+fi
+if ((${#kunit_mods[@]})); then
+	mkdir -p "$root/lib/modules/kunit"
+	cp "${kunit_mods[@]}" "$root/lib/modules/kunit/"
+	add_suite kunit - "$HARNESS/guest/kunit-run"
 fi
 
 # The demo speaks the flavour's own uapi header.

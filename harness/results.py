@@ -98,11 +98,13 @@ def ktap_cases(ktap_lines, kunit_py):
 
     cases = []
 
-    def walk(g):
-        cases.extend((c['name'], c['status']) for c in g['test_cases'])
+    # Nested groups (KUnit suites, parameterised cases) qualify their
+    # leaves: suite.case.param. A flat kselftest's names stay as they are.
+    def walk(g, prefix):
+        cases.extend((prefix + c['name'], c['status']) for c in g['test_cases'])
         for sub in g['sub_groups']:
-            walk(sub)
-    walk(group)
+            walk(sub, prefix + sub['name'] + '.')
+    walk(group, '')
     return cases
 
 

@@ -33,8 +33,9 @@
  * hmm_walk_vma_check() turns away VMAs that cannot be mirrored. The decision
  * for one entry (report, fault, wait for a migration, or fail) is made in
  * hmm_pte_verdict() for PTEs and, for everything that offers one state for
- * many pages, by hmm_span_shortfall() against that state. A callback returns -EBUSY to ask for a
- * new pass, after a fault or a wait, from hmm_walk.resume.
+ * many pages, by hmm_span_shortfall() against that state. A callback returns
+ * -EBUSY to ask for a new pass, after a fault or a wait, from
+ * hmm_walk.resume.
  *
  * Fast paths: a snapshot (no request bit anywhere) never evaluates a
  * request; with pfn_flags_mask == 0 the request is computed once per call,
@@ -358,45 +359,61 @@ static unsigned long hmm_leaf_offer(bool writable, unsigned int order)
 	       hmm_order_bits(order);
 }
 
+/*
+ * A PMD that is not present: a THP under migration is waited for if any of
+ * its pages is asked for; anything else cannot be mirrored.
+ */
+static int hmm_walk_pmd_nonpresent(struct hmm_walk *w, struct mm_walk *walk,
+				   pmd_t *pmdp, pmd_t pmd, unsigned long start,
+				   unsigned long end)
+{
+	if (!thp_migration_supported() || !is_pmd_migration_entry(pmd))
+		return hmm_report_unusable(w, start, end);
+	if (hmm_span_shortfall(w, start, end, 0) == HMM_NEED_NOTHING) {
+		hmm_fill(w, start, end, 0);
+		return 0;
+	}
+	w->resume = start;
+	pmd_migration_entry_wait(walk->mm, pmdp);
+	return -EBUSY;
+}
+
+/*
+ * A huge PMD leaf, read without its lock. It may be in the middle of a
+ * split: read it once more, and if it is no longer a leaf start a new pass
+ * here (rare) rather than report a table as a leaf.
+ */
+static int hmm_walk_pmd_leaf(struct hmm_walk *w, struct mm_walk *walk,
+			     pmd_t *pmdp, unsigned long start,
+			     unsigned long end)
+{
+	pmd_t pmd = pmdp_get_lockless(pmdp);
+	unsigned long pfn;
+
+	if (!pmd_trans_huge(pmd) && !pmd_devmap(pmd)) {
+		w->resume = start;
+		return -EBUSY;
+	}
+	if (pmd_protnone(pmd))
+		return hmm_report_span(w, walk->vma, start, end, 0, 0);
+	pfn = pmd_pfn(pmd) + ((start & ~PMD_MASK) >> PAGE_SHIFT);
+	return hmm_report_span(w, walk->vma, start, end, pfn,
+			       hmm_leaf_offer(pmd_write(pmd),
+					      PMD_SHIFT - PAGE_SHIFT));
+}
+
 static int hmm_walk_pmd(pmd_t *pmdp, unsigned long start, unsigned long end,
 			struct mm_walk *walk)
 {
 	struct hmm_walk *w = walk->private;
-	unsigned long pfn;
-	pmd_t pmd;
+	pmd_t pmd = pmdp_get_lockless(pmdp);
 
-again:
-	pmd = pmdp_get_lockless(pmdp);
 	if (pmd_none(pmd))
 		return hmm_walk_hole(start, end, -1, walk);
-
-	if (thp_migration_supported() && is_pmd_migration_entry(pmd)) {
-		if (hmm_span_shortfall(w, start, end, 0) == HMM_NEED_NOTHING) {
-			hmm_fill(w, start, end, 0);
-			return 0;
-		}
-		w->resume = start;
-		pmd_migration_entry_wait(walk->mm, pmdp);
-		return -EBUSY;
-	}
 	if (!pmd_present(pmd))
-		return hmm_report_unusable(w, start, end);
-
-	if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
-		/*
-		 * A huge PMD read without its lock may be in the middle of a
-		 * split; read it once more and start over if it changed kind.
-		 */
-		pmd = pmdp_get_lockless(pmdp);
-		if (!pmd_trans_huge(pmd) && !pmd_devmap(pmd))
-			goto again;
-		if (pmd_protnone(pmd))
-			return hmm_report_span(w, walk->vma, start, end, 0, 0);
-		pfn = pmd_pfn(pmd) + ((start & ~PMD_MASK) >> PAGE_SHIFT);
-		return hmm_report_span(w, walk->vma, start, end, pfn,
-				       hmm_leaf_offer(pmd_write(pmd),
-						      PMD_SHIFT - PAGE_SHIFT));
-	}
+		return hmm_walk_pmd_nonpresent(w, walk, pmdp, pmd, start, end);
+	if (pmd_trans_huge(pmd) || pmd_devmap(pmd))
+		return hmm_walk_pmd_leaf(w, walk, pmdp, start, end);
 	if (pmd_bad(pmd))
 		return hmm_report_unusable(w, start, end);
 	return hmm_walk_ptes(w, walk, pmdp, start, end);

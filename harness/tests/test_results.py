@@ -5,7 +5,8 @@ clean.log is a real console of `make check` (upstream's hmm-tests, 58/58).
 The others are that log with one thing wrong, each a situation the parser
 must report: a failed or skipped test, a kernel report in a test, outside
 the tests or during boot, a guest that hangs or vanishes, a suite without a
-plan or one that never started.
+plan or one that never started. kunit-failed.log is a real console with
+suite kunit (nested KTAP from debugfs) and one failing parameter.
 """
 
 import contextlib
@@ -46,6 +47,11 @@ CASES = {
     'missing-suite': ({S: (58, 0, 0), 'hmm-tests': (0, 1, 0)}, 0,
                       ['(start)']),
     'userspace-words': ({S: (58, 0, 0)}, 0, []),
+    # A real KUnit run (suite kunit, from debugfs) with one parameter of a
+    # parameterised case failing: leaves are named suite.case.param.
+    'kunit-failed': ({'kunit': (27, 1, 0)}, 0,
+                     ['hmm_range_fault.hmm_kunit_bad_range_einval.'
+                      'unaligned_start']),
 }
 
 

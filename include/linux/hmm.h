@@ -57,6 +57,40 @@ enum hmm_pfn_flags {
 };
 
 /**
+ * struct hmm_range - one call of hmm_range_fault()
+ * @notifier: the interval notifier that covers [@start, @end); its mm is the
+ *	address space that is mirrored
+ * @notifier_seq: the value mmu_interval_read_begin() returned before the
+ *	call; the walk stops with -EBUSY as soon as the notifier has moved on
+ * @start: first address, page aligned
+ * @end: address after the last, page aligned, greater than @start
+ * @hmm_pfns: one word per page of the range: request bits in, result out
+ * @default_flags: request bits that apply to every page
+ * @pfn_flags_mask: which bits of each input word count as that page's own
+ *	request (0: only @default_flags count, and the input is not read)
+ * @dev_private_owner: device-private pages whose pagemap has this owner are
+ *	reported as they are instead of being faulted back to system memory
+ */
+struct hmm_range {
+	struct mmu_interval_notifier *notifier;
+	unsigned long		notifier_seq;
+	unsigned long		start;
+	unsigned long		end;
+	unsigned long		*hmm_pfns;
+	unsigned long		default_flags;
+	unsigned long		pfn_flags_mask;
+	void			*dev_private_owner;
+};
+
+int hmm_range_fault(struct hmm_range *range);
+
+/*
+ * How long, in milliseconds, a driver should keep retrying hmm_range_fault()
+ * on -EBUSY before it gives up on the range.
+ */
+#define HMM_RANGE_DEFAULT_TIMEOUT 1000
+
+/**
  * hmm_pfn_to_page() - the struct page of a valid hmm_pfns[] word
  * @hmm_pfn: an output word with HMM_PFN_VALID set
  *
@@ -96,39 +130,5 @@ static inline unsigned int hmm_pfn_to_map_order(unsigned long hmm_pfn)
 {
 	return (hmm_pfn >> HMM_PFN_ORDER_SHIFT) & 0x1F;
 }
-
-/**
- * struct hmm_range - one call of hmm_range_fault()
- * @notifier: the interval notifier that covers [@start, @end); its mm is the
- *	address space that is mirrored
- * @notifier_seq: the value mmu_interval_read_begin() returned before the
- *	call; the walk stops with -EBUSY as soon as the notifier has moved on
- * @start: first address, page aligned
- * @end: address after the last, page aligned, greater than @start
- * @hmm_pfns: one word per page of the range: request bits in, result out
- * @default_flags: request bits that apply to every page
- * @pfn_flags_mask: which bits of each input word count as that page's own
- *	request (0: only @default_flags count, and the input is not read)
- * @dev_private_owner: device-private pages whose pagemap has this owner are
- *	reported as they are instead of being faulted back to system memory
- */
-struct hmm_range {
-	struct mmu_interval_notifier *notifier;
-	unsigned long		notifier_seq;
-	unsigned long		start;
-	unsigned long		end;
-	unsigned long		*hmm_pfns;
-	unsigned long		default_flags;
-	unsigned long		pfn_flags_mask;
-	void			*dev_private_owner;
-};
-
-int hmm_range_fault(struct hmm_range *range);
-
-/*
- * How long, in milliseconds, a driver should keep retrying hmm_range_fault()
- * on -EBUSY before it gives up on the range.
- */
-#define HMM_RANGE_DEFAULT_TIMEOUT 1000
 
 #endif /* LINUX_HMM_H */

@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * KUnit tests of hmm_range_fault().
+ *
+ * Each case plays the part of a device driver mirroring its own address
+ * space: kunit_vm_mmap() gives the test's kthread an mm and a mapping in it,
+ * an mmu_interval_notifier watches that mapping, and the case calls
+ * hmm_range_fault() the way a driver does (sequence count first, mmap lock
+ * for read around the call). What the CPU has mapped is set up with ordinary
+ * user accesses (a read maps the zero page, a write a private page),
+ * so every expectation is about a page-table state the test created itself.
+ *
+ * Rules the cases follow: nothing that can abort a case (an assertion) runs
+ * with the mmap lock held, and the notifier lives in KUnit-managed memory and
+ * is removed by a deferred action, because the test's mm is torn down when
+ * its kthread exits, after the case returns and before cleanup runs.
+ */
+#include <kunit/resource.h>
+#include <kunit/test.h>
+#include <linux/hmm.h>
+#include <linux/highmem.h>
+#include <linux/huge_mm.h>
+#include <linux/io.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/mmu_notifier.h>
+#include <linux/uaccess.h>
+
+/* One mirrored mapping: the notifier that watches it and what it saw. */
+struct hmm_kunit_mirror {
+	struct mmu_interval_notifier notifier;
+	unsigned long start;
+	unsigned long end;
+	unsigned long *pfns;		/* one output word per page */
+	unsigned int invalidations;
+};
+
+static bool hmm_kunit_invalidate(struct mmu_interval_notifier *mni,
+				 const struct mmu_notifier_range *range,
+				 unsigned long cur_seq)
+{
+	struct hmm_kunit_mirror *mirror =
+		container_of(mni, struct hmm_kunit_mirror, notifier);
+
+	/* No device page table to lock: bumping the sequence is the whole job. */
+	mmu_interval_set_seq(mni, cur_seq);
+	WRITE_ONCE(mirror->invalidations, mirror->invalidations + 1);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops hmm_kunit_notifier_ops = {
+	.invalidate = hmm_kunit_invalidate,
+};
+
+static void hmm_kunit_remove_notifier(void *data)
+{
+	struct hmm_kunit_mirror *mirror = data;
+
+	mmu_interval_notifier_remove(&mirror->notifier);
+}
+
+/* Map @npages at @addr (0: anywhere) with @prot; fail the case if we can't. */
+static unsigned long hmm_kunit_map(struct kunit *test, unsigned long addr,
+				   unsigned long npages, unsigned long prot)
+{
+	unsigned long flags = MAP_ANONYMOUS | MAP_PRIVATE;
+	unsigned long uaddr;
+
+	if (addr)
+		flags |= MAP_FIXED;
+	uaddr = kunit_vm_mmap(test, NULL, addr, npages << PAGE_SHIFT, prot,
+			      flags, 0);
+	KUNIT_ASSERT_FALSE_MSG(test, !uaddr || IS_ERR_VALUE(uaddr),
+			       "vm_mmap of %lu pages failed: %ld", npages,
+			       (long)uaddr);
+	return uaddr;
+}
+
+/*
+ * Watch [start, start + npages pages) with a notifier, as a driver would,
+ * with an output array for the range.
+ */
+static struct hmm_kunit_mirror *hmm_kunit_mirror(struct kunit *test,
+						 unsigned long start,
+						 unsigned long npages)
+{
+	struct hmm_kunit_mirror *mirror;
+	int ret;
+
+	mirror = kunit_kzalloc(test, sizeof(*mirror), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, mirror);
+	mirror->pfns = kunit_kcalloc(test, npages, sizeof(*mirror->pfns),
+				     GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, mirror->pfns);
+	mirror->start = start;
+	mirror->end = start + (npages << PAGE_SHIFT);
+	ret = mmu_interval_notifier_insert(&mirror->notifier, current->mm,
+					   start, npages << PAGE_SHIFT,
+					   &hmm_kunit_notifier_ops);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	ret = kunit_add_action_or_reset(test, hmm_kunit_remove_notifier, mirror);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	return mirror;
+}
+
+/* A fresh mapping of @npages with @prot, mirrored. */
+static struct hmm_kunit_mirror *hmm_kunit_new(struct kunit *test,
+					      unsigned long npages,
+					      unsigned long prot)
+{
+	return hmm_kunit_mirror(test, hmm_kunit_map(test, 0, npages, prot),
+				npages);
+}
+
+/*
+ * One hmm_range_fault() call on [start, end) of @mirror, with the sequence
+ * count taken just before: no retry, so the caller sees -EBUSY as it is.
+ */
+static int hmm_kunit_fault_once(struct hmm_kunit_mirror *mirror,
+				unsigned long start, unsigned long end,
+				unsigned long default_flags,
+				unsigned long pfn_flags_mask)
+{
+	struct hmm_range range = {
+		.notifier = &mirror->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = mirror->pfns,
+		.default_flags = default_flags,
+		.pfn_flags_mask = pfn_flags_mask,
+	};
+	int ret;
+
+	range.notifier_seq = mmu_interval_read_begin(&mirror->notifier);
+	mmap_read_lock(current->mm);
+	ret = hmm_range_fault(&range);
+	mmap_read_unlock(current->mm);
+	return ret;
+}
+
+/* The same over the whole mirror, retried on -EBUSY as a driver does. */
+static int hmm_kunit_fault(struct hmm_kunit_mirror *mirror,
+			   unsigned long default_flags,
+			   unsigned long pfn_flags_mask)
+{
+	unsigned long timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	int ret;
+
+	do {
+		ret = hmm_kunit_fault_once(mirror, mirror->start, mirror->end,
+					   default_flags, pfn_flags_mask);
+	} while (ret == -EBUSY && time_before(jiffies, timeout));
+	return ret;
+}
+
+/* The byte the case stored at page @i, so that pages tell apart. */
+static u8 hmm_kunit_pattern(unsigned long i)
+{
+	return 0x5a ^ (u8)(i * 37);
+}
+
+/* What the CPU maps before the call. */
+enum hmm_kunit_state {
+	HMM_KUNIT_UNTOUCHED,	/* no PTE */
+	HMM_KUNIT_READ,		/* read once: the shared zero page */
+	HMM_KUNIT_WRITTEN,	/* written once: a private page */
+};
+
+/* Put page @i of a mapping at @start into @state; 0 or -EFAULT. */
+static int hmm_kunit_touch(unsigned long start, unsigned long i,
+			   enum hmm_kunit_state state)
+{
+	u8 __user *p = (u8 __user *)(start + (i << PAGE_SHIFT));
+	u8 byte;
+
+	switch (state) {
+	case HMM_KUNIT_READ:
+		return copy_from_user(&byte, p, 1) ? -EFAULT : 0;
+	case HMM_KUNIT_WRITTEN:
+		return put_user(hmm_kunit_pattern(i), p);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Check that valid output word @hmm_pfn names the page the CPU reads at page
+ * @i: the shared zero page if it is read-only, the case's pattern if the
+ * case wrote the page, a fresh zeroed page otherwise.
+ */
+static void hmm_kunit_expect_page(struct kunit *test, unsigned long hmm_pfn,
+				  unsigned long i, bool written)
+{
+	struct page *page = hmm_pfn_to_page(hmm_pfn);
+	u8 *kaddr;
+
+	KUNIT_EXPECT_EQ(test, hmm_pfn_to_phys(hmm_pfn), page_to_phys(page));
+	if (!(hmm_pfn & HMM_PFN_WRITE)) {
+		KUNIT_EXPECT_TRUE_MSG(test, is_zero_pfn(page_to_pfn(page)),
+				      "page %lu", i);
+		return;
+	}
+	KUNIT_EXPECT_FALSE_MSG(test, is_zero_pfn(page_to_pfn(page)),
+			       "page %lu", i);
+	kaddr = kmap_local_page(page);
+	KUNIT_EXPECT_EQ_MSG(test, kaddr[0], written ? hmm_kunit_pattern(i) : 0,
+			    "page %lu", i);
+	kunmap_local(kaddr);
+}
+
+/*
+ * The request/state matrix: one VMA of a given protection, every page in
+ * one state, one request for all; what comes back.
+ */
+struct hmm_kunit_case {
+	const char *name;
+	unsigned long prot;
+	enum hmm_kunit_state state;
+	unsigned long request;		/* default_flags */
+	int ret;			/* expected return */
+	unsigned long out;		/* expected flags of each word */
+};
+
+#define RW	(PROT_READ | PROT_WRITE)
+#define FAULT	HMM_PFN_REQ_FAULT
+#define WFAULT	(HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)
+#define VALID	HMM_PFN_VALID
+#define VALID_W	(HMM_PFN_VALID | HMM_PFN_WRITE)
+
+static const struct hmm_kunit_case hmm_kunit_matrix[] = {
+	{ "rw_untouched_snapshot", RW, HMM_KUNIT_UNTOUCHED, 0, 0, 0 },
+	{ "rw_untouched_fault", RW, HMM_KUNIT_UNTOUCHED, FAULT, 0, VALID },
+	{ "rw_untouched_write", RW, HMM_KUNIT_UNTOUCHED, WFAULT, 0, VALID_W },
+	{ "rw_read_snapshot", RW, HMM_KUNIT_READ, 0, 0, VALID },
+	{ "rw_read_fault", RW, HMM_KUNIT_READ, FAULT, 0, VALID },
+	{ "rw_read_write_breaks_cow", RW, HMM_KUNIT_READ, WFAULT, 0, VALID_W },
+	{ "rw_written_snapshot", RW, HMM_KUNIT_WRITTEN, 0, 0, VALID_W },
+	{ "rw_written_fault", RW, HMM_KUNIT_WRITTEN, FAULT, 0, VALID_W },
+	{ "rw_written_write", RW, HMM_KUNIT_WRITTEN, WFAULT, 0, VALID_W },
+	{ "ro_untouched_snapshot", PROT_READ, HMM_KUNIT_UNTOUCHED, 0, 0, 0 },
+	{ "ro_untouched_fault", PROT_READ, HMM_KUNIT_UNTOUCHED, FAULT, 0, VALID },
+	{ "ro_untouched_write_eperm", PROT_READ, HMM_KUNIT_UNTOUCHED, WFAULT,
+	  -EPERM, 0 },
+	{ "ro_read_snapshot", PROT_READ, HMM_KUNIT_READ, 0, 0, VALID },
+	{ "ro_read_write_eperm", PROT_READ, HMM_KUNIT_READ, WFAULT, -EPERM, 0 },
+	{ "none_snapshot_error", PROT_NONE, HMM_KUNIT_UNTOUCHED, 0, 0,
+	  HMM_PFN_ERROR },
+	{ "none_fault_efault", PROT_NONE, HMM_KUNIT_UNTOUCHED, FAULT, -EFAULT,
+	  0 },
+};
+
+static void hmm_kunit_case_desc(const struct hmm_kunit_case *c, char *desc)
+{
+	strscpy(desc, c->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(hmm_kunit_matrix, hmm_kunit_matrix, hmm_kunit_case_desc);
+
+#define HMM_KUNIT_NPAGES	8
+
+/* Every state meets every request: the reported flags, pfns and data. */
+static void hmm_kunit_request_matrix(struct kunit *test)
+{
+	const struct hmm_kunit_case *c = test->param_value;
+	unsigned long npages = HMM_KUNIT_NPAGES, start, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+	int ret;
+
+	start = hmm_kunit_map(test, 0, npages, c->prot);
+	for (i = 0; i < npages; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, c->state), 0);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	pfns = mirror->pfns;
+
+	ret = hmm_kunit_fault(mirror, c->request, 0);
+	KUNIT_ASSERT_EQ(test, ret, c->ret);
+	if (ret)
+		return;
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & (VALID_W | HMM_PFN_ERROR),
+				    c->out, "page %lu", i);
+		if (!(pfns[i] & HMM_PFN_VALID))
+			continue;
+		KUNIT_EXPECT_EQ(test, hmm_pfn_to_map_order(pfns[i]), 0);
+		hmm_kunit_expect_page(test, pfns[i], i,
+				      c->state == HMM_KUNIT_WRITTEN);
+	}
+}
+
+/* A snapshot overwrites every input word, whatever it held. */
+static void hmm_kunit_snapshot_overwrites_input(struct kunit *test)
+{
+	unsigned long npages = HMM_KUNIT_NPAGES, start, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	start = hmm_kunit_map(test, 0, npages, RW);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, 0, HMM_KUNIT_WRITTEN), 0);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	pfns = mirror->pfns;
+	for (i = 0; i < npages; i++)
+		pfns[i] = WFAULT | 0x1234;
+
+	/* pfn_flags_mask 0: the input words are not requests. */
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	KUNIT_EXPECT_EQ(test, pfns[0] & VALID_W, VALID_W);
+	for (i = 1; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i], 0UL, "page %lu", i);
+}
+
+/* With a per-page mask, only the pages that ask are faulted in. */
+static void hmm_kunit_fault_only_requested_pages(struct kunit *test)
+{
+	unsigned long npages = 64, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	mirror = hmm_kunit_new(test, npages, RW);
+	pfns = mirror->pfns;
+	for (i = 0; i < npages; i++)
+		pfns[i] = i % 3 == 0 ? FAULT : 0;
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, FAULT), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & VALID_W,
+				    i % 3 == 0 ? VALID : 0UL, "page %lu", i);
+
+	/* And the CPU agrees: a second snapshot sees the same pages. */
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, !!(pfns[i] & VALID), i % 3 == 0,
+				    "page %lu", i);
+}
+
+/* default_flags asks for every page, the mask adds write to some. */
+static void hmm_kunit_default_plus_mask(struct kunit *test)
+{
+	unsigned long npages = 32, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	mirror = hmm_kunit_new(test, npages, RW);
+	pfns = mirror->pfns;
+	for (i = 0; i < npages; i++)
+		pfns[i] = i & 1 ? HMM_PFN_REQ_WRITE : 0;
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, FAULT,
+					      HMM_PFN_REQ_WRITE), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & VALID_W,
+				    i & 1 ? VALID_W : VALID, "page %lu", i);
+}
+
+/* Write asked of a range that crosses into a read-only VMA: -EPERM. */
+static void hmm_kunit_write_across_readonly_vma(struct kunit *test)
+{
+	unsigned long npages = 16, start, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	start = hmm_kunit_map(test, 0, npages, RW);
+	hmm_kunit_map(test, start + (npages / 2 << PAGE_SHIFT), npages / 2,
+		      PROT_READ);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	pfns = mirror->pfns;
+
+	/* Reading the whole range is fine: the zero page on both sides. */
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, FAULT, 0), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & VALID_W, VALID, "page %lu", i);
+
+	/*
+	 * Writing it is not. (The walk may have made the writable half
+	 * writable before it met the read-only VMA; that is allowed.)
+	 */
+	KUNIT_EXPECT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), -EPERM);
+
+	/* Write to the writable half alone succeeds. */
+	for (i = 0; i < npages; i++)
+		pfns[i] = i < npages / 2 ? HMM_PFN_REQ_WRITE : 0;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, FAULT,
+					      HMM_PFN_REQ_WRITE), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & VALID_W,
+				    i < npages / 2 ? VALID_W : VALID,
+				    "page %lu", i);
+}
+
+/* A hole (no VMA) in the middle: HMM_PFN_ERROR there, -EFAULT if asked. */
+static void hmm_kunit_hole_without_vma(struct kunit *test)
+{
+	unsigned long npages = 16, hole = 5, start, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	start = hmm_kunit_map(test, 0, npages, RW);
+	for (i = 0; i < npages; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
+				0);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	KUNIT_ASSERT_EQ(test, vm_munmap(start + (hole << PAGE_SHIFT), PAGE_SIZE),
+			0);
+	pfns = mirror->pfns;
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & (VALID_W | HMM_PFN_ERROR),
+				    i == hole ? HMM_PFN_ERROR : VALID_W,
+				    "page %lu", i);
+
+	KUNIT_EXPECT_EQ(test, hmm_kunit_fault(mirror, FAULT, 0), -EFAULT);
+
+	/* Asking only for the pages around the hole is fine. */
+	for (i = 0; i < npages; i++)
+		pfns[i] = i == hole ? 0 : FAULT;
+	KUNIT_EXPECT_EQ(test, hmm_kunit_fault(mirror, 0, FAULT), 0);
+	KUNIT_EXPECT_EQ(test, pfns[hole], HMM_PFN_ERROR);
+}
+
+/* An invalidation between read_begin and the call: -EBUSY, then success. */
+static void hmm_kunit_invalidation_gives_ebusy(struct kunit *test)
+{
+	unsigned long npages = 8, start, seq;
+	struct hmm_kunit_mirror *mirror;
+	struct hmm_range range = {};
+	unsigned long *pfns;
+	int ret;
+
+	mirror = hmm_kunit_new(test, npages, RW);
+	start = mirror->start;
+	pfns = mirror->pfns;
+
+	seq = mmu_interval_read_begin(&mirror->notifier);
+	/* Unmapping the last page invalidates the range. */
+	KUNIT_ASSERT_EQ(test, vm_munmap(mirror->end - PAGE_SIZE, PAGE_SIZE), 0);
+	KUNIT_EXPECT_GE(test, READ_ONCE(mirror->invalidations), 1U);
+
+	range.notifier = &mirror->notifier;
+	range.notifier_seq = seq;
+	range.start = start;
+	range.end = mirror->end - PAGE_SIZE;
+	range.hmm_pfns = pfns;
+	range.default_flags = FAULT;
+	mmap_read_lock(current->mm);
+	ret = hmm_range_fault(&range);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, ret, -EBUSY);
+	KUNIT_EXPECT_TRUE(test, mmu_interval_read_retry(&mirror->notifier, seq));
+
+	/* A fresh sequence count and the same call succeed. */
+	ret = hmm_kunit_fault_once(mirror, start, mirror->end - PAGE_SIZE,
+				   FAULT, 0);
+	KUNIT_EXPECT_EQ(test, ret, 0);
+}
+
+/* Ranges hmm_range_fault() refuses before looking at the page tables. */
+struct hmm_kunit_bad_range {
+	const char *name;
+	unsigned long start_off;	/* from the mapping's start */
+	unsigned long end_off;
+};
+
+static const struct hmm_kunit_bad_range hmm_kunit_bad_ranges[] = {
+	{ "unaligned_start", 1, 2 * PAGE_SIZE },
+	{ "unaligned_end", 0, PAGE_SIZE + 8 },
+	{ "empty", PAGE_SIZE, PAGE_SIZE },
+	{ "end_before_start", 2 * PAGE_SIZE, PAGE_SIZE },
+};
+
+static void hmm_kunit_bad_range_desc(const struct hmm_kunit_bad_range *r,
+				     char *desc)
+{
+	strscpy(desc, r->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(hmm_kunit_bad_range, hmm_kunit_bad_ranges,
+		  hmm_kunit_bad_range_desc);
+
+static void hmm_kunit_bad_range_einval(struct kunit *test)
+{
+	const struct hmm_kunit_bad_range *r = test->param_value;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long start;
+
+	mirror = hmm_kunit_new(test, 4, RW);
+	start = mirror->start;
+	KUNIT_EXPECT_EQ(test, hmm_kunit_fault_once(mirror, start + r->start_off,
+						   start + r->end_off, FAULT, 0),
+			-EINVAL);
+}
+
+/* Many PTE tables in one call: every page valid, distinct and right. */
+static void hmm_kunit_fault_across_page_tables(struct kunit *test)
+{
+	unsigned long npages = 3 * PTRS_PER_PTE + 7, start, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	start = hmm_kunit_map(test, 0, npages, RW);
+	/* Every other page written by the CPU, the rest left for the fault. */
+	for (i = 0; i < npages; i += 2)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
+				0);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	pfns = mirror->pfns;
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), 0);
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & VALID_W, VALID_W, "page %lu", i);
+		if (i)
+			KUNIT_EXPECT_NE_MSG(test, pfns[i], pfns[i - 1], "page %lu", i);
+		hmm_kunit_expect_page(test, pfns[i], i, i % 2 == 0);
+	}
+}
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+/* A PMD-mapped THP is reported with its order and consecutive pfns. */
+static void hmm_kunit_thp_reports_pmd_order(struct kunit *test)
+{
+	unsigned long npages = 2 * HPAGE_PMD_NR, map, start, i;
+	struct hmm_kunit_mirror *mirror;
+	struct vm_area_struct *vma;
+	unsigned long *pfns;
+
+	map = hmm_kunit_map(test, 0, npages, RW);
+	start = ALIGN(map, HPAGE_PMD_SIZE);
+	KUNIT_ASSERT_LE(test, start + HPAGE_PMD_SIZE, map + (npages << PAGE_SHIFT));
+
+	/* What madvise(MADV_HUGEPAGE) does, without a user-space caller. */
+	mmap_write_lock(current->mm);
+	vma = find_vma(current->mm, start);
+	if (vma)
+		vm_flags_set(vma, VM_HUGEPAGE);
+	mmap_write_unlock(current->mm);
+	KUNIT_ASSERT_NOT_NULL(test, vma);
+
+	for (i = 0; i < HPAGE_PMD_NR; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
+				0);
+	mirror = hmm_kunit_mirror(test, start, HPAGE_PMD_NR);
+	pfns = mirror->pfns;
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < HPAGE_PMD_NR; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & VALID_W, VALID_W, "page %lu", i);
+		KUNIT_EXPECT_EQ_MSG(test, hmm_pfn_to_map_order(pfns[i]),
+				    HPAGE_PMD_ORDER, "page %lu", i);
+		KUNIT_EXPECT_EQ_MSG(test, page_to_pfn(hmm_pfn_to_page(pfns[i])),
+				    page_to_pfn(hmm_pfn_to_page(pfns[0])) + i,
+				    "page %lu", i);
+		hmm_kunit_expect_page(test, pfns[i], i, true);
+	}
+}
+#endif
+
+static struct kunit_case hmm_kunit_cases[] = {
+	KUNIT_CASE_PARAM(hmm_kunit_request_matrix, hmm_kunit_matrix_gen_params),
+	KUNIT_CASE(hmm_kunit_snapshot_overwrites_input),
+	KUNIT_CASE(hmm_kunit_fault_only_requested_pages),
+	KUNIT_CASE(hmm_kunit_default_plus_mask),
+	KUNIT_CASE(hmm_kunit_write_across_readonly_vma),
+	KUNIT_CASE(hmm_kunit_hole_without_vma),
+	KUNIT_CASE(hmm_kunit_invalidation_gives_ebusy),
+	KUNIT_CASE_PARAM(hmm_kunit_bad_range_einval,
+			 hmm_kunit_bad_range_gen_params),
+	KUNIT_CASE(hmm_kunit_fault_across_page_tables),
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	KUNIT_CASE(hmm_kunit_thp_reports_pmd_order),
+#endif
+	{}
+};
+
+static struct kunit_suite hmm_kunit_suite = {
+	.name = "hmm_range_fault",
+	.test_cases = hmm_kunit_cases,
+};
+
+kunit_test_suite(hmm_kunit_suite);
+
+MODULE_DESCRIPTION("KUnit tests of hmm_range_fault()");
+MODULE_LICENSE("GPL");
