@@ -77,21 +77,6 @@ static unsigned long mdev_index(struct migrate_vma *args, unsigned long addr)
 	return (addr - args->start) >> PAGE_SHIFT;
 }
 
-/* Mark [start, end) as not migrating: src and dst words 0. */
-static int mdev_collect_skip(struct mdev_collect *mc, unsigned long start,
-			     unsigned long end)
-{
-	struct migrate_vma *args = mc->args;
-	unsigned long i = mdev_index(args, start);
-	unsigned long last = mdev_index(args, end);
-
-	for (; i < last; i++) {
-		args->src[i] = 0;
-		args->dst[i] = 0;
-	}
-	return 0;
-}
-
 /*
  * Unpopulated addresses can be filled with fresh pages only where a fresh
  * page is what the CPU would get on a fault: in anonymous memory.
@@ -104,13 +89,11 @@ static int mdev_collect_hole(unsigned long start, unsigned long end,
 	unsigned long i;
 
 	if (!vma_is_anonymous(walk->vma))
-		return mdev_collect_skip(mc, start, end);
+		return 0;	/* left alone: setup zeroed src[] */
 
-	for (i = mdev_index(args, start); i < mdev_index(args, end); i++) {
+	for (i = mdev_index(args, start); i < mdev_index(args, end); i++)
 		args->src[i] = MIGRATE_PFN_MIGRATE;
-		args->dst[i] = 0;
-		args->cpages++;
-	}
+	args->cpages += (end - start) >> PAGE_SHIFT;
 	return 0;
 }
 
@@ -320,7 +303,6 @@ static void mdev_collect_pte_table(struct mdev_collect *mc, pte_t *table,
 		unsigned long mpfn;
 
 		mpfn = mdev_select_pte(args, vma, addr, pte, &page);
-		args->dst[i] = 0;
 		if (page && !mdev_collect_grab(mc, page))
 			mpfn = 0;
 		args->src[i] = mpfn;
@@ -413,7 +395,7 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 		pte_unmap_unlock(table, ptl);
 		return 0;
 	}
-	return mdev_collect_skip(mc, start, end);
+	return 0;	/* busy: leave the range alone */
 }
 
 static const struct mm_walk_ops mdev_collect_ops = {
