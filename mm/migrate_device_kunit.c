@@ -251,6 +251,21 @@ static bool mdk_page_holds(struct kunit *test, struct mdk_ctx *ctx,
 	return true;
 }
 
+/*
+ * Pages [0, @n) read back, through the CPU, as the pattern below page
+ * @zero_from and as zeroes from there on.
+ */
+static void mdk_expect_data(struct kunit *test, struct mdk_ctx *ctx,
+			    unsigned long n, unsigned long zero_from)
+{
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		KUNIT_EXPECT_TRUE_MSG(test,
+				      mdk_page_holds(test, ctx, i, i >= zero_from),
+				      "page %lu", i);
+}
+
 /* migrate_vma_setup() on the whole mapping, under the mmap_lock (read). */
 static int mdk_setup(struct kunit *test, struct mdk_ctx *ctx,
 		     unsigned long flags, void *owner)
@@ -365,8 +380,7 @@ static void mdk_round_trip(struct kunit *test)
 	mdk_fill_system(&ctx->m);
 	mdk_commit(ctx);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, false));
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 }
 
 /* A CPU access to a page on the device faults it back through the pagemap. */
@@ -374,12 +388,11 @@ static void mdk_cpu_fault_back(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
 	unsigned int used = mdk_nr_used();
-	unsigned long i;
 
 	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
 	KUNIT_ASSERT_EQ(test, mdk_to_device(test, ctx), MDK_NPAGES);
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, false));
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
 }
 
@@ -414,8 +427,7 @@ static void mdk_empty_sources(struct kunit *test)
 	}
 	mdk_fill_system(&ctx->m);
 	mdk_commit(ctx);
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, true));
+	mdk_expect_data(test, ctx, MDK_NPAGES, 0);
 }
 
 /* Pages of another owner, or not selected by the flags, are left alone. */
@@ -446,8 +458,7 @@ static void mdk_selection(struct kunit *test)
 					   &mdk_dev));
 	KUNIT_EXPECT_EQ(test, ctx->m.cpages, 0UL);
 	mdk_commit(ctx);
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, false));
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 }
 
 /* A page locked by someone else, or pinned, is skipped and stays mapped. */
@@ -484,8 +495,7 @@ static void mdk_busy_pages(struct kunit *test)
 	unlock_page(locked);
 	put_page(locked);
 	unpin_user_page(pinned);
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, false));
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 }
 
 /* A driver that provides no destination leaves the page where it was. */
@@ -514,8 +524,7 @@ static void mdk_no_destination(struct kunit *test)
 	migrate_vma_finalize(&ctx->m);
 	mmap_read_unlock(current->mm);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES / 2);
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, false));
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
 }
 
@@ -551,8 +560,7 @@ static void mdk_finalize_frees_source(struct kunit *test)
 		KUNIT_EXPECT_FALSE(test, folio_mapped(old[i]));
 		folio_put(old[i]);
 	}
-	for (i = 0; i < MDK_NPAGES; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, false));
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 }
 
 /*
@@ -596,8 +604,7 @@ static void mdk_private_file(struct kunit *test)
 	}
 	mdk_fill_system(&ctx->m);
 	mdk_commit(ctx);
-	for (i = 0; i < 8; i++)
-		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, i >= 4));
+	mdk_expect_data(test, ctx, 8, 4);
 }
 
 /* The faulting side of mdk_fault_on_locked_page(). */
