@@ -269,21 +269,18 @@ static void mdev_collect_flush(struct mdev_collect *mc, pte_t *table,
 	mc->nr_pending = 0;
 }
 
-/* Lock and reference the page the decision chose; false to skip it. */
+/*
+ * Lock and reference the page the decision chose; false to skip it. The
+ * PTE whose lock we hold keeps the page alive until then.
+ */
 static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 
-	if (folio == mc->fault_folio) {
-		folio_get(folio);	/* locked already, by setup */
-		return true;
-	}
-	if (!folio_try_get(folio))
+	/* The fault folio is locked already, by setup. */
+	if (folio != mc->fault_folio && !folio_trylock(folio))
 		return false;
-	if (!folio_trylock(folio)) {
-		folio_put(folio);
-		return false;
-	}
+	folio_get(folio);
 	return true;
 }
 
