@@ -2,6 +2,7 @@
 #
 #   make run            boot our kernel and show HMM working (the demo)
 #   make check          run every suite; ends with "N passed, N failed"
+#   make bench          our core against upstream's, same driver, same guest
 #   make help           every target, one line each
 #
 # FLAVOUR=ours (default: the base with our files and patches) or
@@ -15,7 +16,7 @@ B        := build
 export FLAVOUR
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test users run shell clean distclean
+	check check-flavour parser-test users bench run shell clean distclean
 .DEFAULT_GOAL := help
 
 help: ## this list
@@ -61,6 +62,9 @@ check-flavour: boot
 
 users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FLAVOUR
 	@$(H)/users.sh
+
+bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.png
+	@$(H)/bench.sh
 
 run: initramfs ## boot and run the demo: mirror, migrate, fault back
 	@$(H)/boot.sh run

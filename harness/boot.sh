@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Stage "boot": the flavour's kernel and initramfs in QEMU (TCG: KVM is not
-# usable here), in one of three modes:
+# usable here), in one of four modes:
 #   check  run every suite, console to build/<flavour>/check/console.log,
 #          one line per suite on the terminal; killed after TIMEOUT seconds;
+#   bench  the benchmark once per driver (/etc/hmm-bench), console to
+#          build/<flavour>/bench/console.log, the same lines on the terminal;
 #   run    the demo, its output on the terminal, console in build/<flavour>/run;
 #   shell  an interactive busybox shell on the terminal (Ctrl-A X quits QEMU).
 # The guest gets 4 GiB with 512 MiB at 0x140000000 reserved by memmap=, which
@@ -17,7 +19,6 @@ spm0=0x140000000
 spm1=0x150000000
 cmdline="console=ttyS0 printk.time=1 panic=-1 transparent_hugepage=madvise"
 cmdline+=" memmap=512M\$$spm0 hmm.spm0=$spm0 hmm.spm1=$spm1 hmm.mode=$mode"
-[ "$mode" = check ] || cmdline+=" quiet"
 
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 4G -no-reboot
 	-kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$FDIR/initramfs.cpio"
@@ -37,14 +38,17 @@ mkdir -p "$out"
 log=$out/console.log
 rm -f "$out/boot.status"
 
-# Console lines go to the log; the terminal gets the harness's markers (check)
-# or everything the guest prints after boot (run).
+# Console lines go to the log; the terminal gets the harness's markers (check,
+# bench) or the guest's user-space output (run). Kernel messages are never
+# silenced (no "quiet"): a warning must reach the log to be caught.
 show() {
 	local t0 line name=""
 	t0=$(date +%s)
 	while IFS= read -r line; do
 		if [ "$mode" = run ]; then
-			case "$line" in "HMM-HARNESS: "*) ;; *) printf '%s\n' "$line" ;; esac
+			# The demo's own lines; kernel messages stay in the log
+			# (a kernel report fails the stage below, and is shown).
+			case "$line" in "HMM-HARNESS: "*|"["*) ;; *) printf '%s\n' "$line" ;; esac
 			continue
 		fi
 		case "$line" in
@@ -60,7 +64,7 @@ show() {
 
 set +e
 timeout -k 10 "$TIMEOUT" "${qemu[@]}" -display none -serial stdio -monitor none \
-	</dev/null 2>&1 | tr -d '\r' | tee "$log" | show
+	</dev/null 2>&1 | sed -u 's/\r//g' | tee "$log" | show
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
@@ -70,11 +74,15 @@ if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	exit 0
 fi
 echo "exit $rc" >"$out/boot.status"
-if [ "$mode" = run ]; then
-	# The suites have their verdict from the parse stage; the demo's is here.
+if [ "$mode" != check ]; then
+	# The suites have their verdict from the parse stage; the demo's and
+	# the benchmark's are here.
 	python3 "$HARNESS/results.py" scan "$log" ||
 		stage_fail "the kernel reported a problem (above); console: $log"
 	grep -q '^HMM-HARNESS: done' "$log" ||
-		stage_fail "the demo did not complete; console: $log"
+		stage_fail "the $mode did not complete; console: $log"
+	if grep -Eq '^HMM-HARNESS: end .* rc=[1-9]' "$log"; then
+		stage_fail "the $mode failed; console: $log"
+	fi
 fi
 stage_done "guest powered off (qemu exit $rc); console: $log"

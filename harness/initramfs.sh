@@ -4,6 +4,7 @@
 #   /bin/busybox          Debian's static busybox
 #   /bin/*                the test programs and the demo, built static
 #   /lib/modules/*.ko     the flavour's test_hmm (and later suites' modules)
+#   /etc/hmm-bench        what `make bench` runs (harness/guest/hmm-bench.c)
 #   /etc/hmm-suites       which suites `make check` runs, in order:
 #                         upstream-hmm-tests (upstream's, unmodified),
 #                         upstream-test_hmm (the same with upstream's driver),
@@ -103,6 +104,20 @@ fi
 # The demo speaks the flavour's own uapi header.
 build_prog "$FDIR/guest/hmm-demo" "$HARNESS/guest/hmm-demo.c" "$SRC"
 cp "$FDIR/guest/hmm-demo" "$root/bin/"
+
+# The benchmark (make bench, boot mode "bench"): the same binary for both
+# flavours, built against the base's uapi, run once with upstream's driver
+# (so that only the core differs between flavours) and, on flavour ours,
+# once with ours. BENCH_SIZES: buffer sizes in MiB.
+build_prog "$COMMON/hmm-bench" "$HARNESS/guest/hmm-bench.c" "$BASE"
+cp "$COMMON/hmm-bench" "$root/bin/"
+sizes=${BENCH_SIZES:-2 256}
+printf 'upstream-driver\tupstream_test_hmm.ko\t/bin/hmm-bench upstream-driver %s\n' \
+	"$sizes" >"$root/etc/hmm-bench"
+if [ "$FLAVOUR" = ours ]; then
+	printf 'our-driver\ttest_hmm.ko\t/bin/hmm-bench our-driver %s\n' \
+		"$sizes" >>"$root/etc/hmm-bench"
+fi
 
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) >"$FDIR/initramfs.cpio"
 stage_done "$(du -h "$FDIR/initramfs.cpio" | cut -f1) with $(wc -l <"$root/etc/hmm-suites") suites"

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Summarise make bench: raw per-boot figures into a table, a TSV and a plot.
+
+Input: build/bench/raw.tsv, one row per (flavour, round, driver, figure,
+backing, size) with the median of that boot's repetitions. Three set-ups are
+compared:
+
+  upstream   flavour upstream, upstream's test_hmm       (the reference)
+  ours       flavour ours, upstream's test_hmm           (only the core differs)
+  ours+drv   flavour ours, our test_hmm                  (our whole stack)
+
+For each set-up and figure the value is the median over boots, its spread
+is (max - min) / median over boots, and the speed-up is upstream / ours
+(above 1.0: ours is faster). memcpy is the same in every set-up; it is the
+physical limit the other figures are read against.
+
+Writes results.tsv and bench.png (gnuplot: time per 4 KiB page against
+size, one panel per figure) into the output folder, and prints the table.
+"""
+
+import collections
+import csv
+import os
+import statistics
+import subprocess
+import sys
+
+SETUPS = [('upstream', ('upstream', 'upstream-driver')),
+          ('ours', ('ours', 'upstream-driver')),
+          ('ours+drv', ('ours', 'our-driver'))]
+FIGURE_ORDER = ['memcpy', 'to_dev', 'to_sys', 'cpu_fault', 'dev_read',
+                'dev_read_cold', 'snapshot', 'evict']
+PAGE = 4096
+
+
+def load(raw):
+    """{(setup, figure, backing, bytes): [per-boot median ns]}"""
+    by_key = {v: k for k, v in SETUPS}
+    data = collections.defaultdict(list)
+    with open(raw) as f:
+        for row in csv.DictReader(f, delimiter='\t'):
+            setup = by_key.get((row['flavour'], row['driver']))
+            if setup:
+                key = (setup, row['figure'], row['backing'], int(row['bytes']))
+                data[key].append(int(row['median_ns']))
+    return data
+
+
+def summary(values):
+    """(median, spread as a fraction of it), or (None, None)."""
+    if not values:
+        return None, None
+    med = statistics.median(values)
+    return med, (max(values) - min(values)) / med if med else 0.0
+
+
+def size_label(nbytes):
+    return '%d MiB' % (nbytes >> 20) if nbytes >= 1 << 20 else '%d KiB' % (nbytes >> 10)
+
+
+def fmt_time(ns):
+    if ns is None:
+        return '-'
+    if ns >= 1e9:
+        return '%.2f s' % (ns / 1e9)
+    if ns >= 1e6:
+        return '%.1f ms' % (ns / 1e6)
+    return '%.0f us' % (ns / 1e3)
+
+
+def main(raw, out):
+    data = load(raw)
+    if not data:
+        print('bench-report: no figures in %s' % raw, file=sys.stderr)
+        return 1
+    keys = sorted({(fig, back, size) for (_, fig, back, size) in data},
+                  key=lambda k: (FIGURE_ORDER.index(k[0])
+                                 if k[0] in FIGURE_ORDER else 99, k[1], k[2]))
+    rows = []
+    for fig, back, size in keys:
+        row = {'figure': fig, 'backing': back, 'bytes': size,
+               'boots': len(data.get(('upstream', fig, back, size), []))}
+        for setup, _ in SETUPS:
+            med, spread = summary(data.get((setup, fig, back, size), []))
+            row[setup] = med
+            row[setup + '_spread'] = spread
+        for setup in ('ours', 'ours+drv'):
+            row[setup + '_speedup'] = (row['upstream'] / row[setup]
+                                       if row['upstream'] and row[setup]
+                                       else None)
+        rows.append(row)
+
+    tsv = os.path.join(out, 'results.tsv')
+    cols = ['figure', 'backing', 'bytes', 'boots', 'upstream_ns',
+            'upstream_spread', 'ours_ns', 'ours_spread', 'ours_speedup',
+            'ours+drv_ns', 'ours+drv_spread', 'ours+drv_speedup']
+    with open(tsv, 'w') as f:
+        f.write('\t'.join(cols) + '\n')
+        for r in rows:
+            vals = [r['figure'], r['backing'], r['bytes'], r['boots']]
+            for setup in ('upstream', 'ours', 'ours+drv'):
+                vals += ['%.0f' % r[setup] if r[setup] is not None else '',
+                         '%.4f' % r[setup + '_spread']
+                         if r[setup + '_spread'] is not None else '']
+                if setup != 'upstream':
+                    vals.append('%.4f' % r[setup + '_speedup']
+                                if r[setup + '_speedup'] else '')
+            # upstream has no speed-up column: keep the header's order
+            f.write('\t'.join(str(v) for v in vals) + '\n')
+
+    def pct(x):
+        return '-' if x is None else '%4.1f%%' % (100 * x)
+
+    def speed(x):
+        return '-' if x is None else '%.2fx' % x
+
+    head = ('%-13s %-4s %8s | %10s %6s | %10s %6s %7s | %10s %6s %7s'
+            % ('figure', 'page', 'size', 'upstream', '+-', 'ours', '+-',
+               'speedup', 'ours+drv', '+-', 'speedup'))
+    print(head)
+    print('-' * len(head))
+    for r in rows:
+        print('%-13s %-4s %8s | %10s %6s | %10s %6s %7s | %10s %6s %7s'
+              % (r['figure'], r['backing'], size_label(r['bytes']),
+                 fmt_time(r['upstream']), pct(r['upstream_spread']),
+                 fmt_time(r['ours']), pct(r['ours_spread']),
+                 speed(r['ours_speedup']),
+                 fmt_time(r['ours+drv']), pct(r['ours+drv_spread']),
+                 speed(r['ours+drv_speedup'])))
+    print('speedup = upstream time / ours (above 1.00x: ours is faster); '
+          '+- = spread of the per-boot medians; %d boots per set-up'
+          % max(r['boots'] for r in rows))
+    plot(rows, out)
+    return 0
+
+
+def plot(rows, out):
+    """bench.png: ns per 4 KiB page against size, a panel per figure."""
+    pdir = os.path.join(out, 'plot')
+    os.makedirs(pdir, exist_ok=True)
+    figures = [f for f in FIGURE_ORDER if any(r['figure'] == f for r in rows)]
+    series = [(s, b) for s in ('upstream', 'ours') for b in ('4k', 'thp')]
+    for fig in figures:
+        for setup, back in series:
+            with open(os.path.join(pdir, '%s-%s-%s.dat' % (fig, setup, back)),
+                      'w') as f:
+                for r in rows:
+                    if (r['figure'], r['backing']) == (fig, back) and r[setup]:
+                        f.write('%g %g\n' % (r['bytes'] / 2**20,
+                                             r[setup] / (r['bytes'] / PAGE)))
+    cols = 4
+    nrows = (len(figures) + cols - 1) // cols
+    gp = ['set terminal png size %d,%d' % (cols * 400, nrows * 320),
+          'set output "%s"' % os.path.join(out, 'bench.png'),
+          'set multiplot layout %d,%d title "HMM: time per 4 KiB page, '
+          'upstream 6.12 core vs ours (upstream test_hmm)"' % (nrows, cols),
+          'set termoption noenhanced',
+          'set logscale xy', 'set xlabel "size (MiB)"',
+          'set ylabel "ns per page"', 'set key top right font ",8"',
+          'set grid']
+    for fig in figures:
+        plots = []
+        for setup, back in series:
+            dat = os.path.join(pdir, '%s-%s-%s.dat' % (fig, setup, back))
+            plots.append('"%s" with linespoints title "%s %s"'
+                         % (dat, setup, back))
+        gp += ['set title "%s"' % fig, 'plot ' + ', '.join(plots)]
+    gp.append('unset multiplot')
+    script = os.path.join(pdir, 'bench.gp')
+    with open(script, 'w') as f:
+        f.write('\n'.join(gp) + '\n')
+    res = subprocess.run(['gnuplot', script], capture_output=True, text=True)
+    if res.returncode:
+        print('bench-report: gnuplot failed: %s' % res.stderr.strip(),
+              file=sys.stderr)
+
+
+if __name__ == '__main__':
+    if len(sys.argv) != 3:
+        print('usage: bench-report.py RAW.tsv OUTDIR', file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1], sys.argv[2]))
