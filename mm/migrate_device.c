@@ -64,6 +64,8 @@ struct mdev_collect {
 	struct migrate_vma	*args;
 	/* The fault page we locked up front, until the walk takes it over. */
 	struct folio		*fault_folio;
+	/* Some collected page is still mapped elsewhere (needs the rmap). */
+	bool			mapped_elsewhere;
 	/* Present PTEs of the current PTE table cleared but not yet flushed. */
 	unsigned int		nr_pending;
 	struct {
@@ -243,6 +245,7 @@ static void mdev_collect_commit(struct mdev_collect *mc, pte_t *ptep,
 				      exclusive));
 	folio_remove_rmap_pte(folio, page, vma);
 	folio_put(folio);
+	mc->mapped_elsewhere |= folio_mapped(folio);
 	if (folio == mc->fault_folio)
 		mc->fault_folio = NULL;	/* now one of the collected pages */
 }
@@ -466,15 +469,17 @@ static void mdev_give_up(unsigned long *src_pfns, unsigned long i,
  * migration_entry_wait() instead of retrying the fault, which could starve
  * the drain's work item on its CPU.
  *
+ * @use_rmap is false when the caller knows no page is mapped any more.
+ *
  * Return: the number of entries still marked MIGRATE_PFN_MIGRATE.
  */
 static unsigned long mdev_unmap(unsigned long *src_pfns, unsigned long npages,
-				struct page *fault_page)
+				struct page *fault_page, bool use_rmap)
 {
 	unsigned long i, cpages = 0;
 	bool drained = false;
 
-	for (i = 0; i < npages; i++) {
+	for (i = 0; use_rmap && i < npages; i++) {
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 
 		if (page && folio_mapped(page_folio(page)))
@@ -590,7 +595,8 @@ int migrate_vma_setup(struct migrate_vma *args)
 		folio_unlock(mc.fault_folio);
 
 	if (args->cpages)
-		args->cpages = mdev_unmap(args->src, npages, args->fault_page);
+		args->cpages = mdev_unmap(args->src, npages, args->fault_page,
+					  mc.mapped_elsewhere);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -964,7 +970,7 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 
 	for (i = 0; i < npages; i++)
 		src_pfns[i] = mdev_grab_pfn(start + i);
-	mdev_unmap(src_pfns, npages, NULL);
+	mdev_unmap(src_pfns, npages, NULL, true);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
@@ -1023,7 +1029,7 @@ int migrate_device_coherent_folio(struct folio *folio)
 	}
 	folio_lock(folio);
 	src = migrate_pfn(folio_pfn(folio)) | MIGRATE_PFN_MIGRATE;
-	if (!mdev_unmap(&src, 1, NULL)) {
+	if (!mdev_unmap(&src, 1, NULL, true)) {
 		/* Given up on: unlocked and released already. */
 		folio_put(copy);
 		return ret;
