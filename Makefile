@@ -16,7 +16,8 @@ B        := build
 export FLAVOUR
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test users bench run shell clean distclean
+	check check-flavour parser-test kernel-doc docs users bench fuzz run \
+	shell clean distclean
 .DEFAULT_GOAL := help
 
 help: ## this list
@@ -51,7 +52,15 @@ report: ## summarise parsed results of FLAVOURS into build/check/summary.tsv
 parser-test: tree ## the parser's own tests on recorded console logs
 	@$(H)/parser-test.sh
 
+kernel-doc: tree ## kernel-doc -Wall on our C files and headers (suite docs)
+	@$(H)/docs.sh kernel-doc
+
+docs: override FLAVOUR := ours
+docs: tree ## kernel-doc check, then Sphinx: Documentation/mm with no warning of ours
+	@$(H)/docs.sh
+
 check: setup parser-test ## every suite for FLAVOURS, then the summary
+	@$(H)/docs.sh kernel-doc || true
 	@for f in $(FLAVOURS); do \
 		$(MAKE) --no-print-directory FLAVOUR=$$f check-flavour || exit 1; \
 	done
@@ -62,6 +71,10 @@ check-flavour: boot
 
 users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FLAVOUR
 	@$(H)/users.sh
+
+fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
+	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz \
+		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
 
 bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.png
 	@$(H)/bench.sh

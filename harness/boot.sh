@@ -8,7 +8,10 @@
 #   run    the demo, its output on the terminal, console in build/<flavour>/run;
 #   shell  an interactive busybox shell on the terminal (Ctrl-A X quits QEMU).
 # The guest gets 4 GiB with 512 MiB at 0x140000000 reserved by memmap=, which
-# test_hmm turns into the two device-coherent devices (hmm_dmirror2 and 3).
+# test_hmm turns into the two device-coherent devices (hmm_dmirror2 and 3),
+# and two 128 MiB legacy pmem regions (memmap=nn!ss, a gap between them so
+# they stay two) plus an NVMe controller with a 16 MiB controller memory
+# buffer for suite pagemaps (fsdax, device-dax, p2pdma).
 # ICOUNT=1 makes the guest clock follow instructions executed (benchmarks).
 source "$(dirname "$0")/common.sh"
 mode=${1:-check}
@@ -19,10 +22,13 @@ spm0=0x140000000
 spm1=0x150000000
 cmdline="console=ttyS0 printk.time=1 panic=-1 transparent_hugepage=madvise"
 cmdline+=" memmap=512M\$$spm0 hmm.spm0=$spm0 hmm.spm1=$spm1 hmm.mode=$mode"
+cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000"
 
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 4G -no-reboot
 	-kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$FDIR/initramfs.cpio"
-	-append "$cmdline")
+	-append "$cmdline"
+	-blockdev "driver=null-co,node-name=nvme0,size=67108864,read-zeroes=on"
+	-device "nvme,serial=hmm-cmb,drive=nvme0,cmb_size_mb=16")
 [ "${ICOUNT:-0}" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
 for f in "$OBJ/arch/x86/boot/bzImage" "$FDIR/initramfs.cpio"; do
 	[ -f "$f" ] || stage_fail "$f is missing; run 'make initramfs'"

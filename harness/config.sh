@@ -13,7 +13,7 @@ stage_start config
 obj=${1:-$OBJ}
 # Flavour ours adds the KUnit fragment: its test symbols exist only with
 # our patches.
-default="guest hmm"
+default="guest hmm pagemaps"
 [ "$FLAVOUR" = ours ] && default="$default kunit"
 names=${CONFIGS:-$default}
 if (($# > 1)); then

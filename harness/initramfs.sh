@@ -10,7 +10,10 @@
 #                         upstream-test_hmm (the same with upstream's driver),
 #                         hmm-tests (ours) when this repository has it,
 #                         hmm-driver-tests (ours, flavour ours only),
+#                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
+#                         fuzz (hmm-fuzz.c, flavour ours only),
 #                         kunit (every mm/*_kunit.ko the build made)
+#   /lib/pagemaps         the ext4 image suite pagemaps puts on pmem
 # Test programs are rebuilt only when their source is newer.
 source "$(dirname "$0")/common.sh"
 stage_start initramfs
@@ -48,15 +51,20 @@ cp "$HARNESS/guest/init" "$root/init"
 cp "$ko" "$root/lib/modules/"
 : >"$root/etc/hmm-suites"
 
-# add_suite NAME MODULE PROGRAM: run PROGRAM (copied to /bin) as suite NAME
-# with MODULE (a .ko in /lib/modules, or -) loaded around it. SUITES="a b"
-# keeps only the suites named.
+# add_suite NAME MODULE PROGRAM [VAR=VALUE...]: run PROGRAM (copied to /bin)
+# as suite NAME with MODULE (a .ko in /lib/modules, or -) loaded around it,
+# in an environment with the VAR=VALUE words added. SUITES="a b" keeps only
+# the suites named.
 add_suite() {
-	if [ -n "${SUITES:-}" ] && [[ " $SUITES " != *" $1 "* ]]; then
+	local name=$1 module=$2 prog=$3 command
+	shift 3
+	if [ -n "${SUITES:-}" ] && [[ " $SUITES " != *" $name "* ]]; then
 		return 0
 	fi
-	cp "$3" "$root/bin/"
-	printf '%s\t%s\t%s\n' "$1" "$2" "/bin/$(basename "$3")" >>"$root/etc/hmm-suites"
+	cp "$prog" "$root/bin/"
+	command="/bin/$(basename "$prog")"
+	(($#)) && command="env $* $command"
+	printf '%s\t%s\t%s\n' "$name" "$module" "$command" >>"$root/etc/hmm-suites"
 }
 
 # Upstream's own suite, unmodified from the base tarball: the same binary
@@ -85,6 +93,39 @@ contract=$TOP/tools/testing/selftests/mm/hmm-driver-tests.c
 if [ -f "$contract" ] && [ "$FLAVOUR" = ours ]; then
 	build_prog "$FDIR/guest/hmm-driver-tests" "$contract" "$SRC" "$(dirname "$contract")"
 	add_suite hmm-driver-tests test_hmm.ko "$FDIR/guest/hmm-driver-tests"
+fi
+
+# The other pagemap types (fsdax, device-dax, p2pdma) and long-term pins of
+# device memory, against either flavour. The fsdax tests copy an ext4 image
+# made here (4 KiB blocks, as DAX needs, with a 1 MiB seed file whose bytes
+# the test knows) onto the guest's pmem.
+pagemaps=$TOP/tools/testing/selftests/mm/pagemaps-tests.c
+if [ -f "$pagemaps" ]; then
+	build_prog "$FDIR/guest/pagemaps-tests" "$pagemaps" "$SRC"
+	image=$COMMON/pagemaps-ext4.img.gz
+	if [ ! -f "$image" ] || [ "$0" -nt "$image" ]; then
+		seed=$(mktemp -d)
+		python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + i // 4096) & 255 for i in range(1 << 20)))' >"$seed/seed"
+		rm -f "$COMMON/pagemaps-ext4.img"
+		mkfs.ext4 -q -F -b 4096 -d "$seed" "$COMMON/pagemaps-ext4.img" 64M ||
+			stage_fail "mkfs.ext4 could not make the pagemaps image"
+		gzip -9 -f "$COMMON/pagemaps-ext4.img"
+		rm -rf "$seed"
+	fi
+	mkdir -p "$root/lib/pagemaps"
+	cp "$image" "$root/lib/pagemaps/ext4.img.gz"
+	add_suite pagemaps test_hmm.ko "$FDIR/guest/pagemaps-tests"
+fi
+
+# The fuzzer: our driver's uapi under random and hostile commands, flavour
+# ours only. FUZZ_CALLS steps per case (short in make check; make fuzz runs
+# a long one); FUZZ_SEED replays a run.
+fuzz=$TOP/tools/testing/selftests/mm/hmm-fuzz.c
+if [ -f "$fuzz" ] && [ "$FLAVOUR" = ours ]; then
+	build_prog "$FDIR/guest/hmm-fuzz" "$fuzz" "$SRC"
+	fuzz_env=("HMM_FUZZ_CALLS=${FUZZ_CALLS:-5000}")
+	[ -n "${FUZZ_SEED:-}" ] && fuzz_env+=("HMM_FUZZ_SEED=$FUZZ_SEED")
+	add_suite fuzz test_hmm.ko "$FDIR/guest/hmm-fuzz" "${fuzz_env[@]}"
 fi
 
 # KUnit tests of our core (mm/*_kunit.c, built as modules where the

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Stage "report": the parsed results of the given flavours (and of the
-# parser's own tests) into build/check/summary.tsv and the closing line.
+# parser's own tests and the kernel-doc check, suites "parser" and "docs")
+# into build/check/summary.tsv and the closing line.
 source "$(dirname "$0")/common.sh"
 results=()
-[ -f "$BUILD/check/parser.json" ] && results+=("$BUILD/check/parser.json")
+for r in parser docs; do
+	[ -f "$BUILD/check/$r.json" ] && results+=("$BUILD/check/$r.json")
+done
 for f in "$@"; do
 	r=$BUILD/$f/check/results.json
 	[ -f "$r" ] || { echo "report: no results for flavour $f ($r); run 'make check'" >&2; exit 1; }

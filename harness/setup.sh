@@ -11,6 +11,7 @@ packages=(
 	build-essential flex bison bc kmod cpio xz-utils rsync
 	libelf-dev libssl-dev dwarves	# kernel build dependencies
 	python3			# kunit.py's KTAP parser, our report
+	python3-sphinx python3-yaml	# make docs: Sphinx for Documentation/mm
 	gnuplot-nox		# make bench: the plot
 )
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Stage "users": compile the kernel's in-tree users of the HMM headers
-# (nouveau SVM, amdgpu/KFD SVM, xe, RDMA on-demand paging) against the
+# (nouveau SVM, amdgpu/KFD SVM, xe, RDMA on-demand paging) and of
+# include/linux/memremap.h (nvdimm pmem, device-dax, p2pdma, NVMe's CMB,
+# virtio-fs DAX, fs/dax.c, Xen's unpopulated memory) against the
 # flavour's tree, in a build folder of their own (guest + hmm + users config,
 # never booted), and compare their warnings with flavour upstream's. A user
 # that does not compile, or a warning that upstream does not have, fails.
@@ -16,6 +18,16 @@ objects=(
 	drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd_gpuvm.o
 	drivers/gpu/drm/xe/xe_hmm.o
 	drivers/infiniband/core/umem_odp.o
+	drivers/nvdimm/pmem.o
+	drivers/nvdimm/pfn_devs.o
+	drivers/dax/device.o
+	drivers/dax/bus.o
+	drivers/dax/pmem.o
+	drivers/pci/p2pdma.o
+	drivers/nvme/host/pci.o
+	fs/fuse/virtio_fs.o
+	fs/dax.o
+	drivers/xen/unpopulated-alloc.o
 )
 
 # users_build FLAVOUR: compile the objects in build/FLAVOUR/users; print the
@@ -23,7 +35,7 @@ objects=(
 users_build() {
 	local fl=$1 src=$BUILD/$1/src obj=$BUILD/$1/users log=$BUILD/$1/users.log
 	FLAVOUR=$fl "$HARNESS/tree.sh" >/dev/null
-	FLAVOUR=$fl "$HARNESS/config.sh" "$obj" guest hmm users >&2 ||
+	FLAVOUR=$fl "$HARNESS/config.sh" "$obj" guest hmm pagemaps users >&2 ||
 		stage_fail "[$fl] the users config failed"
 	# Touch the objects so they are compiled again and warn again.
 	for o in "${objects[@]}"; do rm -f "$obj/$o"; done

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Device memory with struct pages (ZONE_DEVICE).
+ *
+ * A driver that owns a range of physical addresses describes it with a
+ * struct dev_pagemap and hands it to memremap_pages(). From then on every
+ * page frame of the range has a struct page in ZONE_DEVICE whose ->pgmap
+ * points back at the descriptor, so the rest of mm can hold, map and
+ * migrate those pages. What mm may do with such a page depends on the
+ * pagemap's type (enum memory_type); the callbacks a type needs are in
+ * struct dev_pagemap_ops. The descriptor stays in use until
+ * memunmap_pages() has waited for every page and every lookup to let go.
+ */
+#ifndef _LINUX_MEMREMAP_H_
+#define _LINUX_MEMREMAP_H_
+
+#include <linux/ioport.h>
+#include <linux/mmzone.h>
+#include <linux/percpu-refcount.h>
+#include <linux/range.h>
+
+struct device;
+struct resource;
+
+/**
+ * struct vmem_altmap - device pages that hold the range's own memmap
+ * @base_pfn: first page frame of the pagemap's (only) range
+ * @end_pfn: last page frame the memmap may be taken from
+ * @reserve: page frames at @base_pfn the driver keeps for itself (a label
+ *	or info block); neither memmap nor ordinary device pages
+ * @free: page frames after @reserve set aside to store the memmap
+ * @align: page frames skipped to align memmap blocks, counted by the
+ *	memmap allocator
+ * @alloc: page frames handed to the memmap so far; back to zero once the
+ *	range is unmapped
+ * @inaccessible: the frames cannot be written through the linear map
+ *	before the memmap is set up (the allocator must not touch them)
+ *
+ * Only valid when the pagemap's flags carry %PGMAP_ALTMAP_VALID, and only
+ * for a pagemap with a single range. The first vmem_altmap_offset() frames
+ * of the range never become usable device pages.
+ */
+struct vmem_altmap {
+	unsigned long base_pfn;
+	const unsigned long end_pfn;
+	const unsigned long reserve;
+	unsigned long free;
+	unsigned long align;
+	unsigned long alloc;
+	bool inaccessible;
+};
+
+/**
+ * enum memory_type - what a ZONE_DEVICE pagemap's memory is, and the rules
+ *	its pages follow
+ * @MEMORY_DEVICE_PRIVATE: memory the CPU cannot address at all. Pages are
+ *	mapped in a process only through device-private swap entries; a CPU
+ *	access faults into ops->migrate_to_ram(), which must move the data to
+ *	system memory. No linear mapping is created. Needs ops->page_free(),
+ *	ops->migrate_to_ram() and an owner. A page is free at refcount 0 and
+ *	handed out by the driver with zone_device_page_init().
+ * @MEMORY_DEVICE_COHERENT: memory the CPU addresses like system RAM
+ *	(coherent buses such as CXL), mapped as ordinary anonymous pages. It
+ *	must stay evictable, so a long-term pin migrates the page to system
+ *	memory first. Needs ops->page_free() and an owner; pages are handed out
+ *	with zone_device_page_init() like private ones.
+ * @MEMORY_DEVICE_FS_DAX: persistent memory mapped by a DAX file system.
+ *	Pages may be pinned. An idle page has refcount 1; the drop to 1 wakes
+ *	whoever waits on the refcount (truncate, hole punch waiting for DMA).
+ * @MEMORY_DEVICE_GENERIC: memory used like RAM and pinnable, exposed by a
+ *	driver of its own (device-dax character devices, Xen). Idle pages have
+ *	refcount 1.
+ * @MEMORY_DEVICE_PCI_P2PDMA: memory in a PCI BAR for peer-to-peer DMA,
+ *	mapped uncached. Idle pages have refcount 1; ops->page_free() returns a
+ *	page to the provider's allocator when the last user lets go.
+ *
+ * Zero is not a type, so that a pagemap whose type was never set is
+ * refused by memremap_pages().
+ */
+enum memory_type {
+	MEMORY_DEVICE_PRIVATE = 1,
+	MEMORY_DEVICE_COHERENT,
+	MEMORY_DEVICE_FS_DAX,
+	MEMORY_DEVICE_GENERIC,
+	MEMORY_DEVICE_PCI_P2PDMA,
+};
+
+/**
+ * struct dev_pagemap_ops - what the owner of a pagemap does for mm
+ * @page_free: the last reference to a page is gone. Called from the put
+ *	that dropped it, in any context a put_page() may happen in (it must
+ *	not sleep). The core has already cleared the page's mapping and
+ *	charge; for the types whose idle pages keep refcount 1 it has already
+ *	set that refcount back. The page belongs to the driver from the call
+ *	on: the core does not look at it again, so the callback may hand it
+ *	out at once. Required for private and coherent memory.
+ * @migrate_to_ram: a CPU fault hit a device-private entry of this pagemap.
+ *	Called with the fault's mmap (or VMA) lock held and a reference on the
+ *	page; must migrate the data to system memory (or fail the fault) and
+ *	return a VM_FAULT_* code. Required for, and only used with, private
+ *	memory.
+ * @memory_failure: the hardware reported @nr_pages frames from @pfn lost.
+ *	Tells the users of those frames and recovers what it can, with
+ *	@mf_flags passed on to the recovery. Optional: without it, or when it
+ *	returns -EOPNOTSUPP, memory_failure() kills the users itself.
+ */
+struct dev_pagemap_ops {
+	void (*page_free)(struct page *page);
+	vm_fault_t (*migrate_to_ram)(struct vm_fault *vmf);
+	int (*memory_failure)(struct dev_pagemap *pgmap, unsigned long pfn,
+			      unsigned long nr_pages, int mf_flags);
+};
+
+/* pgmap->flags: @altmap is set up and the memmap goes into the range. */
+#define PGMAP_ALTMAP_VALID	BIT(0)
+
+/**
+ * struct dev_pagemap - a driver's device memory, as ZONE_DEVICE pages
+ * @altmap: where the memmap is stored when %PGMAP_ALTMAP_VALID is set
+ * @ref: the pagemap's users: lookups by get_dev_pagemap(), and pages in
+ *	use. memunmap_pages() kills it and waits for it to drain.
+ * @done: completed once @ref has drained
+ * @type: one of enum memory_type; decides the rules the pages follow
+ * @flags: PGMAP_* flags
+ * @vmemmap_shift: order of the compound pages the memmap is made of
+ *	(0: base pages). Each range is split in folios of 2^@vmemmap_shift
+ *	pages.
+ * @ops: the owner's callbacks (see struct dev_pagemap_ops)
+ * @owner: an opaque cookie naming the driver that manages this memory;
+ *	migration and hmm_range_fault() only touch private pages of the owner
+ *	they are told about. Required for private and coherent memory.
+ * @nr_range: number of ranges, at least one
+ * @range: the physical range when @nr_range is 1
+ * @ranges: the physical ranges when @nr_range is larger
+ *
+ * The caller fills in @type, @ops, @owner, the ranges and optionally
+ * @altmap, @flags and @vmemmap_shift; memremap_pages() sets up @ref and
+ * @done.
+ */
+struct dev_pagemap {
+	struct vmem_altmap altmap;
+	struct percpu_ref ref;
+	struct completion done;
+	enum memory_type type;
+	unsigned int flags;
+	unsigned long vmemmap_shift;
+	const struct dev_pagemap_ops *ops;
+	void *owner;
+	int nr_range;
+	union {
+		struct range range;
+		DECLARE_FLEX_ARRAY(struct range, ranges);
+	};
+};
+
+/**
+ * pgmap_has_memory_failure() - does the owner handle memory failures?
+ * @pgmap: the pagemap
+ *
+ * Return: true if @pgmap's ops has a memory_failure callback.
+ */
+static inline bool pgmap_has_memory_failure(struct dev_pagemap *pgmap)
+{
+	const struct dev_pagemap_ops *ops = pgmap->ops;
+
+	return ops && ops->memory_failure;
+}
+
+/**
+ * pgmap_altmap() - the memmap store of a pagemap, if it has one
+ * @pgmap: the pagemap
+ *
+ * Return: @pgmap's altmap when %PGMAP_ALTMAP_VALID is set, else NULL.
+ */
+static inline struct vmem_altmap *pgmap_altmap(struct dev_pagemap *pgmap)
+{
+	return (pgmap->flags & PGMAP_ALTMAP_VALID) ? &pgmap->altmap : NULL;
+}
+
+/**
+ * pgmap_vmemmap_nr() - pages per folio of a pagemap
+ * @pgmap: the pagemap
+ *
+ * Return: the number of base pages in each compound page of @pgmap
+ * (1 when its memmap is made of base pages).
+ */
+static inline unsigned long pgmap_vmemmap_nr(struct dev_pagemap *pgmap)
+{
+	return 1UL << pgmap->vmemmap_shift;
+}
+
+/* True if @page is a ZONE_DEVICE page of a pagemap of type @type. */
+static inline bool pgmap_page_has_type(const struct page *page,
+				       enum memory_type type)
+{
+	if (!is_zone_device_page(page))
+		return false;
+	return page->pgmap->type == type;
+}
+
+/**
+ * is_device_private_page() - is this page CPU-unaddressable device memory?
+ * @page: any page
+ *
+ * Return: true if @page belongs to a %MEMORY_DEVICE_PRIVATE pagemap.
+ */
+static inline bool is_device_private_page(const struct page *page)
+{
+	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE))
+		return false;
+	return pgmap_page_has_type(page, MEMORY_DEVICE_PRIVATE);
+}
+
+/**
+ * folio_is_device_private() - is this folio CPU-unaddressable device memory?
+ * @folio: any folio
+ *
+ * Return: true if @folio belongs to a %MEMORY_DEVICE_PRIVATE pagemap.
+ */
+static inline bool folio_is_device_private(const struct folio *folio)
+{
+	return is_device_private_page(&folio->page);
+}
+
+/**
+ * is_pci_p2pdma_page() - is this page in a PCI BAR for peer-to-peer DMA?
+ * @page: any page
+ *
+ * Return: true if @page belongs to a %MEMORY_DEVICE_PCI_P2PDMA pagemap.
+ */
+static inline bool is_pci_p2pdma_page(const struct page *page)
+{
+	if (!IS_ENABLED(CONFIG_PCI_P2PDMA))
+		return false;
+	return pgmap_page_has_type(page, MEMORY_DEVICE_PCI_P2PDMA);
+}
+
+/**
+ * is_device_coherent_page() - is this page CPU-coherent device memory?
+ * @page: any page
+ *
+ * Return: true if @page belongs to a %MEMORY_DEVICE_COHERENT pagemap.
+ */
+static inline bool is_device_coherent_page(const struct page *page)
+{
+	return pgmap_page_has_type(page, MEMORY_DEVICE_COHERENT);
+}
+
+/**
+ * folio_is_device_coherent() - is this folio CPU-coherent device memory?
+ * @folio: any folio
+ *
+ * Return: true if @folio belongs to a %MEMORY_DEVICE_COHERENT pagemap.
+ */
+static inline bool folio_is_device_coherent(const struct folio *folio)
+{
+	return is_device_coherent_page(&folio->page);
+}
+
+#ifdef CONFIG_ZONE_DEVICE
+void *memremap_pages(struct dev_pagemap *pgmap, int nid);
+void memunmap_pages(struct dev_pagemap *pgmap);
+void *devm_memremap_pages(struct device *dev, struct dev_pagemap *pgmap);
+void devm_memunmap_pages(struct device *dev, struct dev_pagemap *pgmap);
+struct dev_pagemap *get_dev_pagemap(unsigned long pfn,
+				    struct dev_pagemap *pgmap);
+bool pgmap_pfn_valid(struct dev_pagemap *pgmap, unsigned long pfn);
+void zone_device_page_init(struct page *page);
+unsigned long memremap_compat_align(void);
+#else
+/* Without ZONE_DEVICE no frame has a pagemap. */
+static inline struct dev_pagemap *get_dev_pagemap(unsigned long pfn,
+						  struct dev_pagemap *pgmap)
+{
+	return NULL;
+}
+
+static inline bool pgmap_pfn_valid(struct dev_pagemap *pgmap, unsigned long pfn)
+{
+	return false;
+}
+
+/* memremap() alone maps any page-aligned range. */
+static inline unsigned long memremap_compat_align(void)
+{
+	return PAGE_SIZE;
+}
+
+/*
+ * A driver asking for device pages is told there are none and must fall
+ * back to a plain memremap() of its range.
+ */
+static inline void *devm_memremap_pages(struct device *dev,
+					struct dev_pagemap *pgmap)
+{
+	WARN_ON_ONCE(1);
+	return ERR_PTR(-ENXIO);
+}
+
+static inline void devm_memunmap_pages(struct device *dev,
+				       struct dev_pagemap *pgmap)
+{
+}
+#endif /* CONFIG_ZONE_DEVICE */
+
+/**
+ * put_dev_pagemap() - drop a reference taken by get_dev_pagemap()
+ * @pgmap: the pagemap, or NULL (nothing to drop)
+ *
+ * Context: any context.
+ */
+static inline void put_dev_pagemap(struct dev_pagemap *pgmap)
+{
+	if (!pgmap)
+		return;
+	percpu_ref_put(&pgmap->ref);
+}
+
+#endif /* _LINUX_MEMREMAP_H_ */
