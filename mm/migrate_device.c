@@ -1,0 +1,1046 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Migrating a process's memory to and from device memory.
+ *
+ * A device driver moves pages in three calls, and does the copy itself in
+ * between with whatever engine it has:
+ *
+ *   migrate_vma_setup()     collect: walk the range's page table and choose
+ *                           the pages to move; lock each one, take a
+ *                           reference, and replace every mapping of it by a
+ *                           migration entry, so that nobody can read or
+ *                           write it until we are done. An address with no
+ *                           page (a hole, the zero page) is an empty source
+ *                           the driver may populate.
+ *   (driver)                allocate and lock destinations, copy.
+ *   migrate_vma_pages()     commit: move each source's identity (mapping,
+ *                           index, flags, memcg) to its destination, or
+ *                           install the destination where there was none.
+ *   migrate_vma_finalize()  turn every migration entry into a mapping of the
+ *                           page that won (the destination if the page
+ *                           moved, the source otherwise), unlock both and
+ *                           drop our references.
+ *
+ * The three calls talk through the src[] and dst[] arrays of migrate pfns
+ * (include/linux/migrate.h): a page that drops out at any step loses
+ * MIGRATE_PFN_MIGRATE and is put back exactly as it was found. Nothing here
+ * waits for another holder of a page: a page we cannot lock, isolate, or
+ * that holds references we cannot explain (a pin, a concurrent GUP) is
+ * skipped. The one exception is the faulting page of a migrate_to_ram()
+ * call, which we lock with a sleeping lock before anything else, so that a
+ * CPU fault on a page another thread is migrating sleeps rather than spins.
+ *
+ * migrate_device_range() and migrate_device_pages()/_finalize() run the
+ * same steps on device page frames rather than on a virtual range, for a
+ * driver evicting its memory without knowing where it is mapped.
+ *
+ * Costs. The walk takes each page-table lock once per PTE table; TLB
+ * flushes for the PTEs it clears are batched (up to MDEV_BATCH pages per
+ * flush) and the MMU notifier is called once per range and step, with the
+ * event MMU_NOTIFY_MIGRATE and the migration's owner so that the driver
+ * that started it can ignore its own invalidation. Pages mapped only in the
+ * walked page table (the common case) need no rmap walk to unmap.
+ */
+#include <linux/export.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
+#include <linux/mm_inline.h>
+#include <linux/mmu_notifier.h>
+#include <linux/oom.h>
+#include <linux/page-flags.h>
+#include <linux/pagewalk.h>
+#include <linux/rmap.h>
+#include <linux/swapops.h>
+#include <linux/userfaultfd_k.h>
+#include <asm/tlbflush.h>
+
+#include "internal.h"
+
+/* Present PTEs cleared per TLB flush while collecting. */
+#define MDEV_BATCH	16
+
+/* State of one collecting walk (walk->private). */
+struct mdev_collect {
+	struct migrate_vma	*args;
+	/* The fault page we locked up front, until the walk takes it over. */
+	struct folio		*fault_folio;
+	/* Some collected page is still mapped elsewhere (needs the rmap). */
+	bool			mapped_elsewhere;
+	/* Present PTEs of the current PTE table cleared but not yet flushed. */
+	unsigned int		nr_pending;
+	struct {
+		pte_t		orig;
+		unsigned long	addr;
+	} pending[MDEV_BATCH];
+};
+
+static unsigned long mdev_index(struct migrate_vma *args, unsigned long addr)
+{
+	return (addr - args->start) >> PAGE_SHIFT;
+}
+
+/*
+ * Unpopulated addresses can be filled with fresh pages only where a fresh
+ * page is what the CPU would get on a fault: in anonymous memory.
+ */
+static int mdev_collect_hole(unsigned long start, unsigned long end,
+			     __always_unused int depth, struct mm_walk *walk)
+{
+	struct mdev_collect *mc = walk->private;
+	struct migrate_vma *args = mc->args;
+	unsigned long i;
+
+	if (!vma_is_anonymous(walk->vma))
+		return 0;	/* left alone: setup zeroed src[] */
+
+	for (i = mdev_index(args, start); i < mdev_index(args, end); i++)
+		args->src[i] = MIGRATE_PFN_MIGRATE;
+	args->cpages += (end - start) >> PAGE_SHIFT;
+	return 0;
+}
+
+/* Is @page a device page of a type and owner this migration selected? */
+static bool mdev_device_page_wanted(struct migrate_vma *args,
+				    struct page *page, unsigned long select)
+{
+	return (args->flags & select) &&
+	       page->pgmap->owner == args->pgmap_owner;
+}
+
+/*
+ * The per-entry decision: what does the PTE @pte at @addr contribute?
+ *
+ * Returns the src[] word: 0 for "leave alone", MIGRATE_PFN_MIGRATE alone for
+ * an empty source, or a migrate pfn with MIGRATE_PFN_MIGRATE for a page,
+ * which is then stored in *@pagep for the caller to lock and unmap. The
+ * choice goes by what the page is, never by what the VMA is: a private file
+ * mapping holds both page-cache pages (left alone) and anonymous copies
+ * (migrated like any anonymous page).
+ */
+static unsigned long mdev_select_pte(struct migrate_vma *args,
+				     struct vm_area_struct *vma,
+				     unsigned long addr, pte_t pte,
+				     struct page **pagep)
+{
+	unsigned long wflag = 0;
+	struct page *page;
+	swp_entry_t entry;
+
+	*pagep = NULL;
+	if (pte_none(pte))
+		return vma_is_anonymous(vma) ? MIGRATE_PFN_MIGRATE : 0;
+
+	if (!pte_present(pte)) {
+		/* Of all non-present entries only device-private pages move. */
+		entry = pte_to_swp_entry(pte);
+		if (!is_device_private_entry(entry))
+			return 0;
+		page = pfn_swap_entry_to_page(entry);
+		if (!mdev_device_page_wanted(args, page,
+					     MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
+			return 0;
+		if (is_writable_device_private_entry(entry))
+			wflag = MIGRATE_PFN_WRITE;
+	} else {
+		if (is_zero_pfn(pte_pfn(pte)))
+			return (args->flags & MIGRATE_VMA_SELECT_SYSTEM) &&
+			       vma_is_anonymous(vma) ? MIGRATE_PFN_MIGRATE : 0;
+		page = vm_normal_page(vma, addr, pte);
+		if (!page)
+			return 0;
+		if (is_device_coherent_page(page)) {
+			if (!mdev_device_page_wanted(args, page,
+						     MIGRATE_VMA_SELECT_DEVICE_COHERENT))
+				return 0;
+		} else if (is_zone_device_page(page) ||
+			   !(args->flags & MIGRATE_VMA_SELECT_SYSTEM)) {
+			return 0;
+		}
+		if (pte_write(pte))
+			wflag = MIGRATE_PFN_WRITE;
+	}
+
+	/* Anonymous small pages only: no page cache, KSM or large folios. */
+	if (!PageAnon(page) || PageKsm(page) || PageTransCompound(page))
+		return 0;
+
+	*pagep = page;
+	return migrate_pfn(page_to_pfn(page)) | MIGRATE_PFN_MIGRATE | wflag;
+}
+
+/* The migration entry that stands for @page while it is away. */
+static pte_t mdev_migration_pte(struct page *page, pte_t orig, bool writable,
+				bool exclusive)
+{
+	unsigned long pfn = page_to_pfn(page);
+	bool present = pte_present(orig);
+	bool soft_dirty, uffd_wp;
+	swp_entry_t entry;
+	pte_t swp_pte;
+
+	/* The bits a migration entry keeps differ for present and swap PTEs. */
+	soft_dirty = present ? pte_soft_dirty(orig) : pte_swp_soft_dirty(orig);
+	uffd_wp = present ? pte_uffd_wp(orig) : pte_swp_uffd_wp(orig);
+
+	if (writable)
+		entry = make_writable_migration_entry(pfn);
+	else if (exclusive)
+		entry = make_readable_exclusive_migration_entry(pfn);
+	else
+		entry = make_readable_migration_entry(pfn);
+	/* Only a present PTE has young and dirty bits to carry over. */
+	if (present && pte_young(orig))
+		entry = make_migration_entry_young(entry);
+	if (present && pte_dirty(orig))
+		entry = make_migration_entry_dirty(entry);
+
+	swp_pte = swp_entry_to_pte(entry);
+	if (soft_dirty)
+		swp_pte = pte_swp_mksoft_dirty(swp_pte);
+	if (uffd_wp)
+		swp_pte = pte_swp_mkuffd_wp(swp_pte);
+	return swp_pte;
+}
+
+/* Drop a page the walk had locked and referenced; its PTE is @orig again. */
+static void mdev_collect_drop(struct mdev_collect *mc, unsigned long addr)
+{
+	struct migrate_vma *args = mc->args;
+	unsigned long i = mdev_index(args, addr);
+	struct folio *folio = page_folio(migrate_pfn_to_page(args->src[i]));
+
+	args->src[i] = 0;
+	if (folio != mc->fault_folio)	/* else setup unlocks it */
+		folio_unlock(folio);
+	folio_put(folio);
+}
+
+/*
+ * Second half of unmapping the page at @addr, whose PTE (@orig) has been
+ * cleared and, if it was present, flushed from the TLBs: share an exclusive
+ * anonymous page (which fails if it may be pinned), then install the
+ * migration entry and drop the mapping's rmap and reference. The page stays
+ * locked and referenced by us.
+ */
+static void mdev_collect_commit(struct mdev_collect *mc, pte_t *ptep,
+				unsigned long addr, pte_t orig)
+{
+	struct migrate_vma *args = mc->args;
+	struct vm_area_struct *vma = args->vma;
+	unsigned long i = mdev_index(args, addr);
+	struct page *page = migrate_pfn_to_page(args->src[i]);
+	struct folio *folio = page_folio(page);
+	bool exclusive = PageAnonExclusive(page);
+
+	if (exclusive && folio_try_share_anon_rmap_pte(folio, page)) {
+		set_pte_at(vma->vm_mm, addr, ptep, orig);
+		mdev_collect_drop(mc, addr);
+		return;
+	}
+	if (pte_present(orig) && pte_dirty(orig))
+		folio_mark_dirty(folio);
+	set_pte_at(vma->vm_mm, addr, ptep,
+		   mdev_migration_pte(page, orig,
+				      args->src[i] & MIGRATE_PFN_WRITE,
+				      exclusive));
+	folio_remove_rmap_pte(folio, page, vma);
+	folio_put(folio);
+	mc->mapped_elsewhere |= folio_mapped(folio);
+	if (folio == mc->fault_folio)
+		mc->fault_folio = NULL;	/* now one of the collected pages */
+}
+
+/* Flush the cleared present PTEs of this table and finish each of them. */
+static void mdev_collect_flush(struct mdev_collect *mc, pte_t *table,
+			       unsigned long table_addr)
+{
+	struct vm_area_struct *vma = mc->args->vma;
+	unsigned long first, last;
+	unsigned int n;
+
+	if (!mc->nr_pending)
+		return;
+	first = mc->pending[0].addr;
+	last = mc->pending[mc->nr_pending - 1].addr;
+	flush_tlb_range(vma, first, last + PAGE_SIZE);
+	for (n = 0; n < mc->nr_pending; n++) {
+		unsigned long addr = mc->pending[n].addr;
+
+		mdev_collect_commit(mc, table + ((addr - table_addr) >> PAGE_SHIFT),
+				    addr, mc->pending[n].orig);
+	}
+	mc->nr_pending = 0;
+}
+
+/*
+ * Lock and reference the page the decision chose; false to skip it. The
+ * PTE whose lock we hold keeps the page alive until then.
+ */
+static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	/* The fault folio is locked already, by setup. */
+	if (folio != mc->fault_folio && !folio_trylock(folio))
+		return false;
+	folio_get(folio);
+	return true;
+}
+
+/* One PTE table: [start, end) lies inside it; called with its lock held. */
+static void mdev_collect_pte_table(struct mdev_collect *mc, pte_t *table,
+				   unsigned long start, unsigned long end)
+{
+	struct migrate_vma *args = mc->args;
+	struct vm_area_struct *vma = args->vma;
+	unsigned long addr;
+	pte_t *ptep = table;
+
+	for (addr = start; addr < end; addr += PAGE_SIZE, ptep++) {
+		unsigned long i = mdev_index(args, addr);
+		pte_t pte = ptep_get(ptep);
+		struct page *page;
+		unsigned long mpfn;
+
+		mpfn = mdev_select_pte(args, vma, addr, pte, &page);
+		if (page && !mdev_collect_grab(mc, page))
+			mpfn = 0;
+		args->src[i] = mpfn;
+		if (!page || !mpfn) {
+			args->cpages += !!mpfn;
+			continue;
+		}
+		args->cpages++;
+
+		if (!pte_present(pte)) {
+			/* Not in any TLB: nothing to flush before sharing. */
+			ptep_get_and_clear(vma->vm_mm, addr, ptep);
+			mdev_collect_commit(mc, ptep, addr, pte);
+			continue;
+		}
+		flush_cache_page(vma, addr, pte_pfn(pte));
+		mc->pending[mc->nr_pending].orig =
+			ptep_get_and_clear(vma->vm_mm, addr, ptep);
+		mc->pending[mc->nr_pending].addr = addr;
+		if (++mc->nr_pending == MDEV_BATCH)
+			mdev_collect_flush(mc, table, start);
+	}
+	mdev_collect_flush(mc, table, start);
+}
+
+/*
+ * A huge PMD cannot be migrated as such: split it (the huge zero page by
+ * splitting the mapping, a THP by splitting the folio) and let the caller
+ * look again. Returns false if the range must be skipped.
+ */
+static bool mdev_collect_split_pmd(struct vm_area_struct *vma, pmd_t *pmdp,
+				   unsigned long addr)
+{
+	struct folio *folio = NULL;
+	spinlock_t *ptl;	/* the page-table lock */
+	bool huge_zero = false;
+	bool split_ok;
+
+	ptl = pmd_lock(vma->vm_mm, pmdp);
+	if (pmd_trans_huge(*pmdp)) {
+		folio = pmd_folio(*pmdp);
+		huge_zero = is_huge_zero_folio(folio);
+		if (!huge_zero)
+			folio_get(folio);
+	}
+	spin_unlock(ptl);
+
+	if (!folio)
+		return true;	/* no longer huge: look again */
+	if (huge_zero) {
+		split_huge_pmd(vma, pmdp, addr);
+		return true;
+	}
+	split_ok = folio_trylock(folio);
+	if (split_ok) {
+		split_ok = !split_folio(folio);
+		folio_unlock(folio);
+	}
+	folio_put(folio);
+	return split_ok;
+}
+
+/* The PMD level: holes, huge entries, then the PTE table under its lock. */
+static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
+			    unsigned long end, struct mm_walk *walk)
+{
+	struct mdev_collect *mc = walk->private;
+	struct vm_area_struct *vma = walk->vma;
+	unsigned int tries;
+	spinlock_t *ptl;	/* the page-table lock */
+	pte_t *table;
+
+	for (tries = 0; tries < 4; tries++) {
+		pmd_t pmd = pmdp_get_lockless(pmdp);
+
+		if (pmd_none(pmd))
+			return mdev_collect_hole(start, end, -1, walk);
+		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
+			if (!mdev_collect_split_pmd(vma, pmdp, start))
+				break;
+			continue;
+		}
+		if (!pmd_present(pmd))
+			break;	/* a PMD migration entry: busy, skip */
+
+		table = pte_offset_map_lock(vma->vm_mm, pmdp, start, &ptl);
+		if (!table)
+			continue;	/* the PMD changed under us */
+		mdev_collect_pte_table(mc, table, start, end);
+		pte_unmap_unlock(table, ptl);
+		return 0;
+	}
+	return 0;	/* busy: leave the range alone */
+}
+
+static const struct mm_walk_ops mdev_collect_ops = {
+	.pmd_entry	= mdev_collect_pmd,
+	.pte_hole	= mdev_collect_hole,
+	.walk_lock	= PGWALK_RDLOCK,
+};
+
+/* Walk the whole range once, inside one MMU_NOTIFY_MIGRATE invalidation. */
+static void mdev_collect(struct mdev_collect *mc)
+{
+	struct migrate_vma *args = mc->args;
+	struct mmu_notifier_range range;
+
+	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_MIGRATE, 0,
+				      args->vma->vm_mm, args->start, args->end,
+				      args->pgmap_owner);
+	mmu_notifier_invalidate_range_start(&range);
+	walk_page_range_vma(args->vma, args->start, args->end,
+			    &mdev_collect_ops, mc);
+	mmu_notifier_invalidate_range_end(&range);
+}
+
+/*
+ * References a page may have beyond its mappings while it is one of ours
+ * and still be migrated: ours (the walk's, or the LRU isolation's), the
+ * fault path's on the faulting page, the page cache's and its private
+ * data's, and slack of one for ZONE_DEVICE pages.
+ */
+static bool mdev_page_unpinned(struct folio *folio, struct page *fault_page)
+{
+	int expected = 1;
+
+	if (folio_test_large(folio))
+		return false;
+	if (&folio->page == fault_page)
+		expected++;
+	if (folio_is_zone_device(folio))
+		expected++;
+	if (folio_mapping(folio))
+		expected += 1 + folio_has_private(folio);
+	return folio_ref_count(folio) - expected <= folio_mapcount(folio);
+}
+
+/*
+ * Give up on src_pfns[i]: put its mappings back, unlock it and drop our
+ * reference (returning an isolated folio to the LRU).
+ */
+static void mdev_give_up(unsigned long *src_pfns, unsigned long i,
+			 bool isolated)
+{
+	struct folio *folio = page_folio(migrate_pfn_to_page(src_pfns[i]));
+
+	src_pfns[i] = 0;
+	remove_migration_ptes(folio, folio, 0);
+	folio_unlock(folio);
+	if (isolated)
+		folio_putback_lru(folio);
+	else
+		folio_put(folio);
+}
+
+/*
+ * Finish unmapping the locked, referenced pages of @src_pfns: replace the
+ * mappings the walk did not see (other processes, other page tables) by
+ * migration entries, take system pages off the LRU, and give up on any page
+ * still mapped or with references we cannot explain.
+ *
+ * Every mapping is turned into a migration entry before lru_add_drain_all()
+ * may be called: a CPU faulting on one of these pages then sleeps in
+ * migration_entry_wait() instead of retrying the fault, which could starve
+ * the drain's work item on its CPU.
+ *
+ * @use_rmap is false when the caller knows no page is mapped any more.
+ *
+ * Return: the number of entries still marked MIGRATE_PFN_MIGRATE.
+ */
+static unsigned long mdev_unmap(unsigned long *src_pfns, unsigned long npages,
+				struct page *fault_page, bool use_rmap)
+{
+	unsigned long i, cpages = 0;
+	bool drained = false;
+
+	for (i = 0; use_rmap && i < npages; i++) {
+		struct page *page = migrate_pfn_to_page(src_pfns[i]);
+
+		if (page && folio_mapped(page_folio(page)))
+			try_to_migrate(page_folio(page), 0);
+	}
+
+	lru_add_drain();
+	for (i = 0; i < npages; i++) {
+		struct page *page = migrate_pfn_to_page(src_pfns[i]);
+		bool isolated = false;
+		struct folio *folio;
+
+		if (!page) {
+			cpages += !!(src_pfns[i] & MIGRATE_PFN_MIGRATE);
+			continue;
+		}
+		folio = page_folio(page);
+		if (!folio_is_zone_device(folio)) {
+			if (!folio_test_lru(folio) && !drained) {
+				lru_add_drain_all();
+				drained = true;
+			}
+			isolated = folio_isolate_lru(folio);
+			if (!isolated) {
+				mdev_give_up(src_pfns, i, false);
+				continue;
+			}
+			folio_put(folio);	/* the isolation holds one now */
+		}
+		if (folio_mapped(folio) ||
+		    !mdev_page_unpinned(folio, fault_page)) {
+			mdev_give_up(src_pfns, i, isolated);
+			continue;
+		}
+		cpages++;
+	}
+	return cpages;
+}
+
+/* What migrate_vma_setup() accepts. */
+static bool mdev_args_valid(struct migrate_vma *args)
+{
+	struct vm_area_struct *vma = args->vma;
+
+	if (!vma || is_vm_hugetlb_page(vma) || (vma->vm_flags & VM_SPECIAL) ||
+	    vma_is_dax(vma))
+		return false;
+	if (args->start >= args->end || args->start < vma->vm_start ||
+	    args->end > vma->vm_end)
+		return false;
+	if (!args->src || !args->dst)
+		return false;
+	return !args->fault_page || is_device_private_page(args->fault_page);
+}
+
+/**
+ * migrate_vma_setup() - collect, lock and unmap the pages of a range
+ * @args: the migration: @vma, @start, @end, @src, @dst, @flags,
+ *	@pgmap_owner and, from migrate_to_ram(), @fault_page are inputs
+ *
+ * Walks [@start, @end) of @vma and fills @src with one migrate pfn per page
+ * (@dst is zeroed). Each page selected by @flags and @pgmap_owner that can
+ * be locked without waiting is locked, referenced and unmapped: every CPU
+ * mapping of it becomes a migration entry, so its content is stable until
+ * migrate_vma_finalize(). Unpopulated addresses and the zero page of an
+ * anonymous VMA are reported as empty sources (MIGRATE_PFN_MIGRATE without
+ * MIGRATE_PFN_VALID) that the driver may fill. A huge PMD is split first.
+ * Pages that cannot move (locked by someone else, pinned, not anonymous,
+ * large) get a src word of 0 and stay mapped. @cpages counts the entries
+ * left with MIGRATE_PFN_MIGRATE.
+ *
+ * Next the driver allocates a locked destination page for each entry it
+ * wants to move, copies the data, stores migrate_pfn(pfn) in @dst, and
+ * calls migrate_vma_pages() and migrate_vma_finalize() (the latter always,
+ * also when it moves nothing). A driver migrating device-private memory
+ * back to the CPU should move every such entry: a fault it cannot satisfy
+ * ends in SIGBUS.
+ *
+ * Context: process context, may sleep. The caller holds the mmap_lock of
+ * @vma's mm (read is enough) until migrate_vma_finalize(). @fault_page, if
+ * set, must not be locked by the caller; this function sleeps until it can
+ * lock it.
+ * Return: 0 on success (even if nothing could be collected); -EINVAL if the
+ * range or @vma cannot be migrated or an array is missing; -EINTR if a
+ * fatal signal interrupted the wait for @fault_page.
+ */
+int migrate_vma_setup(struct migrate_vma *args)
+{
+	struct mdev_collect mc = { .args = args };
+	unsigned long npages;
+
+	args->start &= PAGE_MASK;
+	args->end &= PAGE_MASK;
+	if (!mdev_args_valid(args))
+		return -EINVAL;
+	mmap_assert_locked(args->vma->vm_mm);
+
+	npages = (args->end - args->start) >> PAGE_SHIFT;
+	memset(args->src, 0, npages * sizeof(*args->src));
+	memset(args->dst, 0, npages * sizeof(*args->dst));
+	args->npages = npages;
+	args->cpages = 0;
+
+	if (args->fault_page) {
+		mc.fault_folio = page_folio(args->fault_page);
+		if (folio_lock_killable(mc.fault_folio))
+			return -EINTR;
+	}
+
+	mdev_collect(&mc);
+	/* The fault page moved away while we waited: nothing of ours. */
+	if (mc.fault_folio)
+		folio_unlock(mc.fault_folio);
+
+	if (args->cpages)
+		args->cpages = mdev_unmap(args->src, npages, args->fault_page,
+					  mc.mapped_elsewhere);
+	return 0;
+}
+EXPORT_SYMBOL(migrate_vma_setup);
+
+/* Is entry @i an empty source the driver gave a destination? */
+static bool mdev_is_fill(struct migrate_vma *args, unsigned long i)
+{
+	return !(args->src[i] & MIGRATE_PFN_VALID) &&
+	       (args->src[i] & MIGRATE_PFN_MIGRATE) &&
+	       (args->dst[i] & MIGRATE_PFN_VALID);
+}
+
+/* Allocate the page-table levels down to the PMD covering @addr. */
+static pmd_t *mdev_alloc_pmd(struct mm_struct *mm, unsigned long addr)
+{
+	p4d_t *p4dp = p4d_alloc(mm, pgd_offset(mm, addr), addr);
+	pud_t *pudp = p4dp ? pud_alloc(mm, p4dp, addr) : NULL;
+
+	return pudp ? pmd_alloc(mm, pudp, addr) : NULL;
+}
+
+/* The PTE that maps a fresh destination @page in @vma. */
+static pte_t mdev_fresh_pte(struct vm_area_struct *vma, struct page *page)
+{
+	bool writable = vma->vm_flags & VM_WRITE;
+	pte_t pte;
+
+	if (is_device_private_page(page)) {
+		swp_entry_t entry = writable ?
+			make_writable_device_private_entry(page_to_pfn(page)) :
+			make_readable_device_private_entry(page_to_pfn(page));
+
+		return swp_entry_to_pte(entry);
+	}
+	pte = mk_pte(page, vma->vm_page_prot);
+	if (writable)
+		pte = pte_mkwrite(pte_mkdirty(pte), vma);
+	return pte;
+}
+
+/*
+ * Can dst page @page be installed in an empty slot? Charges it to the mm's
+ * memcg; may sleep.
+ */
+static bool mdev_fresh_page_ok(struct vm_area_struct *vma, struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (is_zone_device_page(page) && !is_device_private_page(page) &&
+	    !is_device_coherent_page(page))
+		return false;
+	if (mem_cgroup_charge(folio, vma->vm_mm, GFP_KERNEL))
+		return false;
+	/* Orders the copy into the page before the PTE that exposes it. */
+	__folio_mark_uptodate(folio);
+	return true;
+}
+
+/*
+ * Install the destinations of the empty sources [first, last] of @args, all
+ * in the PTE table of one PMD, under one page-table lock. An entry whose
+ * slot is no longer empty (or the zero page) loses MIGRATE_PFN_MIGRATE.
+ */
+static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
+			    unsigned long last)
+{
+	struct vm_area_struct *vma = args->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long addr0 = args->start + (first << PAGE_SHIFT);
+	unsigned long i, nr_zero = 0;
+	spinlock_t *ptl;	/* the page-table lock */
+	pte_t *table;
+	pmd_t *pmdp;
+
+	if (!vma_is_anonymous(vma) || unlikely(anon_vma_prepare(vma)))
+		goto fail_all;
+	pmdp = mdev_alloc_pmd(mm, addr0);
+	if (!pmdp || pmd_trans_huge(*pmdp) || pmd_devmap(*pmdp) ||
+	    pte_alloc(mm, pmdp))
+		goto fail_all;
+
+	for (i = first; i <= last; i++) {
+		if (mdev_is_fill(args, i) &&
+		    !mdev_fresh_page_ok(vma, migrate_pfn_to_page(args->dst[i])))
+			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+	}
+
+	table = pte_offset_map_lock(mm, pmdp, addr0, &ptl);
+	if (!table)
+		goto fail_all;
+	if (check_stable_address_space(mm) || userfaultfd_missing(vma)) {
+		pte_unmap_unlock(table, ptl);
+		goto fail_all;
+	}
+
+	/* Take the zero pages out first, so that one flush covers them. */
+	for (i = first; i <= last; i++) {
+		pte_t *ptep = table + (i - first);
+		pte_t pte = ptep_get(ptep);
+
+		if (!mdev_is_fill(args, i))
+			continue;
+		if (pte_present(pte) && is_zero_pfn(pte_pfn(pte))) {
+			flush_cache_page(vma, args->start + (i << PAGE_SHIFT),
+					 pte_pfn(pte));
+			ptep_get_and_clear(mm, args->start + (i << PAGE_SHIFT),
+					   ptep);
+			nr_zero++;
+		} else if (!pte_none(pte)) {
+			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+		}
+	}
+	if (nr_zero)
+		flush_tlb_range(vma, addr0,
+				args->start + ((last + 1) << PAGE_SHIFT));
+
+	for (i = first; i <= last; i++) {
+		unsigned long addr = args->start + (i << PAGE_SHIFT);
+		struct page *page = migrate_pfn_to_page(args->dst[i]);
+		struct folio *folio;
+
+		if (!mdev_is_fill(args, i))
+			continue;
+		folio = page_folio(page);
+		inc_mm_counter(mm, MM_ANONPAGES);
+		folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
+		if (!folio_is_zone_device(folio))
+			folio_add_lru_vma(folio, vma);
+		folio_get(folio);	/* the mapping's reference */
+		set_pte_at(mm, addr, table + (i - first),
+			   mdev_fresh_pte(vma, page));
+		update_mmu_cache(vma, addr, table + (i - first));
+	}
+	pte_unmap_unlock(table, ptl);
+	return;
+
+fail_all:
+	for (i = first; i <= last; i++)
+		if (mdev_is_fill(args, i))
+			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+}
+
+/*
+ * Fill the empty sources of @args that have a destination, a run of
+ * entries per PTE table at a time.
+ */
+static void mdev_insert_empty(struct migrate_vma *args)
+{
+	struct mmu_notifier_range range;
+	unsigned long i = 0, first;
+	bool notified = false;
+
+	while (i < args->npages) {
+		unsigned long table_end;
+
+		if (!mdev_is_fill(args, i)) {
+			i++;
+			continue;
+		}
+		if (!notified) {
+			mmu_notifier_range_init_owner(&range,
+						      MMU_NOTIFY_MIGRATE, 0, args->vma->vm_mm,
+				args->start + (i << PAGE_SHIFT), args->end,
+				args->pgmap_owner);
+			mmu_notifier_invalidate_range_start(&range);
+			notified = true;
+		}
+		/* Extend the run to the end of this PTE table. */
+		table_end = pmd_addr_end(args->start + (i << PAGE_SHIFT),
+					 args->end);
+		first = i;
+		while (i + 1 < args->npages &&
+		       args->start + ((i + 1) << PAGE_SHIFT) < table_end)
+			i++;
+		mdev_insert_run(args, first, i);
+		i++;
+	}
+	if (notified)
+		mmu_notifier_invalidate_range_end(&range);
+}
+
+/*
+ * Move the identity of one source page to its destination; false if it
+ * must stay where it is.
+ */
+static bool mdev_move_page(struct page *page, struct page *newpage,
+			   struct page *fault_page)
+{
+	struct folio *folio = page_folio(page);
+	struct folio *newfolio = page_folio(newpage);
+	struct address_space *mapping = folio_mapping(folio);
+
+	if (folio_is_device_private(newfolio) ||
+	    folio_is_device_coherent(newfolio)) {
+		/* Device memory holds anonymous pages, never swap cache. */
+		if (mapping) {
+			if (!folio_test_anon(folio) || !folio_free_swap(folio))
+				return false;
+			mapping = folio_mapping(folio);
+		}
+	} else if (folio_is_zone_device(newfolio)) {
+		return false;
+	}
+
+	WARN_ON_ONCE(folio_test_writeback(folio));
+	if (folio_migrate_mapping(mapping, newfolio, folio,
+				  page == fault_page) != MIGRATEPAGE_SUCCESS)
+		return false;
+	folio_migrate_flags(newfolio, folio);
+	return true;
+}
+
+/* The commit step of both interfaces; @args is NULL without a VMA. */
+static void mdev_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
+		       unsigned long npages, struct migrate_vma *args)
+{
+	struct page *fault_page = args ? args->fault_page : NULL;
+	bool has_empty = false;
+	unsigned long i;
+
+	for (i = 0; i < npages; i++) {
+		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
+		struct page *page = migrate_pfn_to_page(src_pfns[i]);
+
+		if (!(src_pfns[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (!newpage) {
+			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+			continue;
+		}
+		if (!page) {
+			has_empty = true;
+			continue;
+		}
+		if (!mdev_move_page(page, newpage, fault_page))
+			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+	}
+
+	if (!has_empty)
+		return;
+	if (WARN_ON_ONCE(!args)) {
+		/* Only a walk produces empty sources. */
+		for (i = 0; i < npages; i++)
+			if (!(src_pfns[i] & MIGRATE_PFN_VALID))
+				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+		return;
+	}
+	mdev_insert_empty(args);
+}
+
+/*
+ * Release a folio we hold locked and referenced. Only a folio that stays
+ * in use goes back to the LRU: a loser (a source that moved, a destination
+ * that was not used) has given its memcg away or never had one, and our
+ * reference may be its last.
+ */
+static void mdev_release(struct folio *folio, bool in_use)
+{
+	folio_unlock(folio);
+	if (in_use && !folio_is_zone_device(folio))
+		folio_putback_lru(folio);
+	else
+		folio_put(folio);
+}
+
+/*
+ * The finalize step of both interfaces: map the winner of each entry,
+ * unlock and release both pages.
+ */
+static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
+			  unsigned long npages)
+{
+	unsigned long i;
+
+	for (i = 0; i < npages; i++) {
+		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
+		struct page *page = migrate_pfn_to_page(src_pfns[i]);
+		struct folio *dst = newpage ? page_folio(newpage) : NULL;
+		struct folio *src = page ? page_folio(page) : NULL;
+		bool moved = dst && (src_pfns[i] & MIGRATE_PFN_MIGRATE);
+
+		if (!src) {
+			/* An empty source: the mapping has its own ref. */
+			if (dst)
+				mdev_release(dst, false);
+			continue;
+		}
+		remove_migration_ptes(src, moved ? dst : src, 0);
+		mdev_release(src, !moved);
+		if (dst)
+			mdev_release(dst, moved);
+	}
+}
+
+/**
+ * migrate_vma_pages() - commit the migration of each page
+ * @migrate: the migration, as migrate_vma_setup() left it, with @dst filled
+ *
+ * For each entry of @src still marked MIGRATE_PFN_MIGRATE that has a
+ * destination in @dst, moves the source's state (anonymous mapping, flags,
+ * memcg) to the destination; for an empty source, maps the destination
+ * in the empty slot. An entry that cannot be committed (no destination,
+ * the slot is no longer empty, a reference appeared) loses
+ * MIGRATE_PFN_MIGRATE. Afterwards MIGRATE_PFN_MIGRATE in @src says which
+ * pages moved. Both pages stay locked until migrate_vma_finalize(), so the
+ * driver may update its own page table in between.
+ *
+ * Context: process context, may sleep; the mmap_lock held since
+ * migrate_vma_setup().
+ */
+void migrate_vma_pages(struct migrate_vma *migrate)
+{
+	mmap_assert_locked(migrate->vma->vm_mm);
+	mdev_pages(migrate->src, migrate->dst, migrate->npages, migrate);
+}
+EXPORT_SYMBOL(migrate_vma_pages);
+
+/**
+ * migrate_vma_finalize() - end a migration of a virtual range
+ * @migrate: the migration after migrate_vma_pages()
+ *
+ * Points the CPU page table at the destination of every page that moved
+ * and back at the source of every other one, unlocks all pages and drops
+ * all references; see migrate_device_finalize().
+ *
+ * Context: process context, may sleep; the mmap_lock held since
+ * migrate_vma_setup(), which the caller may release afterwards.
+ */
+void migrate_vma_finalize(struct migrate_vma *migrate)
+{
+	mdev_finalize(migrate->src, migrate->dst, migrate->npages);
+}
+EXPORT_SYMBOL(migrate_vma_finalize);
+
+/*
+ * Reference and lock the page at @pfn if it is in use and not locked by
+ * anyone else; its src word (0 if not).
+ */
+static unsigned long mdev_grab_pfn(unsigned long pfn)
+{
+	struct folio *folio = folio_get_nontail_page(pfn_to_page(pfn));
+
+	if (!folio)
+		return 0;
+	if (folio_trylock(folio))
+		return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE;
+	folio_put(folio);
+	return 0;
+}
+
+/**
+ * migrate_device_range() - collect device pages by frame number
+ * @src_pfns: output, one migrate pfn per page
+ * @start: first page frame number, of device memory
+ * @npages: number of page frames
+ *
+ * Like migrate_vma_setup(), but for device memory itself, wherever it is
+ * mapped: each page frame in use that can be locked without waiting is
+ * locked, referenced and unmapped, and gets MIGRATE_PFN_MIGRATE. Free
+ * pages and pages that cannot move get 0; a driver that must empty its
+ * memory calls this again for what is left. Continue with
+ * migrate_device_pages() and migrate_device_finalize().
+ *
+ * Context: process context, may sleep; no mmap_lock needed.
+ * Return: 0.
+ */
+int migrate_device_range(unsigned long *src_pfns, unsigned long start,
+			 unsigned long npages)
+{
+	unsigned long i;
+
+	for (i = 0; i < npages; i++)
+		src_pfns[i] = mdev_grab_pfn(start + i);
+	mdev_unmap(src_pfns, npages, NULL, true);
+	return 0;
+}
+EXPORT_SYMBOL(migrate_device_range);
+
+/**
+ * migrate_device_pages() - commit the migration of device pages
+ * @src_pfns: the array migrate_device_range() filled
+ * @dst_pfns: destinations, locked pages the caller holds a reference on
+ * @npages: number of entries
+ *
+ * The counterpart of migrate_vma_pages() for migrate_device_range().
+ *
+ * Context: process context, may sleep.
+ */
+void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
+			  unsigned long npages)
+{
+	mdev_pages(src_pfns, dst_pfns, npages, NULL);
+}
+EXPORT_SYMBOL(migrate_device_pages);
+
+/**
+ * migrate_device_finalize() - end a migration of device pages
+ * @src_pfns: the source array after migrate_device_pages()
+ * @dst_pfns: the destination array
+ * @npages: number of entries
+ *
+ * Replaces each migration entry by a mapping of the destination if the
+ * page moved and of the source otherwise, then unlocks every source and
+ * destination and drops the references migration and the caller held on
+ * them. The caller's copy must be complete and visible to the CPU.
+ *
+ * Context: process context, may sleep.
+ */
+void migrate_device_finalize(unsigned long *src_pfns,
+			     unsigned long *dst_pfns, unsigned long npages)
+{
+	mdev_finalize(src_pfns, dst_pfns, npages);
+}
+EXPORT_SYMBOL(migrate_device_finalize);
+
+/*
+ * Move a device-coherent folio to system memory, for GUP's long-term pins.
+ * Consumes the caller's reference on @folio. Returns 0 or -EBUSY.
+ */
+int migrate_device_coherent_folio(struct folio *folio)
+{
+	struct folio *copy = folio_alloc(GFP_USER | __GFP_NOWARN, 0);
+	unsigned long src, dst;
+	int ret = -EBUSY;
+
+	WARN_ON_ONCE(folio_test_large(folio));
+	if (!copy) {
+		folio_put(folio);
+		return ret;
+	}
+	folio_lock(folio);
+	src = migrate_pfn(folio_pfn(folio)) | MIGRATE_PFN_MIGRATE;
+	if (!mdev_unmap(&src, 1, NULL, true)) {
+		/* Given up on: unlocked and released already. */
+		folio_put(copy);
+		return ret;
+	}
+	folio_lock(copy);
+	dst = migrate_pfn(folio_pfn(copy));
+	mdev_pages(&src, &dst, 1, NULL);
+	if (src & MIGRATE_PFN_MIGRATE) {
+		folio_copy(copy, folio);
+		ret = 0;
+	}
+	mdev_finalize(&src, &dst, 1);
+	return ret;
+}

@@ -1,0 +1,719 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests for device migration (mm/migrate_device.c).
+ *
+ * The suite plays a tiny device: one 2 MiB device-private pagemap whose
+ * "device memory" is a vmalloc'ed buffer, one page of it per device page
+ * frame. Each case maps memory in the test thread's own mm
+ * (kunit_vm_mmap()), fills it through copy_to_user(), and drives
+ * migrate_vma_setup()/_pages()/_finalize() itself, checking the src[] and
+ * dst[] words each step reports, the pages that must be skipped, and the
+ * data after the round trip. A CPU access to a migrated page (a
+ * copy_from_user() here) goes through the pagemap's migrate_to_ram(), which
+ * migrates the page back.
+ *
+ * Three cases pin down bugs upstream fixed after 6.12: a source folio that
+ * migrated away must not be put back on the LRU by finalize; a private file
+ * mapping is handled by page type (its anonymous copies move, its page
+ * cache pages and holes do not); and a CPU fault on a device page another
+ * thread holds locked sleeps instead of spinning, so that the lock holder
+ * can wait for work on the faulting CPU.
+ */
+#include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
+#include <linux/highmem.h>
+#include <linux/kthread.h>
+#include <linux/memremap.h>
+#include <linux/migrate.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <linux/workqueue.h>
+
+#define MDK_DEV_SIZE	SZ_2M
+#define MDK_DEV_PAGES	(MDK_DEV_SIZE >> PAGE_SHIFT)
+#define MDK_NPAGES	16
+
+/* The suite's device: a device-private pagemap and its backing store. */
+static struct mdk_device {
+	struct dev_pagemap	pgmap;
+	struct resource		*res;
+	void			*store;
+	unsigned long		base_pfn;
+	spinlock_t		lock;		/* protects used, nr_used */
+	DECLARE_BITMAP(used, MDK_DEV_PAGES);
+	unsigned int		nr_used;
+} mdk_dev;
+
+/* An owner no pagemap of this suite has. */
+static int mdk_other_owner;
+
+static void *mdk_store(struct page *dpage)
+{
+	return mdk_dev.store +
+		((page_to_pfn(dpage) - mdk_dev.base_pfn) << PAGE_SHIFT);
+}
+
+/* A free device page, referenced and locked, or NULL. */
+static struct page *mdk_alloc_dpage(void)
+{
+	struct page *dpage;
+	unsigned long idx;
+
+	spin_lock(&mdk_dev.lock);
+	idx = find_first_zero_bit(mdk_dev.used, MDK_DEV_PAGES);
+	if (idx == MDK_DEV_PAGES) {
+		spin_unlock(&mdk_dev.lock);
+		return NULL;
+	}
+	__set_bit(idx, mdk_dev.used);
+	mdk_dev.nr_used++;
+	spin_unlock(&mdk_dev.lock);
+
+	dpage = pfn_to_page(mdk_dev.base_pfn + idx);
+	zone_device_page_init(dpage);
+	return dpage;
+}
+
+static void mdk_page_free(struct page *dpage)
+{
+	unsigned long idx = page_to_pfn(dpage) - mdk_dev.base_pfn;
+
+	spin_lock(&mdk_dev.lock);
+	__clear_bit(idx, mdk_dev.used);
+	mdk_dev.nr_used--;
+	spin_unlock(&mdk_dev.lock);
+}
+
+static unsigned int mdk_nr_used(void)
+{
+	unsigned int n;
+
+	spin_lock(&mdk_dev.lock);
+	n = mdk_dev.nr_used;
+	spin_unlock(&mdk_dev.lock);
+	return n;
+}
+
+/* Give each collected device page of @m a system page with its data. */
+static void mdk_fill_system(struct migrate_vma *m)
+{
+	unsigned long i;
+
+	for (i = 0; i < m->npages; i++) {
+		struct page *dpage = migrate_pfn_to_page(m->src[i]);
+		struct page *page;
+
+		if (!dpage || !(m->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		page = alloc_page(GFP_HIGHUSER_MOVABLE);
+		if (!page)
+			continue;
+		lock_page(page);
+		memcpy_to_page(page, 0, mdk_store(dpage), PAGE_SIZE);
+		m->dst[i] = migrate_pfn(page_to_pfn(page));
+	}
+}
+
+static vm_fault_t mdk_migrate_to_ram(struct vm_fault *vmf)
+{
+	unsigned long src = 0, dst = 0;
+	struct migrate_vma m = {
+		.vma		= vmf->vma,
+		.start		= vmf->address & PAGE_MASK,
+		.end		= (vmf->address & PAGE_MASK) + PAGE_SIZE,
+		.src		= &src,
+		.dst		= &dst,
+		.pgmap_owner	= &mdk_dev,
+		.flags		= MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+		.fault_page	= vmf->page,
+	};
+
+	if (migrate_vma_setup(&m))
+		return VM_FAULT_SIGBUS;
+	mdk_fill_system(&m);
+	migrate_vma_pages(&m);
+	migrate_vma_finalize(&m);
+	return 0;
+}
+
+static const struct dev_pagemap_ops mdk_pgmap_ops = {
+	.page_free	= mdk_page_free,
+	.migrate_to_ram	= mdk_migrate_to_ram,
+};
+
+static int mdk_suite_init(struct kunit_suite *suite)
+{
+	void *vaddr;
+
+	spin_lock_init(&mdk_dev.lock);
+	mdk_dev.store = vzalloc(MDK_DEV_SIZE);
+	if (!mdk_dev.store)
+		return -ENOMEM;
+	mdk_dev.res = request_free_mem_region(&iomem_resource, MDK_DEV_SIZE,
+					      "migrate_device_kunit");
+	if (IS_ERR(mdk_dev.res)) {
+		vfree(mdk_dev.store);
+		return PTR_ERR(mdk_dev.res);
+	}
+	mdk_dev.pgmap.type = MEMORY_DEVICE_PRIVATE;
+	mdk_dev.pgmap.range.start = mdk_dev.res->start;
+	mdk_dev.pgmap.range.end = mdk_dev.res->start + MDK_DEV_SIZE - 1;
+	mdk_dev.pgmap.nr_range = 1;
+	mdk_dev.pgmap.ops = &mdk_pgmap_ops;
+	mdk_dev.pgmap.owner = &mdk_dev;
+	vaddr = memremap_pages(&mdk_dev.pgmap, numa_node_id());
+	if (IS_ERR(vaddr)) {
+		release_mem_region(mdk_dev.res->start, MDK_DEV_SIZE);
+		vfree(mdk_dev.store);
+		return PTR_ERR(vaddr);
+	}
+	mdk_dev.base_pfn = PHYS_PFN(mdk_dev.res->start);
+	return 0;
+}
+
+static void mdk_suite_exit(struct kunit_suite *suite)
+{
+	memunmap_pages(&mdk_dev.pgmap);
+	release_mem_region(mdk_dev.res->start, MDK_DEV_SIZE);
+	vfree(mdk_dev.store);
+}
+
+/* Per-case state: the mapping under test and the migration arrays. */
+struct mdk_ctx {
+	unsigned long		addr;
+	unsigned long		src[MDK_NPAGES];
+	unsigned long		dst[MDK_NPAGES];
+	struct migrate_vma	m;
+};
+
+static unsigned long mdk_map(struct kunit *test, struct file *file,
+			     unsigned long flags)
+{
+	unsigned long addr;
+
+	addr = kunit_vm_mmap(test, file, 0, MDK_NPAGES * PAGE_SIZE,
+			     PROT_READ | PROT_WRITE, flags, 0);
+	KUNIT_ASSERT_FALSE_MSG(test, IS_ERR_VALUE(addr), "mmap: %ld",
+			       (long)addr);
+	return addr;
+}
+
+static struct mdk_ctx *mdk_ctx_anon(struct kunit *test)
+{
+	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, ctx);
+	ctx->addr = mdk_map(test, NULL, MAP_PRIVATE | MAP_ANONYMOUS);
+	return ctx;
+}
+
+/* Byte j of page i of the test pattern. */
+static u8 mdk_pattern(unsigned long i, unsigned long j)
+{
+	return (u8)(i * 31 + j + 1);
+}
+
+static void mdk_write_pages(struct kunit *test, struct mdk_ctx *ctx,
+			    unsigned long first, unsigned long n)
+{
+	u8 *buf = kunit_kmalloc(test, PAGE_SIZE, GFP_KERNEL);
+	unsigned long i, j;
+
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+	for (i = first; i < first + n; i++) {
+		for (j = 0; j < PAGE_SIZE; j++)
+			buf[j] = mdk_pattern(i, j);
+		KUNIT_ASSERT_EQ(test, 0, copy_to_user((void __user *)
+				(ctx->addr + i * PAGE_SIZE), buf, PAGE_SIZE));
+	}
+}
+
+/* Read page @i through the CPU (migrating it back if it is away). */
+static bool mdk_page_holds(struct kunit *test, struct mdk_ctx *ctx,
+			   unsigned long i, bool zero)
+{
+	u8 *buf = kunit_kmalloc(test, PAGE_SIZE, GFP_KERNEL);
+	unsigned long j;
+
+	KUNIT_ASSERT_NOT_NULL(test, buf);
+	if (copy_from_user(buf, (void __user *)(ctx->addr + i * PAGE_SIZE),
+			   PAGE_SIZE))
+		return false;
+	for (j = 0; j < PAGE_SIZE; j++)
+		if (buf[j] != (zero ? 0 : mdk_pattern(i, j)))
+			return false;
+	return true;
+}
+
+/*
+ * Pages [0, @n) read back, through the CPU, as the pattern below page
+ * @zero_from and as zeroes from there on.
+ */
+static void mdk_expect_data(struct kunit *test, struct mdk_ctx *ctx,
+			    unsigned long n, unsigned long zero_from)
+{
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		KUNIT_EXPECT_TRUE_MSG(test,
+				      mdk_page_holds(test, ctx, i, i >= zero_from),
+				      "page %lu", i);
+}
+
+/* migrate_vma_setup() on the whole mapping, under the mmap_lock (read). */
+static int mdk_setup(struct kunit *test, struct mdk_ctx *ctx,
+		     unsigned long flags, void *owner)
+{
+	struct mm_struct *mm = current->mm;
+	int ret;
+
+	memset(&ctx->m, 0, sizeof(ctx->m));
+	ctx->m.start = ctx->addr;
+	ctx->m.end = ctx->addr + MDK_NPAGES * PAGE_SIZE;
+	ctx->m.src = ctx->src;
+	ctx->m.dst = ctx->dst;
+	ctx->m.flags = flags;
+	ctx->m.pgmap_owner = owner;
+	mmap_read_lock(mm);
+	ctx->m.vma = vma_lookup(mm, ctx->addr);
+	ret = migrate_vma_setup(&ctx->m);
+	if (ret)
+		mmap_read_unlock(mm);
+	return ret;
+}
+
+/* Give every collected entry a device page holding its data. */
+static void mdk_fill_device(struct mdk_ctx *ctx)
+{
+	unsigned long i;
+
+	for (i = 0; i < ctx->m.npages; i++) {
+		struct page *spage = migrate_pfn_to_page(ctx->src[i]);
+		struct page *dpage;
+
+		if (!(ctx->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		dpage = mdk_alloc_dpage();
+		if (!dpage)
+			continue;
+		if (spage)
+			memcpy_from_page(mdk_store(dpage), spage, 0, PAGE_SIZE);
+		else
+			memset(mdk_store(dpage), 0, PAGE_SIZE);
+		ctx->dst[i] = migrate_pfn(page_to_pfn(dpage));
+	}
+}
+
+static void mdk_commit(struct mdk_ctx *ctx)
+{
+	migrate_vma_pages(&ctx->m);
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+}
+
+/* Migrate the whole mapping to the device; returns how many pages moved. */
+static unsigned long mdk_to_device(struct kunit *test, struct mdk_ctx *ctx)
+{
+	unsigned long i, moved = 0;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	mdk_fill_device(ctx);
+	migrate_vma_pages(&ctx->m);
+	for (i = 0; i < MDK_NPAGES; i++)
+		moved += !!(ctx->src[i] & MIGRATE_PFN_MIGRATE);
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+	return moved;
+}
+
+/* System pages go to the device and come back with their data. */
+static void mdk_round_trip(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned int used = mdk_nr_used();
+	unsigned long i;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.npages, MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *page = migrate_pfn_to_page(ctx->src[i]);
+
+		KUNIT_EXPECT_EQ(test, ctx->src[i] & (MIGRATE_PFN_VALID |
+			MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE),
+			MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE |
+			MIGRATE_PFN_WRITE);
+		KUNIT_EXPECT_EQ(test, ctx->dst[i], 0UL);
+		KUNIT_ASSERT_NOT_NULL(test, page);
+		KUNIT_EXPECT_FALSE(test, is_zone_device_page(page));
+		KUNIT_EXPECT_TRUE(test, PageLocked(page));
+		KUNIT_EXPECT_FALSE(test, page_mapped(page));
+	}
+	mdk_fill_device(ctx);
+	migrate_vma_pages(&ctx->m);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_TRUE(test, ctx->src[i] & MIGRATE_PFN_MIGRATE);
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES);
+
+	/* Back explicitly, selecting our device pages. */
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx,
+					   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *dpage = migrate_pfn_to_page(ctx->src[i]);
+
+		KUNIT_ASSERT_NOT_NULL(test, dpage);
+		KUNIT_EXPECT_TRUE(test, is_device_private_page(dpage));
+		KUNIT_EXPECT_TRUE(test, ctx->src[i] & MIGRATE_PFN_WRITE);
+	}
+	mdk_fill_system(&ctx->m);
+	mdk_commit(ctx);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+}
+
+/* A CPU access to a page on the device faults it back through the pagemap. */
+static void mdk_cpu_fault_back(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned int used = mdk_nr_used();
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	KUNIT_ASSERT_EQ(test, mdk_to_device(test, ctx), MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+/* Unpopulated addresses and the zero page are empty sources to fill. */
+static void mdk_empty_sources(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned long i;
+
+	/* Read-fault the first half: the zero page; the rest stays empty. */
+	for (i = 0; i < MDK_NPAGES / 2; i++)
+		KUNIT_ASSERT_TRUE(test, mdk_page_holds(test, ctx, i, true));
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, ctx->src[i], MIGRATE_PFN_MIGRATE);
+	mdk_fill_device(ctx);
+	migrate_vma_pages(&ctx->m);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, ctx->src[i], MIGRATE_PFN_MIGRATE);
+	mdk_commit(ctx);
+
+	/* They are device pages now: the explicit way back finds them all. */
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx,
+					   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *dpage = migrate_pfn_to_page(ctx->src[i]);
+
+		KUNIT_EXPECT_TRUE(test, dpage && is_device_private_page(dpage));
+	}
+	mdk_fill_system(&ctx->m);
+	mdk_commit(ctx);
+	mdk_expect_data(test, ctx, MDK_NPAGES, 0);
+}
+
+/* Pages of another owner, or not selected by the flags, are left alone. */
+static void mdk_selection(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned long i;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	/* System pages without MIGRATE_VMA_SELECT_SYSTEM. */
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx,
+					   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, 0UL);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, ctx->src[i], 0UL);
+	mdk_commit(ctx);
+
+	KUNIT_ASSERT_EQ(test, mdk_to_device(test, ctx), MDK_NPAGES);
+	/* Our device pages, but asked for by another owner. */
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx,
+					   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, &mdk_other_owner));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, 0UL);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, ctx->src[i], 0UL);
+	mdk_commit(ctx);
+	/* Nor by the system selection. */
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, 0UL);
+	mdk_commit(ctx);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+}
+
+/* A page locked by someone else, or pinned, is skipped and stays mapped. */
+static void mdk_busy_pages(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	struct page *locked, *pinned;
+	unsigned long i;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	mmap_read_lock(current->mm);
+	KUNIT_ASSERT_EQ(test, 1L, get_user_pages(ctx->addr + 2 * PAGE_SIZE, 1,
+						 0, &locked));
+	KUNIT_ASSERT_EQ(test, 1L, pin_user_pages(ctx->addr + 5 * PAGE_SIZE, 1,
+						 FOLL_WRITE | FOLL_LONGTERM,
+						 &pinned));
+	mmap_read_unlock(current->mm);
+	lock_page(locked);
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES - 2);
+	KUNIT_EXPECT_EQ(test, ctx->src[2], 0UL);
+	KUNIT_EXPECT_EQ(test, ctx->src[5], 0UL);
+	KUNIT_EXPECT_TRUE(test, page_mapped(locked));
+	KUNIT_EXPECT_TRUE(test, page_mapped(pinned));
+	for (i = 0; i < MDK_NPAGES; i++)
+		if (i != 2 && i != 5)
+			KUNIT_EXPECT_TRUE(test,
+					  ctx->src[i] & MIGRATE_PFN_MIGRATE);
+	mdk_fill_device(ctx);
+	mdk_commit(ctx);
+
+	unlock_page(locked);
+	put_page(locked);
+	unpin_user_page(pinned);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+}
+
+/* A driver that provides no destination leaves the page where it was. */
+static void mdk_no_destination(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned int used = mdk_nr_used();
+	unsigned long i;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	mdk_fill_device(ctx);
+	/* Take back the odd destinations before committing. */
+	for (i = 1; i < MDK_NPAGES; i += 2) {
+		struct page *dpage = migrate_pfn_to_page(ctx->dst[i]);
+
+		ctx->dst[i] = 0;
+		unlock_page(dpage);
+		put_page(dpage);
+	}
+	migrate_vma_pages(&ctx->m);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, !!(ctx->src[i] & MIGRATE_PFN_MIGRATE),
+				!(i & 1));
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES / 2);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+/*
+ * Regression: finalize must not put a folio that lost the migration (and
+ * gave its memcg to the winner) back on the LRU. Holding our own reference
+ * across finalize, the old system folio must come back off the LRU with
+ * only that reference left.
+ */
+static void mdk_finalize_frees_source(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	struct folio *old[MDK_NPAGES];
+	unsigned long i;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	mdk_fill_device(ctx);
+	migrate_vma_pages(&ctx->m);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		KUNIT_ASSERT_TRUE(test, ctx->src[i] & MIGRATE_PFN_MIGRATE);
+		old[i] = page_folio(migrate_pfn_to_page(ctx->src[i]));
+		folio_get(old[i]);
+	}
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+	/* On the LRU, or in a per-CPU LRU batch (which holds a reference). */
+	for (i = 0; i < MDK_NPAGES; i++) {
+		KUNIT_EXPECT_FALSE(test, folio_test_lru(old[i]));
+		KUNIT_EXPECT_FALSE(test, folio_test_locked(old[i]));
+		KUNIT_EXPECT_EQ(test, folio_ref_count(old[i]), 1);
+		KUNIT_EXPECT_FALSE(test, folio_mapped(old[i]));
+		folio_put(old[i]);
+	}
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+}
+
+/*
+ * Regression: a private file mapping is handled by page type. Its page
+ * cache pages and holes are not migrated; the anonymous copies made by
+ * writes are, both ways.
+ */
+static void mdk_private_file(struct kunit *test)
+{
+	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+	struct file *file;
+	unsigned long i;
+
+	KUNIT_ASSERT_NOT_NULL(test, ctx);
+	file = shmem_file_setup("mdk", MDK_NPAGES * PAGE_SIZE, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(file));
+	ctx->addr = mdk_map(test, file, MAP_PRIVATE);
+	fput(file);	/* the mapping holds its own reference */
+
+	/* Pages 0-3 written (anonymous copies), 4-7 read (page cache). */
+	mdk_write_pages(test, ctx, 0, 4);
+	for (i = 4; i < 8; i++)
+		KUNIT_ASSERT_TRUE(test, mdk_page_holds(test, ctx, i, true));
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, 4UL);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, !!(ctx->src[i] & MIGRATE_PFN_MIGRATE),
+				i < 4);
+	mdk_fill_device(ctx);
+	mdk_commit(ctx);
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx,
+					   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, 4UL);
+	for (i = 0; i < 4; i++) {
+		struct page *dpage = migrate_pfn_to_page(ctx->src[i]);
+
+		KUNIT_EXPECT_TRUE(test, dpage && is_device_private_page(dpage));
+	}
+	mdk_fill_system(&ctx->m);
+	mdk_commit(ctx);
+	mdk_expect_data(test, ctx, 8, 4);
+}
+
+/* The faulting side of mdk_fault_on_locked_page(). */
+struct mdk_faulter {
+	struct mm_struct	*mm;
+	unsigned long		addr;
+	u8			byte;
+	int			ret;
+	struct completion	done;
+};
+
+static int mdk_faulter_fn(void *data)
+{
+	struct mdk_faulter *f = data;
+
+	kthread_use_mm(f->mm);
+	f->ret = copy_from_user(&f->byte, (void __user *)f->addr, 1) ?
+		 -EFAULT : 0;
+	kthread_unuse_mm(f->mm);
+	complete(&f->done);
+	return 0;
+}
+
+struct mdk_cpu_work {
+	struct work_struct	work;
+	struct completion	ran;
+};
+
+static void mdk_cpu_work_fn(struct work_struct *work)
+{
+	complete(&container_of(work, struct mdk_cpu_work, work)->ran);
+}
+
+/*
+ * Regression: a CPU fault on a device page another thread holds locked
+ * must wait for the lock, not retry the fault in a loop. Here the lock
+ * holder (the test) needs a work item to run on the faulting CPU before it
+ * unlocks, as a migration does in lru_add_drain_all(); a spinning fault
+ * on a kernel without preemption would starve it forever.
+ */
+static void mdk_fault_on_locked_page(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	struct mdk_faulter f = { .mm = current->mm };
+	struct mdk_cpu_work w;
+	struct task_struct *task;
+	struct page *dpage;
+	unsigned int cpu;
+	bool ran;
+
+	mdk_write_pages(test, ctx, 0, 1);
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	mdk_fill_device(ctx);
+	dpage = migrate_pfn_to_page(ctx->dst[0]);
+	KUNIT_ASSERT_NOT_NULL(test, dpage);
+	get_page(dpage);
+	mdk_commit(ctx);
+	KUNIT_ASSERT_TRUE(test, ctx->src[0] & MIGRATE_PFN_MIGRATE);
+
+	lock_page(dpage);
+	cpu = cpumask_last(cpu_online_mask);
+	f.addr = ctx->addr;
+	init_completion(&f.done);
+	mmgrab(f.mm);
+	task = kthread_create(mdk_faulter_fn, &f, "mdk_faulter");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	kthread_bind(task, cpu);
+	wake_up_process(task);
+	msleep(100);	/* let it fault and find the page locked */
+
+	INIT_WORK_ONSTACK(&w.work, mdk_cpu_work_fn);
+	init_completion(&w.ran);
+	queue_work_on(cpu, system_wq, &w.work);
+	ran = wait_for_completion_timeout(&w.ran, 10 * HZ);
+	KUNIT_EXPECT_TRUE_MSG(test, ran,
+			      "the faulting CPU never ran the work item");
+	put_page(dpage);	/* still mapped: not the last reference */
+	unlock_page(dpage);
+
+	wait_for_completion(&f.done);
+	flush_work(&w.work);
+	destroy_work_on_stack(&w.work);
+	mmdrop(f.mm);
+	KUNIT_EXPECT_EQ(test, f.ret, 0);
+	KUNIT_EXPECT_EQ(test, f.byte, mdk_pattern(0, 0));
+}
+
+static struct kunit_case mdk_cases[] = {
+	KUNIT_CASE(mdk_round_trip),
+	KUNIT_CASE(mdk_cpu_fault_back),
+	KUNIT_CASE(mdk_empty_sources),
+	KUNIT_CASE(mdk_selection),
+	KUNIT_CASE(mdk_busy_pages),
+	KUNIT_CASE(mdk_no_destination),
+	KUNIT_CASE(mdk_finalize_frees_source),
+	KUNIT_CASE(mdk_private_file),
+	KUNIT_CASE(mdk_fault_on_locked_page),
+	{}
+};
+
+static struct kunit_suite mdk_suite = {
+	.name		= "migrate_device",
+	.suite_init	= mdk_suite_init,
+	.suite_exit	= mdk_suite_exit,
+	.test_cases	= mdk_cases,
+};
+
+kunit_test_suite(mdk_suite);
+
+MODULE_DESCRIPTION("KUnit tests for device memory migration");
+MODULE_LICENSE("GPL");
