@@ -12,6 +12,7 @@ packages=(
 	libelf-dev libssl-dev dwarves	# kernel build dependencies
 	python3			# kunit.py's KTAP parser, our report
 	python3-sphinx python3-yaml	# make docs: Sphinx for Documentation/mm
+	e2fsprogs gzip		# suite pagemaps: the ext4 image for fsdax
 	gnuplot-nox		# make bench: the plot
 )
 
