@@ -124,6 +124,16 @@ static char *slot_addr(struct world *w, int s)
 	return w->arena + s * SLOT_SIZE;
 }
 
+/* Where each slot is and what it holds, to read a kernel report against. */
+static void dump_slots(struct world *w)
+{
+	int s;
+
+	for (s = 0; s < SLOTS; s++)
+		fprintf(stderr, "#   slot %2d at %p: %s\n", s, slot_addr(w, s),
+			kind_name[w->slot[s].kind]);
+}
+
 static bool readable(enum kind k)
 {
 	return k != K_NONE && k != K_NOACCESS;
@@ -659,6 +669,7 @@ static void *watch(void *arg)
 		fprintf(stderr, "# no progress for 60 s at step %lu (HMM_FUZZ_SEED=%llu); the steps before it:\n",
 			last, (unsigned long long)wd->seed);
 		dump_history(wd->w);
+		dump_slots(wd->w);
 		fd = open("/proc/sysrq-trigger", O_WRONLY);
 		if (fd >= 0) {
 			if (write(fd, "w", 1) < 0 || write(fd, "l", 1) < 0)
