@@ -52,7 +52,7 @@ if [ "$FLAVOUR" = ours ]; then
 					cp "$BASE/$f" "$want/$f"
 				fi
 			done
-			patch -d "$want" -p1 --batch --forward --quiet <"$pf" >/dev/null ||
+			patch -d "$want" -p1 --batch --forward --quiet --no-backup-if-mismatch <"$pf" >/dev/null ||
 				stage_fail "patch $p does not apply to the base"
 			npatches=$((npatches + 1))
 		done <"$series"
