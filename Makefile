@@ -16,8 +16,8 @@ B        := build
 export FLAVOUR
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test kernel-doc docs users bench fuzz run \
-	shell clean distclean
+	check check-flavour parser-test kernel-doc docs users bench fuzz series \
+	run shell clean distclean
 .DEFAULT_GOAL := help
 
 help: ## this list
@@ -75,6 +75,9 @@ users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FL
 fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
 	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz FUZZ=1 \
 		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
+
+series: setup ## the project as a patch series on the pristine base, in build/series/
+	@$(H)/series.sh
 
 bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.png
 	@$(H)/bench.sh
