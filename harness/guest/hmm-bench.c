@@ -120,117 +120,33 @@ static void dev_cmd(unsigned long request, struct buf *b, void *ptr,
 	}
 }
 
-/* What one repetition of a figure does; returns the timed nanoseconds. */
-typedef uint64_t (*figure_fn)(size_t bytes, int thp);
+static char *bounce;	/* the driver's user-side copy buffer */
 
-static uint64_t fig_memcpy(size_t bytes, int thp)
-{
-	struct buf src = buf_new(bytes, thp), dst = buf_new(bytes, thp);
-	uint64_t t;
+/* The state a figure's buffer starts in. */
+enum start { FRESH, WRITTEN, ON_DEVICE };
 
-	buf_fill(&src);
-	buf_fill(&dst);
-	t = now_ns();
-	memcpy(dst.p, src.p, bytes);
-	t = now_ns() - t;
-	buf_free(&src);
-	buf_free(&dst);
-	return t;
-}
-
-/* A written buffer in device memory, ready for the figures that need one. */
-static struct buf on_device(size_t bytes, int thp, char *bounce)
+static struct buf prepare(size_t bytes, int thp, enum start start)
 {
 	struct buf b = buf_new(bytes, thp);
 
-	buf_fill(&b);
-	dev_cmd(HMM_DMIRROR_MIGRATE_TO_DEV, &b, bounce, "MIGRATE_TO_DEV");
+	if (start != FRESH)
+		buf_fill(&b);
+	if (start == ON_DEVICE)
+		dev_cmd(HMM_DMIRROR_MIGRATE_TO_DEV, &b, bounce, "MIGRATE_TO_DEV");
 	return b;
 }
 
-static char *bounce;	/* the driver's user-side copy buffer */
-
-static uint64_t fig_to_dev(size_t bytes, int thp)
+/* Every page of @b must still hold what buf_fill() wrote. */
+static void check_filled(struct buf *b, const char *figure)
 {
-	struct buf b = buf_new(bytes, thp);
-	uint64_t t;
-
-	buf_fill(&b);
-	t = now_ns();
-	dev_cmd(HMM_DMIRROR_MIGRATE_TO_DEV, &b, bounce, "MIGRATE_TO_DEV");
-	t = now_ns() - t;
-	buf_free(&b);
-	return t;
-}
-
-static uint64_t fig_to_sys(size_t bytes, int thp)
-{
-	struct buf b = on_device(bytes, thp, bounce);
-	uint64_t t;
-
-	t = now_ns();
-	dev_cmd(HMM_DMIRROR_MIGRATE_TO_SYS, &b, bounce, "MIGRATE_TO_SYS");
-	t = now_ns() - t;
-	buf_free(&b);
-	return t;
-}
-
-static uint64_t fig_cpu_fault(size_t bytes, int thp)
-{
-	struct buf b = on_device(bytes, thp, bounce);
-	volatile char *p = b.p;
-	unsigned long sum = 0;
-	uint64_t t;
 	size_t i;
 
-	t = now_ns();
-	for (i = 0; i < bytes; i += page_size)
-		sum += p[i];
-	t = now_ns() - t;
-	if (sum != 0x5aul * (bytes / page_size)) {
-		fprintf(stderr, "hmm-bench: cpu_fault read wrong data\n");
-		exit(1);
+	for (i = 0; i < b->len; i += page_size) {
+		if (b->p[i] != 0x5a) {
+			fprintf(stderr, "hmm-bench: %s lost data\n", figure);
+			exit(1);
+		}
 	}
-	buf_free(&b);
-	return t;
-}
-
-static uint64_t fig_dev_read(size_t bytes, int thp)
-{
-	struct buf b = buf_new(bytes, thp);
-	uint64_t t;
-
-	buf_fill(&b);
-	t = now_ns();
-	dev_cmd(HMM_DMIRROR_READ, &b, bounce, "READ");
-	t = now_ns() - t;
-	buf_free(&b);
-	return t;
-}
-
-static uint64_t fig_dev_read_cold(size_t bytes, int thp)
-{
-	struct buf b = buf_new(bytes, thp);
-	uint64_t t;
-
-	t = now_ns();
-	dev_cmd(HMM_DMIRROR_READ, &b, bounce, "READ");
-	t = now_ns() - t;
-	buf_free(&b);
-	return t;
-}
-
-static uint64_t fig_snapshot(size_t bytes, int thp)
-{
-	struct buf b = buf_new(bytes, thp);
-	uint64_t t;
-
-	buf_fill(&b);
-	t = now_ns();
-	dev_cmd(HMM_DMIRROR_SNAPSHOT, &b, bounce, "SNAPSHOT");
-	t = now_ns() - t;
-	buf_free(&b);
-	return t;
 }
 
 /*
@@ -240,43 +156,80 @@ static uint64_t fig_snapshot(size_t bytes, int thp)
  */
 static void warm_up(size_t bytes)
 {
-	struct buf b = on_device(bytes, 0, bounce);
+	struct buf b = prepare(bytes, 0, ON_DEVICE);
 
 	buf_free(&b);
 }
 
-static uint64_t fig_evict(size_t bytes, int thp)
+/*
+ * A figure: one device command on a buffer in a given start state, or,
+ * for the two that are not a command, a function of their own. Returns
+ * the timed nanoseconds of one repetition.
+ */
+struct figure {
+	const char *name;
+	enum start start;
+	unsigned long cmd;
+	uint64_t (*fn)(const struct figure *f, size_t bytes, int thp);
+};
+
+static uint64_t fig_memcpy(const struct figure *f, size_t bytes, int thp)
 {
-	struct buf b = on_device(bytes, thp, bounce);
+	struct buf src = prepare(bytes, thp, WRITTEN);
+	struct buf dst = prepare(bytes, thp, WRITTEN);
+	uint64_t t;
+
+	t = now_ns();
+	memcpy(dst.p, src.p, bytes);
+	t = now_ns() - t;
+	buf_free(&src);
+	buf_free(&dst);
+	return t;
+}
+
+static uint64_t fig_cpu_fault(const struct figure *f, size_t bytes, int thp)
+{
+	struct buf b = prepare(bytes, thp, f->start);
+	volatile char *p = b.p;
 	uint64_t t;
 	size_t i;
 
 	t = now_ns();
-	dev_cmd(HMM_DMIRROR_RELEASE, &b, NULL, "RELEASE");
+	for (i = 0; i < bytes; i += page_size)
+		(void)p[i];
 	t = now_ns() - t;
-	for (i = 0; i < bytes; i += page_size) {
-		if (b.p[i] != 0x5a) {
-			fprintf(stderr, "hmm-bench: evict lost data\n");
-			exit(1);
-		}
-	}
+	check_filled(&b, f->name);
 	buf_free(&b);
-	warm_up(bytes);
 	return t;
 }
 
-static const struct {
-	const char *name;
-	figure_fn fn;
-} figures[] = {
-	{ "memcpy", fig_memcpy },
-	{ "to_dev", fig_to_dev },
-	{ "to_sys", fig_to_sys },
-	{ "cpu_fault", fig_cpu_fault },
-	{ "dev_read", fig_dev_read },
-	{ "dev_read_cold", fig_dev_read_cold },
-	{ "snapshot", fig_snapshot },
-	{ "evict", fig_evict },
+static uint64_t fig_command(const struct figure *f, size_t bytes, int thp)
+{
+	struct buf b = prepare(bytes, thp, f->start);
+	uint64_t t;
+
+	t = now_ns();
+	dev_cmd(f->cmd, &b, bounce, f->name);
+	t = now_ns() - t;
+	/* The commands that bring data back must not lose any. */
+	if (f->cmd == HMM_DMIRROR_MIGRATE_TO_SYS ||
+	    f->cmd == HMM_DMIRROR_RELEASE)
+		check_filled(&b, f->name);
+	buf_free(&b);
+	if (f->cmd == HMM_DMIRROR_RELEASE)
+		warm_up(bytes);
+	return t;
+}
+
+static const struct figure figures[] = {
+	{ "memcpy",        WRITTEN,   0,                          fig_memcpy },
+	{ "to_dev",        WRITTEN,   HMM_DMIRROR_MIGRATE_TO_DEV, fig_command },
+	{ "to_sys",        ON_DEVICE, HMM_DMIRROR_MIGRATE_TO_SYS, fig_command },
+	{ "cpu_fault",     ON_DEVICE, 0,                          fig_cpu_fault },
+	{ "dev_read",      WRITTEN,   HMM_DMIRROR_READ,           fig_command },
+	{ "dev_read_cold", FRESH,     HMM_DMIRROR_READ,           fig_command },
+	{ "snapshot",      WRITTEN,   HMM_DMIRROR_SNAPSHOT,       fig_command },
+	{ "evict",         ON_DEVICE, HMM_DMIRROR_RELEASE,        fig_command },
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -332,7 +285,7 @@ int main(int argc, char **argv)
 				int reps = reps_for(bytes);
 
 				for (r = 0; r < reps; r++)
-					t[r] = figures[f].fn(bytes, thp);
+					t[r] = figures[f].fn(&figures[f], bytes, thp);
 				qsort(t, reps, sizeof(t[0]), cmp_u64);
 				printf("HMM-BENCH %s %s %s %zu %d %llu %llu %llu\n",
 				       label, figures[f].name, thp ? "thp" : "4k",
