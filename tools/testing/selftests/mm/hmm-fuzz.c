@@ -408,11 +408,11 @@ static uint64_t hostile_ptr(struct world *w, unsigned long cmd,
 static void forget_range(struct world *w, uint64_t start, uint64_t len)
 {
 	uint64_t lo = (uintptr_t)w->arena, hi = lo + SLOTS * SLOT_SIZE;
-	uint64_t end = len > hi ? hi : start + len, a;
+	uint64_t end = start + len, a;
 
-	if (end < start)
-		end = hi;	/* wrapped */
-	for (a = start > lo ? start : lo; a < end && a < hi; a += PAGE) {
+	if (end < start || end > hi)
+		end = hi;	/* wrapped, or past the arena */
+	for (a = start > lo ? start : lo; a < end; a += PAGE) {
 		uint64_t off = a - lo;
 
 		w->slot[off / SLOT_SIZE].shadow[(off % SLOT_SIZE) / PAGE] =
