@@ -2,21 +2,25 @@
 #
 #   make run            boot our kernel and show HMM working (the demo)
 #   make check          run every suite; ends with "N passed, N failed"
+#   make check-debug    the same on flavour ours's debug kernel (KASAN,
+#                       lockdep, DEBUG_VM, kmemleak, ...), build/ours-debug
 #   make bench          our core against upstream's, same driver, same guest
 #   make help           every target, one line each
 #
 # FLAVOUR=ours (default: the base with our files and patches) or
 # FLAVOUR=upstream (the pristine base). `make check FLAVOURS="ours upstream"`
-# checks both in one run with one summary.
+# checks both in one run with one summary. DEBUG=1 makes any stage work on
+# the flavour's debug kernel (configs/debug.config) in build/<flavour>-debug.
 
 FLAVOUR  ?= ours
 FLAVOURS ?= $(FLAVOUR)
+DEBUG    ?= 0
 H        := harness
 B        := build
-export FLAVOUR
+export FLAVOUR DEBUG
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test kernel-doc docs users bench fuzz series \
+	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz series \
 	run shell clean distclean
 .DEFAULT_GOAL := help
 
@@ -69,6 +73,11 @@ check: setup parser-test ## every suite for FLAVOURS, then the summary
 check-flavour: boot
 	@$(H)/parse.sh || true
 
+# The debug kernel is several times slower under TCG: a longer time limit.
+check-debug: setup ## every suite on flavour ours's debug kernel (build/ours-debug)
+	@$(MAKE) --no-print-directory check FLAVOURS=ours DEBUG=1 \
+		TIMEOUT=$(or $(TIMEOUT),5400)
+
 users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FLAVOUR
 	@$(H)/users.sh
 
@@ -89,7 +98,7 @@ shell: initramfs ## boot to an interactive busybox shell (Ctrl-A X quits)
 	@$(H)/boot.sh shell
 
 clean: ## remove the flavour's build outputs (keeps the unpacked base)
-	rm -rf $(B)/$(FLAVOUR) $(B)/check
+	rm -rf $(B)/$(FLAVOUR)$(if $(filter 1,$(DEBUG)),-debug) $(B)/check
 
 distclean: ## remove build/ entirely
 	rm -rf $(B)

@@ -62,7 +62,7 @@ show() {
 			name=${line#HMM-HARNESS: begin }
 			t0=$(date +%s) ;;
 		"HMM-HARNESS: end "*)
-			printf '%-11s %-10s suite %s: %s (%ss)\n' boot "[$FLAVOUR]" "$name" \
+			printf '%-11s %-10s suite %s: %s (%ss)\n' boot "[$VARIANT]" "$name" \
 				"${line##* }" "$(($(date +%s) - t0))" ;;
 		esac
 	done

@@ -10,6 +10,8 @@
 #   build/<flavour>/initramfs.cpio the guest's root file system
 #   build/<flavour>/check/         console log and parsed results of a boot
 #   build/common/                  programs that do not depend on the flavour
+#   build/<flavour>-debug/         the same for the flavour's debug kernel
+#                                  (DEBUG=1: configs/debug.config merged last)
 #   build/check/summary.tsv        the last `make check`, one row per suite
 # shellcheck disable=SC2034  # the variables below are used by the scripts that source this
 
@@ -19,9 +21,14 @@ HARNESS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(dirname "$HARNESS")
 BUILD=${BUILD:-$TOP/build}
 FLAVOUR=${FLAVOUR:-ours}
+DEBUG=${DEBUG:-0}
 TARBALL=${TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 BASE=$BUILD/base/linux-source-6.12
-FDIR=$BUILD/$FLAVOUR
+# VARIANT names the build: the flavour, or "<flavour>-debug" for its debug
+# kernel, which has a folder of its own so neither build undoes the other.
+VARIANT=$FLAVOUR
+[ "$DEBUG" = 1 ] && VARIANT=$FLAVOUR-debug
+FDIR=$BUILD/$VARIANT
 SRC=$FDIR/src
 OBJ=$FDIR/obj
 COMMON=$BUILD/common
@@ -30,6 +37,10 @@ JOBS=${JOBS:-$(nproc)}
 case "$FLAVOUR" in
 ours|upstream) ;;
 *) echo "error: FLAVOUR must be 'ours' or 'upstream', not '$FLAVOUR'" >&2; exit 2 ;;
+esac
+case "$DEBUG" in
+0|1) ;;
+*) echo "error: DEBUG must be 0 or 1, not '$DEBUG'" >&2; exit 2 ;;
 esac
 
 # Stage timing: stage_start NAME, then stage_done "what happened".
@@ -45,11 +56,11 @@ stage_elapsed() {
 }
 
 stage_done() {
-	printf '%-11s %-10s %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)"
+	printf '%-11s %-10s %s (%s)\n' "$_stage_name" "[$VARIANT]" "$*" "$(stage_elapsed)"
 }
 
 stage_fail() {
-	printf '%-11s %-10s FAILED: %s (%s)\n' "$_stage_name" "[$FLAVOUR]" "$*" "$(stage_elapsed)" >&2
+	printf '%-11s %-10s FAILED: %s (%s)\n' "$_stage_name" "[$VARIANT]" "$*" "$(stage_elapsed)" >&2
 	exit 1
 }
 
@@ -60,7 +71,7 @@ progress_while() {
 		sleep 1
 		n=$((n + 1))
 		if ((n % 30 == 0)); then
-			printf '%-11s %-10s ... %s, %s so far: %s\n' "$_stage_name" "[$FLAVOUR]" \
+			printf '%-11s %-10s ... %s, %s so far: %s\n' "$_stage_name" "[$VARIANT]" \
 				"$what" "$(stage_elapsed)" "$(tail -n 1 "$log" 2>/dev/null | cut -c1-60)"
 		fi
 	done

@@ -15,7 +15,7 @@
 #   docs.sh             both (`make docs`).
 #
 # Our documentation exists only in flavour ours, whatever FLAVOUR says.
-FLAVOUR=ours
+FLAVOUR=ours DEBUG=0
 source "$(dirname "$0")/common.sh"
 
 # Our C files and headers, relative to the top of the repository.
