@@ -13,7 +13,8 @@ parse  CONSOLE OUTDIR
       - a suite that never started, a guest that never said "done"
         (hang or crash), and whether the host's timeout killed it;
       - kernel reports anywhere in the console (oops, BUG, WARNING, KASAN,
-        lockdep, RCU stall, hung task, kmemleak): each fails the test that
+        KFENCE, lockdep, RCU stall, hung task, kmemleak, DEBUG_VM's page
+        dumps, page_table_check, debugobjects): each fails the test that
         was running when it appeared, or the boot if none was.
     Writes OUTDIR/results.json and prints one line per suite.
 
@@ -57,11 +58,24 @@ REPORTS = [
     ('RCU stall', re.compile(r'rcu: INFO: \S+ (self-)?detected stall|'
                              r'rcu_\w+ detected stalls')),
     ('hung task', re.compile(r'INFO: task .* blocked for more than')),
+    # A leak, or kmemleak turning itself off (every later check would
+    # pass without looking).
     ('kmemleak', re.compile(r'kmemleak: \d+ new suspected memory leaks|'
-                            r'unreferenced object 0x')),
+                            r'unreferenced object 0x|'
+                            r'kmemleak: Kernel memory leak detector disabled|'
+                            r'kmemleak: Cannot allocate')),
     ('oops', re.compile(r'Oops:|general protection fault|'
                         r'Kernel panic - not syncing')),
-    ('BUG', re.compile(r'BUG:|kernel BUG at|Bad page (state|map)')),
+    # DEBUG_VM's dump_page() (VM_BUG_ON_PAGE, VM_WARN_ON_*_PAGE, bad page
+    # state); the BUG or WARNING it precedes fails the test anyway, but the
+    # first line of an incident names it.
+    ('DEBUG_VM', re.compile(r'page dumped because:')),
+    ('page_table_check', re.compile(r'kernel BUG at mm/page_table_check\.c|'
+                                    r'page_table_check: ')),
+    # debugobjects (ODEBUG): an active timer, work or RCU head freed or
+    # reused, or the checker out of memory and off.
+    ('debugobjects', re.compile(r'ODEBUG: (?!selftest passed)')),
+    ('BUG', re.compile(r'(?<!ODE)BUG:|kernel BUG at|Bad page (state|map)')),
     ('WARNING', re.compile(r'WARNING:')),
 ]
 

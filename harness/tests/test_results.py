@@ -91,6 +91,52 @@ for _name in CASES:
             _make_case(_name))
 
 
+class ReportKinds(unittest.TestCase):
+    """Each checker of the debug kernel is named by the first line it prints."""
+
+    LINES = [
+        ('KASAN', 'BUG: KASAN: slab-use-after-free in dmirror_fops_release'
+                  '+0x40/0x90 [test_hmm]'),
+        ('KFENCE', 'BUG: KFENCE: use-after-free read in hmm_range_fault'
+                   '+0x1a/0x60'),
+        ('lockdep', 'WARNING: possible circular locking dependency '
+                    'detected'),
+        ('kmemleak', 'kmemleak: 3 new suspected memory leaks (see '
+                     '/sys/kernel/debug/kmemleak)'),
+        ('kmemleak', 'kmemleak: Kernel memory leak detector disabled'),
+        ('kmemleak', 'kmemleak: Cannot allocate a kmemleak_object '
+                     'structure'),
+        ('DEBUG_VM', 'page dumped because: VM_BUG_ON_FOLIO('
+                     'folio_ref_count(folio) != 1)'),
+        ('page_table_check', 'kernel BUG at mm/page_table_check.c:87!'),
+        ('debugobjects', 'ODEBUG: free active (active state 0) object: '
+                         '00000000a1b2c3d4 object type: work_struct hint: '
+                         'dmirror_work+0x0/0x30 [test_hmm]'),
+        ('debugobjects', 'ODEBUG: Out of memory. ODEBUG disabled'),
+        ('BUG', 'BUG: sleeping function called from invalid context at '
+                'mm/migrate_device.c:120'),
+        ('BUG', 'watchdog: BUG: soft lockup - CPU#1 stuck for 22s! '
+                '[hmm-tests:201]'),
+        ('BUG', 'BUG: Bad rss-counter state mm:000000004c0fb7d4 '
+                'type:MM_ANONPAGES val:1'),
+        ('hung task', 'INFO: task hmm-tests:201 blocked for more than 120 '
+                      'seconds.'),
+        ('WARNING', 'WARNING: CPU: 1 PID: 201 at mm/memremap.c:512 '
+                    'free_zone_device_folio+0x1c/0x40'),
+        (None, 'kmemleak: Kernel memory leak detector initialized (mem '
+               'pool available: 37530)'),
+        (None, 'ODEBUG: selftest passed'),
+    ]
+
+    def test_kinds(self):
+        for kind, text in self.LINES:
+            with self.subTest(text=text):
+                self.assertEqual(results.kernel_report(
+                    '[   12.345678] ' + text), kind)
+                # A test program printing the same words is not a report.
+                self.assertIsNone(results.kernel_report(text))
+
+
 class Report(unittest.TestCase):
     """The summary's totals, closing line and exit status."""
 
