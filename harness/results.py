@@ -16,6 +16,8 @@ parse  CONSOLE OUTDIR
         KFENCE, lockdep, RCU stall, hung task, kmemleak, DEBUG_VM's page
         dumps, page_table_check, debugobjects): each fails the test that
         was running when it appeared, or the boot if none was.
+    Sections of one name (suite kmemleak: one per check, after each suite)
+    add up to one suite.
     Writes OUTDIR/results.json and prints one line per suite.
 
 scan CONSOLE
@@ -233,6 +235,24 @@ def parse_section(sec, kunit_py, log):
             'skipped_tests': skipped_names, 'failures': failures}
 
 
+def merge_suites(suites):
+    """Suites of one name as one, in the order each name first appears."""
+    merged = {}
+    for s in suites:
+        m = merged.get(s['suite'])
+        if m is None:
+            merged[s['suite']] = dict(s, skipped_tests=list(s['skipped_tests']),
+                                      failures=list(s['failures']))
+            continue
+        if s['plan'] is not None:
+            m['plan'] = (m['plan'] or 0) + s['plan']
+        for k in ('passed', 'failed', 'skipped'):
+            m[k] += s[k]
+        m['skipped_tests'] += s['skipped_tests']
+        m['failures'] += s['failures']
+    return list(merged.values())
+
+
 def parse(console, outdir, kunit_py, status_file=None, flavour=''):
     with open(console, errors='replace') as f:
         lines = [l.rstrip('\r\n') for l in f]
@@ -241,7 +261,8 @@ def parse(console, outdir, kunit_py, status_file=None, flavour=''):
     if status_file and os.path.exists(status_file):
         with open(status_file) as f:
             status = f.read().strip()
-    suites = [parse_section(s, kunit_py, console) for s in sections]
+    suites = merge_suites([parse_section(s, kunit_py, console)
+                           for s in sections])
     seen = {s['suite'] for s in suites}
     for name in expected or []:
         if name not in seen:

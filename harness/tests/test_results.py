@@ -7,6 +7,8 @@ must report: a failed or skipped test, a kernel report in a test, outside
 the tests or during boot, a guest that hangs or vanishes, a suite without a
 plan or one that never started. kunit-failed.log is a real console with
 suite kunit (nested KTAP from debugfs) and one failing parameter.
+kmemleak-*.log are the debug kernel's: suite kmemleak as one section per
+check (after boot, after each suite), clean or with a leak.
 """
 
 import contextlib
@@ -52,6 +54,11 @@ CASES = {
     'kunit-failed': ({'kunit': (27, 1, 0)}, 0,
                      ['hmm_range_fault.hmm_kunit_bad_range_einval.'
                       'unaligned_start']),
+    # The debug kernel's leak checks: sections of one name add up; a leak
+    # fails its check twice over (the guest's verdict, the kernel's line).
+    'kmemleak-clean': ({S: (58, 0, 0), 'kmemleak': (2, 0, 0)}, 0, []),
+    'kmemleak-leak': ({S: (58, 0, 0), 'kmemleak': (1, 1, 0)}, 0,
+                      [S, S]),
 }
 
 
