@@ -597,8 +597,10 @@ static void *release_loop(void *arg)
  * pages of memory being removed: the removal waits for those pages. Every
  * migration ends (in success, or ENOMEM/ENOENT when memory went away under
  * it), and every byte is where the CPU can read it after each round.
+ * A hundred rounds take about 30 s of guest time on the debug kernel
+ * (make check-debug), kselftest's default limit: allow 300.
  */
-TEST_F(driver, release_races_migration)
+TEST_F_TIMEOUT(driver, release_races_migration, 300)
 {
 	struct releaser r = { .fd = device_open(variant->device) };
 	unsigned long npages = 4 * NPAGES, round, failed = 0;
