@@ -11,6 +11,7 @@
 #                         hmm-tests (ours) when this repository has it,
 #                         hmm-driver-tests (ours, flavour ours only),
 #                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
+#                         regressions (upstream's later fixes, both flavours),
 #                         fuzz (hmm-fuzz.c, flavour ours, make fuzz only),
 #                         kunit (every mm/*_kunit.ko the build made)
 #   /lib/pagemaps         the ext4 image suite pagemaps puts on pmem
@@ -115,6 +116,14 @@ if [ -f "$pagemaps" ]; then
 	mkdir -p "$root/lib/pagemaps"
 	cp "$image" "$root/lib/pagemaps/ext4.img.gz"
 	add_suite pagemaps test_hmm.ko "$FDIR/guest/pagemaps-tests"
+fi
+
+# Regression tests, one per problem fixed upstream after 6.12 in a feature
+# 6.12 has, against either flavour (each with its own driver).
+regress=$TOP/tools/testing/selftests/mm/hmm-regression-tests.c
+if [ -f "$regress" ]; then
+	build_prog "$FDIR/guest/hmm-regression-tests" "$regress" "$SRC"
+	add_suite regressions test_hmm.ko "$FDIR/guest/hmm-regression-tests"
 fi
 
 # The fuzzer: our driver's uapi under random and hostile commands, flavour
