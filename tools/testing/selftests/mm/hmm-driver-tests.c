@@ -571,7 +571,7 @@ TEST_F(driver, release_evicts_every_page)
 /* RELEASE in a loop on its own file until told to stop. */
 struct releaser {
 	int fd;
-	volatile bool stop;
+	bool stop;		/* set by the test, read with __atomic */
 	unsigned long rounds;
 	int error;		/* first unexpected errno, or 0 */
 };
@@ -581,7 +581,7 @@ static void *release_loop(void *arg)
 	struct releaser *r = arg;
 	int ret;
 
-	while (!r->stop) {
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		ret = device_cmd(r->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0, NULL);
 		if (ret && !r->error)
 			r->error = ret;
@@ -617,7 +617,7 @@ TEST_F(driver, release_races_migration)
 		failed += ret != 0;
 		ASSERT_EQ(first_bad(buf, npages, 11), -1) TH_LOG("round %lu", round);
 	}
-	r.stop = true;
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(thread, NULL), 0);
 	EXPECT_EQ(r.error, 0);
 	EXPECT_LT(0, r.rounds);
