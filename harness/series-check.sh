@@ -20,8 +20,8 @@
 # byte, in exactly the files flavour ours manages (harness/tree.sh).
 #
 # One line per patch, then a total; logs in build/series-check/log/.
+FLAVOUR=ours	# the series is flavour ours, whatever FLAVOUR says
 source "$(dirname "$0")/common.sh"
-FLAVOUR=ours
 stage_start series-check
 run_t0=$_stage_t0
 
@@ -63,6 +63,7 @@ stage_done "fresh tree at the base ($(git -C "$tree" log -1 --format=%s base))"
 # The configuration of flavour ours (config.sh, default fragments), merged
 # on flavour ours's tree: each step starts from it.
 stage_start config
+rm -f "$out/config/.hmm-config-key"	# config.sh's key does not cover Kconfig files
 "$HARNESS/config.sh" "$out/config" >"$logs/config.log" 2>&1 ||
 	{ cat "$logs/config.log" >&2; stage_fail "config.sh failed"; }
 seed=$out/config/.config
@@ -91,8 +92,12 @@ for p in "${patches[@]}"; do
 	napplied=$((napplied + 1))
 
 	(cd "$tree" && scripts/checkpatch.pl --strict --no-color "$p") >"$logs/$n-checkpatch.log" 2>&1 || true
-	read -r e w c < <(checkpatch_counts "$logs/$n-checkpatch.log")
-	[ -n "${c:-}" ] || { e=1 w=0 c=0; echo "checkpatch gave no total" >>"$logs/$n-checkpatch.log"; }
+	counts=$(checkpatch_counts "$logs/$n-checkpatch.log")
+	if [ -z "$counts" ]; then
+		counts="1 0 0"	# no total line: checkpatch itself failed
+		echo "series-check: checkpatch printed no total" >>"$logs/$n-checkpatch.log"
+	fi
+	read -r e w c <<<"$counts"
 	tot_e=$((tot_e + e)) tot_w=$((tot_w + w)) tot_c=$((tot_c + c))
 	((e + w == 0)) || failed=1
 
@@ -135,7 +140,6 @@ fi
 # rebuilt with the extra warnings. A warning counts when it names one of our
 # files; the rest of the tree is upstream's and not ours to fix.
 stage_start W=1
-FLAVOUR=ours "$HARNESS/tree.sh" >/dev/null
 mapfile -t ours < <(git -C "$tree" diff --name-only --diff-filter=AM base HEAD)
 objs=()
 for f in "${ours[@]}"; do
@@ -157,6 +161,7 @@ stage_done "${#objs[@]} objects of ours: $nw1 warnings in our files, $nother els
 
 # The tree after the last patch is flavour ours's.
 stage_start tree
+FLAVOUR=ours "$HARNESS/tree.sh" >/dev/null
 same=yes
 if ! cmp -s <(printf '%s\n' "${ours[@]}" | sort) <(git -C "$tree" diff --name-only base HEAD | sort); then
 	same=no	# a patch deletes a file
