@@ -16,7 +16,7 @@ B        := build
 export FLAVOUR
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-flavour parser-test kernel-doc docs users bench fuzz series \
+	check check-flavour parser-test kernel-doc docs users bench fuzz series series-check \
 	run shell clean distclean
 .DEFAULT_GOAL := help
 
@@ -78,6 +78,9 @@ fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), F
 
 series: setup ## the project as a patch series on the pristine base, in build/series/
 	@$(H)/series.sh
+
+series-check: series ## apply the series on a fresh base: per-patch build, checkpatch, kernel-doc, W=1
+	@$(H)/series-check.sh
 
 bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.png
 	@$(H)/bench.sh

@@ -596,7 +596,7 @@ TEST_F(driver, release_evicts_exclusive_pages)
 /* RELEASE in a loop on its own file until told to stop. */
 struct releaser {
 	int fd;
-	volatile bool stop;
+	bool stop;		/* set by the test, read with __atomic */
 	unsigned long rounds;
 	int error;		/* first unexpected errno, or 0 */
 };
@@ -606,7 +606,7 @@ static void *release_loop(void *arg)
 	struct releaser *r = arg;
 	int ret;
 
-	while (!r->stop) {
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		ret = device_cmd(r->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0, NULL);
 		if (ret && !r->error)
 			r->error = ret;
@@ -644,7 +644,7 @@ TEST_F_TIMEOUT(driver, release_races_migration, 180)
 		failed += ret != 0;
 		ASSERT_EQ(first_bad(buf, npages, 11), -1) TH_LOG("round %lu", round);
 	}
-	r.stop = true;
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(thread, NULL), 0);
 	EXPECT_EQ(r.error, 0);
 	EXPECT_LT(0, r.rounds);
