@@ -20,7 +20,7 @@ B        := build
 export FLAVOUR DEBUG
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz series \
+	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz series series-check \
 	run shell clean distclean
 .DEFAULT_GOAL := help
 
@@ -86,11 +86,14 @@ users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FL
 	@$(H)/users.sh
 
 fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
-	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz FUZZ=1 \
+	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz \
 		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
 
 series: setup ## the project as a patch series on the pristine base, in build/series/
 	@$(H)/series.sh
+
+series-check: series ## apply the series on a fresh base: per-patch build, checkpatch, kernel-doc, W=1
+	@$(H)/series-check.sh
 
 bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.png
 	@$(H)/bench.sh

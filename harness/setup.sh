@@ -14,6 +14,7 @@ packages=(
 	python3-sphinx python3-yaml	# make docs: Sphinx for Documentation/mm
 	e2fsprogs gzip		# suite pagemaps: the ext4 image for fsdax
 	gnuplot-nox		# make bench: the plot
+	ccache			# make series-check: rebuilds after each patch
 )
 
 missing=()

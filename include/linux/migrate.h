@@ -98,11 +98,9 @@ static inline void putback_movable_pages(struct list_head *l)
 }
 
 static inline int migrate_pages(struct list_head *l, new_folio_t new,
-				free_folio_t free, unsigned long private,
+		free_folio_t free, unsigned long private,
 		enum migrate_mode mode, int reason, unsigned int *ret_succeeded)
-{
-	return -ENOSYS;
-}
+	{ return -ENOSYS; }
 
 static inline struct folio *alloc_migration_target(struct folio *src,
 						   unsigned long private)

@@ -83,6 +83,7 @@ struct world {
 	uint64_t rng;
 	bool data_checks;
 	unsigned long steps, commands, refused, moved_pages, checked_pages;
+	unsigned long seconds;		/* how long the run took */
 	char history[HISTORY][120];
 	unsigned int hist_next;
 };
@@ -260,6 +261,7 @@ static const unsigned long commands[] = {
 	HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_CHECK_EXCLUSIVE,
 	HMM_DMIRROR_RELEASE,
 };
+
 static const char *const command_name[] = {
 	"READ", "WRITE", "MIGRATE_TO_DEV", "MIGRATE_TO_SYS", "SNAPSHOT",
 	"EXCLUSIVE", "CHECK_EXCLUSIVE", "RELEASE",
@@ -352,14 +354,26 @@ static uint64_t hostile_addr(struct world *w, enum verdict *v)
 	uint64_t good = (uintptr_t)slot_addr(w, (int)below(w, SLOTS));
 
 	switch (below(w, 8)) {
-	case 0: *v = V_EINVAL; return good + 1 + below(w, PAGE - 1);
-	case 1: return 0;			/* page 0: never mapped */
-	case 2: return USER_TOP - PAGE;
-	case 3: *v = V_EINVAL; return USER_TOP;
-	case 4: *v = V_EINVAL; return 0xffff888000000000ULL;
-	case 5: *v = V_EINVAL; return ~0ULL & ~(PAGE - 1);
-	case 6: return (uintptr_t)w->arena + below(w, SLOTS * SLOT_PAGES) * PAGE;
-	default: return rnd(w) & ~(PAGE - 1);
+	case 0:
+		*v = V_EINVAL;
+		return good + 1 + below(w, PAGE - 1);
+	case 1:
+		return 0;			/* page 0: never mapped */
+	case 2:
+		return USER_TOP - PAGE;
+	case 3:
+		*v = V_EINVAL;
+		return USER_TOP;
+	case 4:
+		*v = V_EINVAL;
+		return 0xffff888000000000ULL;
+	case 5:
+		*v = V_EINVAL;
+		return ~0ULL & ~(PAGE - 1);
+	case 6:
+		return (uintptr_t)w->arena + below(w, SLOTS * SLOT_PAGES) * PAGE;
+	default:
+		return rnd(w) & ~(PAGE - 1);
 	}
 }
 
@@ -368,12 +382,24 @@ static uint64_t hostile_npages(struct world *w, uint64_t addr, enum verdict *v)
 	uint64_t n;
 
 	switch (below(w, 6)) {
-	case 0: *v = V_EINVAL; return 0;
-	case 1: n = ~0ULL; break;
-	case 2: n = ~0ULL / PAGE; break;
-	case 3: n = (1ULL << 52) + 1; break;
-	case 4: n = 1 + below(w, 2 * SLOT_PAGES); break;
-	default: n = 1 + below(w, 16); break;
+	case 0:
+		*v = V_EINVAL;
+		return 0;
+	case 1:
+		n = ~0ULL;
+		break;
+	case 2:
+		n = ~0ULL / PAGE;
+		break;
+	case 3:
+		n = (1ULL << 52) + 1;
+		break;
+	case 4:
+		n = 1 + below(w, 2 * SLOT_PAGES);
+		break;
+	default:
+		n = 1 + below(w, 16);
+		break;
 	}
 	/* The range wraps or leaves user space: EINVAL. */
 	if (n > (USER_TOP - addr) / PAGE || addr >= USER_TOP)
@@ -392,9 +418,15 @@ static uint64_t hostile_ptr(struct world *w, unsigned long cmd,
 			    enum verdict *v)
 {
 	switch (below(w, 6)) {
-	case 0: *v = V_EFAULT; return 0xffff888000000000ULL;
-	case 1: *v = V_EFAULT; return ~0ULL - PAGE;
-	case 2: *v = V_FAIL; return 0;		/* a user address, unmapped */
+	case 0:
+		*v = V_EFAULT;
+		return 0xffff888000000000ULL;
+	case 1:
+		*v = V_EFAULT;
+		return ~0ULL - PAGE;
+	case 2:
+		*v = V_FAIL;
+		return 0;		/* a user address, unmapped */
 	case 3:					/* readable, not writable */
 		if (writes_ptr(cmd))
 			*v = V_FAIL;
@@ -630,7 +662,7 @@ static bool step_mm(struct world *w)
 			return true;
 		note(w, "CPU reads slot %d page %lu", s, p);
 		w->checked_pages++;
-		if (*(volatile char *)page != (char)sl->shadow[p]) {
+		if (__atomic_load_n(page, __ATOMIC_RELAXED) != (char)sl->shadow[p]) {
 			fprintf(stderr, "# CPU read %#x from slot %d page %lu, expected %#x\n",
 				page[0] & 0xff, s, p, sl->shadow[p] & 0xff);
 			return false;
@@ -648,17 +680,31 @@ static bool step_mm(struct world *w)
 struct watchdog {
 	struct world *w;
 	uint64_t seed;
-	volatile bool stop;
+	unsigned long calls;
+	bool stop;		/* set by the test, read with __atomic */
 };
+
+/* Seconds on the monotonic clock. */
+static unsigned long now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 static void *watch(void *arg)
 {
 	struct watchdog *wd = arg;
-	unsigned long last = ~0UL, idle = 0;
+	unsigned long last = ~0UL, idle = 0, ticks = 0;
 	int fd;
 
-	while (!wd->stop) {
+	while (!__atomic_load_n(&wd->stop, __ATOMIC_ACQUIRE)) {
 		sleep(1);
+		/* A long run says how far it is, once a minute. */
+		if (++ticks % 60 == 0)
+			fprintf(stderr, "# step %lu of %lu after %lu s\n",
+				wd->w->steps, wd->calls, ticks);
 		if (wd->w->steps != last) {
 			last = wd->w->steps;
 			idle = 0;
@@ -666,7 +712,8 @@ static void *watch(void *arg)
 		}
 		if (++idle != 60)
 			continue;
-		fprintf(stderr, "# no progress for 60 s at step %lu (HMM_FUZZ_SEED=%llu); the steps before it:\n",
+		fprintf(stderr,
+			"# no progress for 60 s at step %lu (HMM_FUZZ_SEED=%llu); the steps before it:\n",
 			last, (unsigned long long)wd->seed);
 		dump_history(wd->w);
 		dump_slots(wd->w);
@@ -683,7 +730,7 @@ static void *watch(void *arg)
 /* The racing case's second thread: slots vanish and come back. */
 struct racer {
 	struct world *w;
-	volatile bool stop;
+	bool stop;		/* set by the test, read with __atomic */
 	unsigned long rounds;
 };
 
@@ -692,7 +739,7 @@ static void *race_mm(void *arg)
 	struct racer *r = arg;
 	uint64_t rng = r->w->rng ^ 0x9e3779b97f4a7c15ULL;
 
-	while (!r->stop) {
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		char *addr;
 
 		rng ^= rng >> 12;
@@ -808,13 +855,12 @@ static bool fuzz_steps(struct world *w, unsigned long calls, int sane,
 		unsigned long pick = below(w, 16);
 		bool ok;
 
-		if (pick < (unsigned long)sane) {
+		if (pick < (unsigned long)sane)
 			ok = step_sane(w);
-		} else if (pick < (unsigned long)(sane + hostile)) {
+		else if (pick < (unsigned long)(sane + hostile))
 			ok = step_hostile(w);
-		} else {
+		else
 			ok = step_mm(w);
-		}
 		if (ok && w->steps % 997 == 0)
 			for (s = 0; s < SLOTS && ok; s++)
 				ok = slot_check(w, s);
@@ -831,22 +877,24 @@ static bool fuzz_steps(struct world *w, unsigned long calls, int sane,
 static bool fuzz_run(struct world *w, unsigned long calls, int sane,
 		     int hostile)
 {
-	struct watchdog wd = { .w = w, .seed = base_seed };
+	struct watchdog wd = { .w = w, .seed = base_seed, .calls = calls };
+	unsigned long start = now_seconds();
 	pthread_t thread;
 	bool ok;
 
 	if (pthread_create(&thread, NULL, watch, &wd))
 		return false;
 	ok = fuzz_steps(w, calls, sane, hostile);
-	wd.stop = true;
+	w->seconds = now_seconds() - start;
+	__atomic_store_n(&wd.stop, true, __ATOMIC_RELEASE);
 	pthread_join(thread, NULL);
 	return ok;
 }
 
 static void report(struct __test_metadata *_metadata, struct world *w)
 {
-	TH_LOG("%lu steps, %lu commands (%lu refused), %lu pages migrated, %lu pages verified",
-	       w->steps, w->commands, w->refused, w->moved_pages,
+	TH_LOG("%lu steps in %lu s, %lu commands (%lu refused), %lu pages migrated, %lu pages verified",
+	       w->steps, w->seconds, w->commands, w->refused, w->moved_pages,
 	       w->checked_pages);
 }
 
@@ -880,10 +928,12 @@ TEST_F_TIMEOUT(fuzz, racing_munmap, 7200)
 
 	self->w.data_checks = false;
 	ASSERT_EQ(pthread_create(&thread, NULL, race_mm, &r), 0);
-	/* The other thread does the mm operations; this one never touches
-	 * the arena itself, which may vanish under it at any moment. */
+	/*
+	 * The other thread does the mm operations; this one never touches
+	 * the arena itself, which may vanish under it at any moment.
+	 */
 	ok = fuzz_run(&self->w, self->calls, 10, 6);
-	r.stop = true;
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(thread, NULL), 0);
 	ASSERT_TRUE(ok);
 	report(_metadata, &self->w);
