@@ -881,7 +881,13 @@ static bool step_fork(struct step *s)
 	w->ops[s->op]++;
 	child = fork();
 	if (child < 0) {
-		w->refused[s->op]++;
+		int err = errno;
+
+		/* 6.12's fork gives up on a locked device-exclusive page. */
+		note(w, "  fork failed: %s", strerror(err));
+		if (!w->refused[s->op]++)
+			fprintf(stderr, "# thread %d: fork failed with %s (counted as refused)\n",
+				w->id, strerror(err));
 		return true;
 	}
 	if (child == 0)
@@ -929,7 +935,8 @@ static bool device_op(enum op op)
 /*
  * After a step, its window: through the device that did the step (which
  * leaves that device's pages where they are), else through the CPU; one
- * time in 16 the whole range through the CPU.
+ * time in 16 the whole range through the CPU. Exclusive access was just
+ * checked through the copy the command made.
  */
 static bool check_after(struct step *s)
 {
@@ -937,6 +944,9 @@ static bool check_after(struct step *s)
 
 	if (!below(s->w, 16))
 		return check_cpu(s->w, s->r, 0, RANGE_PAGES);
+	/* Any access would take exclusive access back: let it last. */
+	if (s->op == OP_EXCLUSIVE || s->op == OP_CHECK_EXCL)
+		return true;
 	if (device_op(s->op) && s->op != OP_READ &&
 	    all_pages(s->r, s->first, s->n, readable)) {
 		err = dev_cmd(s->w, s->dev, HMM_DMIRROR_READ, s->addr, s->n);
@@ -1236,18 +1246,30 @@ static unsigned long device_pages(struct worker *w)
 	return total;
 }
 
-/* Before an unload: put each owned range's data into some device. */
+/*
+ * Before an unload: put each owned range's data into some device, and
+ * half the time give another device exclusive access to half of it, so
+ * that the release and the unload find pages held both ways.
+ */
 static void fill_devices(struct worker *w)
 {
 	int i;
 
 	for (i = 0; i < NR_OWNED; i++) {
-		int dev = i % st.ndevices;
+		int dev = i % st.ndevices, other;
 
 		note(w, "migrate range %d to device %d before the unload", i,
 		     dev);
 		dev_cmd(w, dev, HMM_DMIRROR_MIGRATE_TO_DEV, st.range[i].addr,
 			RANGE_PAGES);
+		tick();
+		if (below(w, 2))
+			continue;
+		other = (dev + 1 + (int)below(w, st.ndevices - 1)) % st.ndevices;
+		note(w, "device %d takes range %d exclusive before the unload",
+		     other, i);
+		dev_cmd(w, other, HMM_DMIRROR_EXCLUSIVE, st.range[i].addr,
+			RANGE_PAGES / 2);
 		tick();
 	}
 }
