@@ -47,9 +47,11 @@
  * HMM_STRESS_SEED=<n> replays a run's choices (each thread draws from its
  * own generator; the interleaving is the scheduler's), HMM_STRESS_SECONDS
  * sets its length (default 25), HMM_STRESS_THREADS the number of threads
- * (default 4), HMM_STRESS_ROUND the length of a round in seconds. A minute
- * without progress is a hang: the watchdog prints what every thread was
- * doing, asks the kernel for its blocked tasks (sysrq w) and fails.
+ * (default 4), HMM_STRESS_ROUND the length of a round in seconds, and
+ * HMM_STRESS_SKIP="exclusive,fork" leaves the operations named (as in the
+ * figures at the end) out, to narrow a failure down. A minute without
+ * progress is a hang: the watchdog prints what every thread was doing,
+ * asks the kernel for its blocked tasks (sysrq w) and fails.
  */
 #include "../kselftest_harness.h"
 
@@ -1335,6 +1337,20 @@ static unsigned long env_ulong(const char *name, unsigned long fallback)
 	return value && *value ? strtoul(value, NULL, 0) : fallback;
 }
 
+/* Is @name one of the comma-separated words of @list? */
+static bool listed(const char *list, const char *name)
+{
+	size_t len = strlen(name);
+	const char *at = list;
+
+	while (list && (at = strstr(at, name))) {
+		if ((at == list || at[-1] == ',') && (!at[len] || at[len] == ','))
+			return true;
+		at += len;
+	}
+	return false;
+}
+
 /* HMM_STRESS_SKIP="exclusive,fork": leave those operations out. */
 static void set_weights(void)
 {
@@ -1344,7 +1360,7 @@ static void set_weights(void)
 	weight_sum = 0;
 	for (op = 0; op < OP_COUNT; op++) {
 		weight[op] = op_weight[op];
-		if (skip && strstr(skip, op_name[op]))
+		if (listed(skip, op_name[op]))
 			weight[op] = 0;
 		if (op == OP_TO_COHERENT && st.ndevices <= 2)
 			weight[op] = 0;
