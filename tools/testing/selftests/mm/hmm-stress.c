@@ -885,7 +885,11 @@ static bool step_fork(struct step *s)
 	if (child < 0) {
 		int err = errno;
 
-		/* 6.12's fork gives up on a locked device-exclusive page. */
+		/*
+		 * ENOMEM: copy_page_range() reports every failure so, also
+		 * 6.12's giving up on a device-exclusive entry whose page
+		 * it cannot lock (another thread is migrating it).
+		 */
 		note(w, "  fork failed: %s", strerror(err));
 		if (!w->refused[s->op]++)
 			fprintf(stderr, "# thread %d: fork failed with %s (counted as refused)\n",
