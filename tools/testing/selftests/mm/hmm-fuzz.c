@@ -83,6 +83,7 @@ struct world {
 	uint64_t rng;
 	bool data_checks;
 	unsigned long steps, commands, refused, moved_pages, checked_pages;
+	unsigned long seconds;		/* how long the run took */
 	char history[HISTORY][120];
 	unsigned int hist_next;
 };
@@ -648,17 +649,31 @@ static bool step_mm(struct world *w)
 struct watchdog {
 	struct world *w;
 	uint64_t seed;
+	unsigned long calls;
 	volatile bool stop;
 };
+
+/* Seconds on the monotonic clock. */
+static unsigned long now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 static void *watch(void *arg)
 {
 	struct watchdog *wd = arg;
-	unsigned long last = ~0UL, idle = 0;
+	unsigned long last = ~0UL, idle = 0, ticks = 0;
 	int fd;
 
 	while (!wd->stop) {
 		sleep(1);
+		/* A long run says how far it is, once a minute. */
+		if (++ticks % 60 == 0)
+			fprintf(stderr, "# step %lu of %lu after %lu s\n",
+				wd->w->steps, wd->calls, ticks);
 		if (wd->w->steps != last) {
 			last = wd->w->steps;
 			idle = 0;
@@ -831,13 +846,15 @@ static bool fuzz_steps(struct world *w, unsigned long calls, int sane,
 static bool fuzz_run(struct world *w, unsigned long calls, int sane,
 		     int hostile)
 {
-	struct watchdog wd = { .w = w, .seed = base_seed };
+	struct watchdog wd = { .w = w, .seed = base_seed, .calls = calls };
+	unsigned long start = now_seconds();
 	pthread_t thread;
 	bool ok;
 
 	if (pthread_create(&thread, NULL, watch, &wd))
 		return false;
 	ok = fuzz_steps(w, calls, sane, hostile);
+	w->seconds = now_seconds() - start;
 	wd.stop = true;
 	pthread_join(thread, NULL);
 	return ok;
@@ -845,8 +862,8 @@ static bool fuzz_run(struct world *w, unsigned long calls, int sane,
 
 static void report(struct __test_metadata *_metadata, struct world *w)
 {
-	TH_LOG("%lu steps, %lu commands (%lu refused), %lu pages migrated, %lu pages verified",
-	       w->steps, w->commands, w->refused, w->moved_pages,
+	TH_LOG("%lu steps in %lu s, %lu commands (%lu refused), %lu pages migrated, %lu pages verified",
+	       w->steps, w->seconds, w->commands, w->refused, w->moved_pages,
 	       w->checked_pages);
 }
 
