@@ -371,7 +371,8 @@ static bool documented(unsigned long request, int err)
 	case HMM_DMIRROR_WRITE:
 		return err == EPERM || err == EFAULT || err == EBUSY;
 	case HMM_DMIRROR_MIGRATE_TO_DEV:
-		return err == EINVAL || err == ENOMEM || err == ENOENT;
+		return err == EINVAL || err == ENOMEM || err == ENOENT ||
+		       err == EBUSY;
 	case HMM_DMIRROR_MIGRATE_TO_SYS:
 		return err == EINVAL || err == ENOMEM || err == EBUSY;
 	case HMM_DMIRROR_EXCLUSIVE:
@@ -379,8 +380,10 @@ static bool documented(unsigned long request, int err)
 		       err == EBUSY;
 	case HMM_DMIRROR_CHECK_EXCLUSIVE:
 		return err == EPERM;
+	case HMM_DMIRROR_SNAPSHOT:
+		return err == EBUSY;
 	}
-	return false;	/* SNAPSHOT and RELEASE do not fail */
+	return false;	/* RELEASE does not fail */
 }
 
 /* Count a command's outcome; false (and a failure) if undocumented. */
@@ -531,7 +534,7 @@ static bool step_snapshot(struct step *s)
 
 	if (!outcome(s->w, s->op, HMM_DMIRROR_SNAPSHOT, err, s->dev, s->r))
 		return false;
-	for (p = 0; p < s->n; p++) {
+	for (p = 0; !err && p < s->n; p++) {
 		struct range *r = s->r;
 		bool error = code[p] == HMM_DMIRROR_PROT_ERROR;
 		bool ok = readable(r, s->first + p) ? !error : error;
