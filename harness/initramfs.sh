@@ -11,6 +11,7 @@
 #                         hmm-tests (ours) when this repository has it,
 #                         hmm-driver-tests (ours, flavour ours only),
 #                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
+#                         regressions (upstream's later fixes, both flavours),
 #                         fuzz (hmm-fuzz.c, flavour ours; short in check),
 #                         stress (hmm-stress.c, flavour ours),
 #                         kunit (every mm/*_kunit.ko the build made)
@@ -116,6 +117,21 @@ if [ -f "$pagemaps" ]; then
 	mkdir -p "$root/lib/pagemaps"
 	cp "$image" "$root/lib/pagemaps/ext4.img.gz"
 	add_suite pagemaps test_hmm.ko "$FDIR/guest/pagemaps-tests"
+fi
+
+# Regression tests, one per problem fixed upstream after 6.12 in a feature
+# 6.12 has, against either flavour (each with its own driver). On flavour
+# upstream the tests of bugs pristine 6.12.117 still has, whose failure
+# leaves test_hmm unable to unload, run only with REGRESSIONS_UPSTREAM_BUGS=1
+# (the guest then hangs until TIMEOUT after reporting them).
+regress=$TOP/tools/testing/selftests/mm/hmm-regression-tests.c
+if [ -f "$regress" ]; then
+	build_prog "$FDIR/guest/hmm-regression-tests" "$regress" "$SRC"
+	regress_env=()
+	if [ "$FLAVOUR" = upstream ] && [ "${REGRESSIONS_UPSTREAM_BUGS:-0}" != 1 ]; then
+		regress_env=("HMM_REGRESSIONS_EXCLUDE=exclusive_entry_is_not_a_migration_entry")
+	fi
+	add_suite regressions test_hmm.ko "$FDIR/guest/hmm-regression-tests" "${regress_env[@]}"
 fi
 
 # The fuzzer: our driver's uapi under random and hostile commands, flavour

@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Regression tests: one test per problem found and fixed upstream after
+ * Linux 6.12 in a feature 6.12 already has (device memory migration,
+ * device-exclusive entries, the dummy driver's file lifetime). Each test is
+ * named after the problem it guards against and drives the same scenario
+ * through the driver's uapi (lib/test_hmm_uapi.h), so it runs unchanged on
+ * both flavours: our core with our driver, and pristine 6.12 with its own.
+ *
+ * What a test asserts is what a user of the scenario can see: the bytes of
+ * the buffer, where its pages live (the driver's snapshot and
+ * /proc/self/pagemap), which commands fail. Where the upstream bug showed
+ * only as a kernel report (a DEBUG_VM warning, a bad page state), the guest
+ * harness fails the run on that report; the test then only has to walk the
+ * kernel through the path. The note above each test names the upstream fix
+ * and says what it needs to show.
+ *
+ * The module must be loaded with spm_addr_dev0/1, as the guest's init does:
+ * devices 0 and 1 are device-private, 2 and 3 device-coherent.
+ */
+#include "../kselftest_harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/const.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#define NPAGES		32L
+/* Rounds of the racing tests: a few seconds under TCG. */
+#define ROUNDS		40
+#define THP_SIZE	(2UL << 20)
+/* /proc/self/pagemap: bit 63 page present, bit 62 swap (or swap-like) entry. */
+#define PM_PRESENT	_BITULL(63)
+#define PM_SWAP		_BITULL(62)
+/* The snapshot bits that say "in some device's memory". */
+#define KIND_MASK	0xf0
+
+static long page_size;
+
+/* How a page of the test's memory is filled: a word per (seed, index). */
+static uint32_t word_of(unsigned int seed, unsigned long index)
+{
+	return (seed * 0x9e3779b9u) ^ (uint32_t)(index * 40503u + 7);
+}
+
+static void paint(void *mem, unsigned long bytes, unsigned int seed)
+{
+	uint32_t *word = mem;
+	unsigned long n;
+
+	for (n = 0; n < bytes / sizeof(*word); n++)
+		word[n] = word_of(seed, n);
+}
+
+/* Byte offset of the first word that is not paint(seed), or -1. */
+static long unpainted(const void *mem, unsigned long bytes, unsigned int seed)
+{
+	const uint32_t *word = mem;
+	unsigned long n;
+
+	for (n = 0; n < bytes / sizeof(*word); n++)
+		if (word[n] != word_of(seed, n))
+			return n * sizeof(*word);
+	return -1;
+}
+
+static int dmirror_open(int device)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "/dev/hmm_dmirror%d", device);
+	return open(name, O_RDWR | O_CLOEXEC);
+}
+
+/* Issue one command; 0 or -errno. @cpages, when not NULL, gets cmd.cpages. */
+static int dmirror_cmd(int fd, unsigned long request, void *addr, void *ptr,
+		       unsigned long npages, uint64_t *cpages)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr,
+		.ptr = (uintptr_t)ptr,
+		.npages = npages,
+	};
+
+	if (ioctl(fd, request, &cmd) < 0)
+		return -errno;
+	if (cpages)
+		*cpages = cmd.cpages;
+	return 0;
+}
+
+static void *anon_map(unsigned long bytes, int flags)
+{
+	void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			 flags | MAP_ANONYMOUS, -1, 0);
+
+	return mem == MAP_FAILED ? NULL : mem;
+}
+
+/*
+ * How many of the @npages pages at @addr the snapshot through @fd reports
+ * in device memory (any device, any kind); -1 when the snapshot fails.
+ */
+static long pages_in_device(int fd, void *addr, unsigned long npages)
+{
+	uint8_t kinds[NPAGES * 16];
+	unsigned long n;
+	long count = 0;
+
+	if (npages > sizeof(kinds) ||
+	    dmirror_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, kinds, npages, NULL))
+		return -1;
+	for (n = 0; n < npages; n++)
+		count += (kinds[n] & KIND_MASK) != 0;
+	return count;
+}
+
+/* The /proc/self/pagemap entry of the page at @addr (0 when unreadable). */
+static uint64_t pagemap_entry(void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry),
+		  (uintptr_t)addr / page_size * sizeof(entry)) != sizeof(entry))
+		entry = 0;
+	close(fd);
+	return entry;
+}
+
+/* Write @value to the file @path; 0 or -errno. */
+static int write_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t len = strlen(value), done;
+
+	if (fd < 0)
+		return -errno;
+	done = write(fd, value, len);
+	close(fd);
+	return done == len ? 0 : -EIO;
+}
+
+static long read_long(const char *path)
+{
+	char text[32] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	return len > 0 ? strtol(text, NULL, 10) : -1;
+}
+
+/*
+ * Empty every CPU's LRU batches: memory compaction starts with
+ * lru_add_drain_all(), so a folio that was wrongly queued for the LRU
+ * reaches the LRU (and its checks) now, inside the test.
+ */
+static int drain_lru_batches(void)
+{
+	return write_file("/proc/sys/vm/compact_memory", "1");
+}
+
+/* A 2 MiB aligned, THP-backed (when the kernel allows) anonymous range. */
+static void *thp_map(void)
+{
+	char *mem = anon_map(2 * THP_SIZE, MAP_PRIVATE);
+	char *aligned;
+
+	if (!mem)
+		return NULL;
+	aligned = (char *)(((uintptr_t)mem + THP_SIZE - 1) & ~(THP_SIZE - 1));
+	if (aligned != mem)
+		munmap(mem, aligned - mem);
+	munmap(aligned + THP_SIZE, mem + THP_SIZE - aligned);
+	madvise(aligned, THP_SIZE, MADV_HUGEPAGE);
+	return aligned;
+}
+
+FIXTURE(regression)
+{
+	int fd[4];
+};
+
+FIXTURE_SETUP(regression)
+{
+	int device;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	for (device = 0; device < 4; device++) {
+		self->fd[device] = dmirror_open(device);
+		ASSERT_GE(self->fd[device], 0)
+			TH_LOG("open /dev/hmm_dmirror%d: %s", device,
+			       strerror(errno));
+	}
+}
+
+FIXTURE_TEARDOWN(regression)
+{
+	int device;
+
+	for (device = 0; device < 4; device++)
+		if (self->fd[device] >= 0)
+			close(self->fd[device]);
+}
+
+/*
+ * "mm/migrate_device: don't add folio to be freed to LRU in
+ * migrate_device_finalize()" (CVE-2025-21861, fixed in 6.12.17).
+ *
+ * After a successful migration to device memory the old system folio has
+ * given its memcg to the device page and is about to be freed; after a
+ * failed one the unused destination never had a memcg. Putting either back
+ * on the LRU made the memcg code warn (VM_WARN_ON_ONCE_FOLIO(!memcg) in
+ * folio_lruvec_lock_irqsave(), with CONFIG_MEMCG and CONFIG_DEBUG_VM) when
+ * the LRU batch was drained. The test walks finalize through each case -
+ * to device and back on both device kinds, a CPU fault back, and a
+ * migration of shared memory that must fail page by page - and drains the
+ * LRU batches after each, so the warning, if any, lands in this test. It
+ * also checks that nothing was lost on the way.
+ */
+TEST_F(regression, finalize_freed_folio_not_on_lru)
+{
+	static const int devices[] = { 0, 2 };
+	unsigned long bytes = NPAGES * page_size;
+	char *mirror = anon_map(bytes, MAP_PRIVATE);
+	unsigned int d;
+
+	ASSERT_NE(mirror, NULL);
+	for (d = 0; d < 2; d++) {
+		int fd = self->fd[devices[d]];
+		char *buf = anon_map(bytes, MAP_PRIVATE);
+		char *shared = anon_map(bytes, MAP_SHARED);
+		uint64_t cpages = 0;
+
+		ASSERT_NE(buf, NULL);
+		ASSERT_NE(shared, NULL);
+		paint(buf, bytes, 1 + d);
+		paint(shared, bytes, 3 + d);
+
+		/* Success to device: the old system folios are freed. */
+		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				      mirror, NPAGES, &cpages), 0);
+		ASSERT_EQ(cpages, (uint64_t)NPAGES);
+		ASSERT_EQ(pages_in_device(fd, buf, NPAGES), NPAGES);
+		ASSERT_EQ(drain_lru_batches(), 0);
+
+		/* Success back to system memory: the device folios are freed. */
+		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf,
+				      mirror, NPAGES, NULL), 0);
+		ASSERT_EQ(pages_in_device(fd, buf, NPAGES), 0);
+		ASSERT_EQ(drain_lru_batches(), 0);
+		ASSERT_EQ(unpainted(buf, bytes, 1 + d), -1);
+
+		/* Again, back by CPU fault this time (device-private only). */
+		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				      mirror, NPAGES, NULL), 0);
+		ASSERT_EQ(unpainted(buf, bytes, 1 + d), -1);
+		ASSERT_EQ(drain_lru_batches(), 0);
+
+		/*
+		 * Shared memory cannot move to device memory: every page fails
+		 * in the copy stage, its destination goes unused and its source
+		 * stays. Whatever the driver answers, the data stays put.
+		 */
+		dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, shared, mirror,
+			    NPAGES, NULL);
+		ASSERT_EQ(pages_in_device(fd, shared, NPAGES), 0);
+		ASSERT_EQ(drain_lru_batches(), 0);
+		ASSERT_EQ(unpainted(shared, bytes, 3 + d), -1);
+
+		munmap(buf, bytes);
+		munmap(shared, bytes);
+	}
+	munmap(mirror, bytes);
+}
+
+/*
+ * "mm/rmap: reject hugetlb folios in folio_make_device_exclusive()" and
+ * "mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs" (both in 6.12.117).
+ *
+ * Making a hugetlb page device-exclusive asked GUP to split its PMD
+ * (FOLL_SPLIT_PMD), which on a hugetlb VMA split a hugetlb mapping as if it
+ * were a THP, and the rmap code then treated the hugetlb folio as a small
+ * anonymous one. The request must fail, leave the mapping and its data
+ * untouched, and leave no exclusive entry behind.
+ */
+TEST_F(regression, exclusive_rejects_hugetlb)
+{
+	const char *knob = "/proc/sys/vm/nr_hugepages";
+	long before = read_long(knob);
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *huge, count[32];
+	int ret;
+
+	ASSERT_GE(before, 0);
+	ASSERT_NE(mirror, NULL);
+	snprintf(count, sizeof(count), "%ld", before + 1);
+	ASSERT_EQ(write_file(knob, count), 0);
+	huge = mmap(NULL, THP_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	ASSERT_NE(huge, MAP_FAILED) TH_LOG("no hugetlb page: %s",
+					   strerror(errno));
+	paint(huge, THP_SIZE, 5);
+
+	ret = dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, huge, mirror,
+			  NPAGES, NULL);
+	EXPECT_LT(ret, 0);
+	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, huge,
+			      NULL, NPAGES, NULL), 0);
+
+	/* The CPU and the device both still see the same intact page. */
+	EXPECT_EQ(unpainted(huge, THP_SIZE, 5), -1);
+	paint(huge, THP_SIZE, 6);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_READ, huge, mirror,
+			      NPAGES, NULL), 0);
+	EXPECT_EQ(unpainted(mirror, NPAGES * page_size, 6), -1);
+	EXPECT_EQ(munmap(huge, THP_SIZE), 0);
+
+	snprintf(count, sizeof(count), "%ld", before);
+	EXPECT_EQ(write_file(knob, count), 0);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * "mm/rmap: handle device-exclusive entries correctly in
+ * try_to_migrate_one()" (6.15; 6.12.117 lacks it).
+ *
+ * The unmap walk of try_to_migrate_one() decided by the folio's type
+ * (zone device or not) whether a PTE could be non-present, and otherwise
+ * took the page from pte_pfn(); a device-exclusive entry of a normal (THP)
+ * folio is non-present, so pte_pfn() of it is garbage and the walk would
+ * pick a page outside the folio. That needs a folio holding a
+ * device-exclusive entry to be split or migrated while mapped. In 6.12
+ * such an entry holds a reference but no mapcount, so a split request
+ * finds the folio pinned and leaves it alone (and only the head page of a
+ * PTE-mapped THP can be made exclusive: the others are tail pages); the
+ * test pins down that whatever a split request does to a THP whose first
+ * page the device holds exclusive, every page stays the page it was,
+ * through the CPU and through a device, and the device loses its exclusive
+ * access only through a notifier (here: the other device's read).
+ */
+TEST_F(regression, split_thp_with_exclusive_entry)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = thp_map();
+	char request[96];
+	uint8_t kind = 0;
+
+	ASSERT_NE(mirror, NULL);
+	ASSERT_NE(thp, NULL);
+	paint(thp, THP_SIZE, 7);
+	/* The range must really be one PMD-mapped THP to start with. */
+	ASSERT_EQ(dmirror_cmd(self->fd[1], HMM_DMIRROR_SNAPSHOT, thp, &kind, 1,
+			      NULL), 0);
+	ASSERT_TRUE(kind & HMM_DMIRROR_PROT_PMD) TH_LOG("not a THP: %#x", kind);
+
+	/*
+	 * The first page device-exclusive: the PMD is split, the folio is
+	 * not (6.12 refuses the other pages of a THP: they are tail pages).
+	 */
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
+			      1, NULL), 0);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
+			      NULL, 1, NULL), -EPERM);
+
+	/* Split the folio: try_to_migrate() walks the exclusive entry. */
+	snprintf(request, sizeof(request), "%d,0x%lx,0x%lx", getpid(),
+		 (unsigned long)thp, (unsigned long)thp + THP_SIZE);
+	ASSERT_EQ(write_file("/sys/kernel/debug/split_huge_pages", request), 0);
+
+	/* Every page is where it was: through a device, then the CPU. */
+	ASSERT_EQ(dmirror_cmd(self->fd[1], HMM_DMIRROR_READ, thp, mirror,
+			      npages, NULL), 0);
+	EXPECT_EQ(unpainted(mirror, THP_SIZE, 7), -1);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 7), -1);
+	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
+			      NULL, npages, NULL), 0);
+	paint(thp, THP_SIZE, 8);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 8), -1);
+	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * "lib: test_hmm: evict device pages on file close to avoid use-after-free"
+ * (in 6.12.117).
+ *
+ * Closing a mirror file freed the mirror while pages it had placed in
+ * device memory still pointed at it; the next CPU fault on them (a plain
+ * read, or a core dump walking the process) used the freed mirror. The
+ * close must bring those pages back to system memory, intact, on both
+ * device kinds: afterwards /proc/self/pagemap shows them present (not a
+ * device-private swap-like entry) and a new file on the same device sees
+ * none of them in device memory.
+ */
+TEST_F(regression, release_evicts_device_pages)
+{
+	static const int devices[] = { 0, 2 };
+	unsigned long bytes = NPAGES * page_size, n;
+	char *mirror = anon_map(bytes, MAP_PRIVATE);
+	unsigned int d;
+
+	ASSERT_NE(mirror, NULL);
+	for (d = 0; d < 2; d++) {
+		int device = devices[d];
+		char *buf = anon_map(bytes, MAP_PRIVATE);
+		uint64_t cpages = 0;
+
+		ASSERT_NE(buf, NULL);
+		paint(buf, bytes, 9 + d);
+		ASSERT_EQ(dmirror_cmd(self->fd[device],
+				      HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+				      NPAGES, &cpages), 0);
+		ASSERT_EQ(cpages, (uint64_t)NPAGES);
+		ASSERT_EQ(pages_in_device(self->fd[device], buf, NPAGES),
+			  NPAGES);
+
+		/* Close the only file that placed them. */
+		ASSERT_EQ(close(self->fd[device]), 0);
+		self->fd[device] = -1;
+
+		for (n = 0; n < NPAGES; n++) {
+			uint64_t entry = pagemap_entry(buf + n * page_size);
+
+			ASSERT_TRUE(!!(entry & PM_PRESENT))
+				TH_LOG("page %lu not present: %#llx", n,
+				       (unsigned long long)entry);
+			ASSERT_FALSE(!!(entry & PM_SWAP));
+		}
+		self->fd[device] = dmirror_open(device);
+		ASSERT_GE(self->fd[device], 0);
+		EXPECT_EQ(pages_in_device(self->fd[device], buf, NPAGES), 0);
+		EXPECT_EQ(unpainted(buf, bytes, 9 + d), -1);
+		munmap(buf, bytes);
+	}
+	munmap(mirror, bytes);
+}
+
+/*
+ * In the heir of a mirror file whose opener has exited: device reads,
+ * writes and migrations through @orphan must all fail and change no byte,
+ * neither of the buffer nor of the output. True when they do.
+ */
+static bool orphan_commands_fail(int orphan)
+{
+	unsigned long bytes = NPAGES * page_size;
+	char *buf = anon_map(bytes, MAP_PRIVATE);
+	char *mirror = anon_map(bytes, MAP_PRIVATE);
+	int own = dmirror_open(0);
+	bool ok;
+
+	if (!buf || !mirror || own < 0)
+		return false;
+	paint(buf, bytes, 11);
+	paint(mirror, bytes, 12);
+	ok = dmirror_cmd(orphan, HMM_DMIRROR_READ, buf, mirror, NPAGES,
+			 NULL) < 0 &&
+	     unpainted(mirror, bytes, 12) == -1 &&
+	     dmirror_cmd(orphan, HMM_DMIRROR_WRITE, buf, mirror, NPAGES,
+			 NULL) < 0 &&
+	     dmirror_cmd(orphan, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			 NPAGES, NULL) < 0 &&
+	     pages_in_device(own, buf, NPAGES) == 0 &&
+	     unpainted(buf, bytes, 11) == -1;
+	close(own);
+	return ok;
+}
+
+/*
+ * "lib/test_hmm: fail dmirror_fault() when the mirrored mm is gone"
+ * (2026; 6.12.117's driver already fails the fault with EFAULT when
+ * mmget_not_zero() fails).
+ *
+ * A mirror file follows the address space of the process that opened it.
+ * When that process has exited, a device fault through the file has no
+ * address space to fault in: it must fail, not report success with nothing
+ * copied or spin. The opener forks an heir, which keeps the file, and
+ * exits; the heir's READ, WRITE and MIGRATE_TO_DEV through it must fail
+ * and leave every byte (its buffer and the output buffer) as it was.
+ */
+TEST_F(regression, fault_after_mirrored_mm_exit_fails)
+{
+	int gone[2], verdict[2], status;
+	char result = 'x';
+	pid_t opener;
+
+	ASSERT_EQ(pipe(gone), 0);
+	ASSERT_EQ(pipe(verdict), 0);
+	opener = fork();
+	ASSERT_GE(opener, 0);
+	if (opener == 0) {
+		int orphan = dmirror_open(0);
+
+		/* The heir keeps the file; the opener exits at once. */
+		if (orphan < 0 || fork() != 0)
+			_exit(orphan < 0);
+		close(gone[1]);
+		if (read(gone[0], &result, 1) != 0)
+			_exit(1);
+		result = orphan_commands_fail(orphan) ? 'y' : 'n';
+		_exit(write(verdict[1], &result, 1) == 1 ? 0 : 1);
+	}
+	close(gone[0]);
+	close(gone[1]);
+	close(verdict[1]);
+	ASSERT_EQ(waitpid(opener, &status, 0), opener);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ASSERT_EQ(read(verdict[0], &result, 1), 1);
+	EXPECT_EQ(result, 'y');
+	close(verdict[0]);
+}
+
+/*
+ * "mm: Fix a hmm_range_fault() livelock / starvation problem" (7.0-rc3).
+ *
+ * A device fault (hmm_range_fault()) on a device-private page that someone
+ * else holds locked for migration retried at once, in a loop with no
+ * scheduling point; when the lock holder was waiting in
+ * lru_add_drain_all() for a work item on the retrying CPU, neither made
+ * progress (with PREEMPT_NONE, as our guest has). The fix makes the fault
+ * sleep on the page lock. Here a forked child keeps reading, through
+ * device 1, pages that device 0 holds (each read migrates them back with
+ * the fault path), and CPU-reading them, while the parent keeps moving the
+ * same pages between device 0 and system memory: both sides must finish
+ * their rounds (the harness's timeout fails a livelock) and always see the
+ * data that was written.
+ */
+TEST_F_TIMEOUT(regression, device_private_fault_waits_for_migration, 300)
+{
+	unsigned long bytes = NPAGES * page_size;
+	char *buf = anon_map(bytes, MAP_PRIVATE);
+	char *mirror = anon_map(bytes, MAP_PRIVATE);
+	int round, status, read_ok = 0;
+	pid_t reader;
+
+	ASSERT_NE(buf, NULL);
+	ASSERT_NE(mirror, NULL);
+	paint(buf, bytes, 13);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+			      mirror, NPAGES, NULL), 0);
+
+	reader = fork();
+	ASSERT_GE(reader, 0);
+	if (reader == 0) {
+		int fd = dmirror_open(1), bad = 0, ok = 0;
+
+		for (round = 0; fd >= 0 && round < ROUNDS; round++) {
+			memset(mirror, 0, bytes);
+			if (dmirror_cmd(fd, HMM_DMIRROR_READ, buf, mirror,
+					NPAGES, NULL) == 0) {
+				ok++;
+				bad += unpainted(mirror, bytes, 13) != -1;
+			}
+			bad += unpainted(buf, bytes, 13) != -1;
+		}
+		_exit(fd < 0 || bad || !ok ? 1 : 0);
+	}
+
+	for (round = 0; round < ROUNDS; round++) {
+		/* Shared with the reader now: moves may fail, data may not. */
+		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			    NPAGES, NULL);
+		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror,
+			    NPAGES, NULL);
+		read_ok += unpainted(buf, bytes, 13) == -1;
+	}
+	ASSERT_EQ(waitpid(reader, &status, 0), reader);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(read_ok, ROUNDS);
+	munmap(buf, bytes);
+	munmap(mirror, bytes);
+}
+
+struct churn {
+	int device;
+	unsigned int seed;
+	int failures;
+};
+
+/* Move a buffer of one's own to @churn->device and back, ROUNDS times. */
+static void *churn_device_pages(void *arg)
+{
+	struct churn *churn = arg;
+	unsigned long bytes = NPAGES * page_size;
+	char *buf = anon_map(bytes, MAP_PRIVATE);
+	char *mirror = anon_map(bytes, MAP_PRIVATE);
+	int fd = dmirror_open(churn->device), round;
+	uint64_t cpages;
+
+	if (!buf || !mirror || fd < 0) {
+		churn->failures = ROUNDS;
+		return NULL;
+	}
+	for (round = 0; round < ROUNDS; round++) {
+		paint(buf, bytes, churn->seed + round);
+		cpages = 0;
+		if (dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+				NPAGES, &cpages) || cpages != (uint64_t)NPAGES ||
+		    unpainted(mirror, bytes, churn->seed + round) != -1 ||
+		    dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror,
+				NPAGES, NULL) ||
+		    unpainted(buf, bytes, churn->seed + round) != -1)
+			churn->failures++;
+	}
+	close(fd);
+	munmap(buf, bytes);
+	munmap(mirror, bytes);
+	return NULL;
+}
+
+/*
+ * "mm/zone_device: do not touch device folio after calling ->folio_free()"
+ * (7.1-rc; 6.12's free_zone_device_folio() also reads the folio after
+ * page_free() and, for some pagemap types, resets its refcount there).
+ *
+ * Once page_free() has run, the driver may hand the page to a new user on
+ * another CPU at once; a core that still reads or writes the folio then
+ * works on the new user's page. Two threads move buffers of their own
+ * through the same device, so each page freed by one is taken again by the
+ * other right away; every round must keep every byte. (The exact promise,
+ * with a driver that reuses the page from inside page_free(), is the KUnit
+ * case free_path_leaves_reused_page_alone in mm/memremap_kunit.c; with
+ * KASAN a use after free shows in the debug flavour.)
+ */
+TEST_F_TIMEOUT(regression, device_page_reused_right_after_page_free, 300)
+{
+	static const int devices[] = { 0, 2 };
+	unsigned int d;
+
+	for (d = 0; d < 2; d++) {
+		struct churn churn[2] = {
+			{ .device = devices[d], .seed = 100 },
+			{ .device = devices[d], .seed = 200 },
+		};
+		pthread_t thread[2];
+		int t;
+
+		for (t = 0; t < 2; t++)
+			ASSERT_EQ(pthread_create(&thread[t], NULL,
+						 churn_device_pages,
+						 &churn[t]), 0);
+		for (t = 0; t < 2; t++)
+			ASSERT_EQ(pthread_join(thread[t], NULL), 0);
+		EXPECT_EQ(churn[0].failures, 0) TH_LOG("device %d", devices[d]);
+		EXPECT_EQ(churn[1].failures, 0) TH_LOG("device %d", devices[d]);
+	}
+}
+
+/*
+ * "mm/page_vma_mapped: device-exclusive entries are not migration entries"
+ * (6.15; pristine 6.12.117 lacks it, ours has it as a patch).
+ *
+ * Walks that look for migration entries (remove_migration_ptes()) also
+ * took device-exclusive entries. When a migration of a page failed while
+ * some device held it exclusive - as the eviction of a device-coherent
+ * page does, since the exclusive entry holds a reference the migration
+ * cannot explain - undoing the migration turned the exclusive entry into
+ * a present PTE, with a new reference and mapcount, behind the device's
+ * back, and the entry's own reference was never dropped: the page could
+ * never be evicted or freed again, and the device kept believing it held
+ * it exclusive. Here device 0 takes exclusive access to pages that live
+ * in device 2's coherent memory, and the file that placed them there is
+ * closed: the pages must come back to system memory with their data, and
+ * device 0 must have lost its exclusive access on the way. (On a kernel
+ * with the bug the assertions fail, and unloading the driver afterwards
+ * waits for ever for the leaked page.)
+ */
+TEST_F(regression, exclusive_entry_is_not_a_migration_entry)
+{
+	unsigned long bytes = NPAGES * page_size;
+	char *buf = anon_map(bytes, MAP_PRIVATE);
+	char *mirror = anon_map(bytes, MAP_PRIVATE);
+	uint64_t cpages = 0;
+
+	ASSERT_NE(buf, NULL);
+	ASSERT_NE(mirror, NULL);
+	paint(buf, bytes, 15);
+	ASSERT_EQ(dmirror_cmd(self->fd[2], HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+			      mirror, NPAGES, &cpages), 0);
+	ASSERT_EQ(cpages, (uint64_t)NPAGES);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, buf, mirror,
+			      NPAGES, NULL), 0);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, buf,
+			      NULL, NPAGES, NULL), -EPERM);
+
+	/* The release of the placing file evicts its pages. */
+	ASSERT_EQ(close(self->fd[2]), 0);
+	self->fd[2] = dmirror_open(2);
+	ASSERT_GE(self->fd[2], 0);
+
+	EXPECT_EQ(pages_in_device(self->fd[2], buf, NPAGES), 0);
+	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, buf,
+			      NULL, NPAGES, NULL), 0);
+	EXPECT_EQ(unpainted(buf, bytes, 15), -1);
+	EXPECT_EQ(munmap(buf, bytes), 0);
+	munmap(mirror, bytes);
+}
+
+/*
+ * HMM_REGRESSIONS_EXCLUDE="a b": leave the tests named a and b out of the
+ * run (the harness's -T). The guest harness sets it on flavour upstream
+ * for the tests of bugs pristine 6.12.117 still has whose failure wedges
+ * the guest (a page that can never be freed stops the driver's unload).
+ */
+int main(int argc, char **argv)
+{
+	const char *list = getenv("HMM_REGRESSIONS_EXCLUDE");
+	char **args = calloc(argc + 64, sizeof(*args));
+	char *names, *name;
+	int n;
+
+	if (!args)
+		return KSFT_FAIL;
+	for (n = 0; n < argc; n++)
+		args[n] = argv[n];
+	names = strdup(list ? list : "");
+	for (name = strtok(names, " "); name && n < argc + 62;
+	     name = strtok(NULL, " ")) {
+		args[n++] = "-T";
+		args[n++] = name;
+	}
+	return test_harness_run(n, args);
+}
