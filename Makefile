@@ -20,7 +20,7 @@ B        := build
 export FLAVOUR DEBUG
 
 .PHONY: help setup tree config build initramfs boot parse report \
-	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz series series-check \
+	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz stress series series-check \
 	run shell clean distclean
 .DEFAULT_GOAL := help
 
@@ -88,6 +88,11 @@ users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FL
 fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
 	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz \
 		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
+
+stress: setup ## a long stress run: STRESS_SECONDS (default 600), STRESS_SEED to replay
+	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=stress \
+		STRESS_SECONDS=$(or $(STRESS_SECONDS),600) \
+		TIMEOUT=$(or $(TIMEOUT),$$(($(or $(STRESS_SECONDS),600) + 900)))
 
 series: setup ## the project as a patch series on the pristine base, in build/series/
 	@$(H)/series.sh

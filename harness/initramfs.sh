@@ -13,6 +13,7 @@
 #                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
 #                         regressions (upstream's later fixes, both flavours),
 #                         fuzz (hmm-fuzz.c, flavour ours; short in check),
+#                         stress (hmm-stress.c, flavour ours),
 #                         kunit (every mm/*_kunit.ko the build made)
 #   /lib/pagemaps         the ext4 image suite pagemaps puts on pmem
 # Test programs are rebuilt only when their source is newer.
@@ -143,6 +144,19 @@ if [ -f "$fuzz" ] && [ "$FLAVOUR" = ours ]; then
 	fuzz_env=("HMM_FUZZ_CALLS=${FUZZ_CALLS:-1500}")
 	[ -n "${FUZZ_SEED:-}" ] && fuzz_env+=("HMM_FUZZ_SEED=$FUZZ_SEED")
 	add_suite fuzz test_hmm.ko "$FDIR/guest/hmm-fuzz" "${fuzz_env[@]}"
+fi
+
+# The stress: threads on every device mixing commands with mm operations
+# on shared ranges, test_hmm unloaded and reloaded between rounds; flavour
+# ours only (it holds our driver to its uapi header). STRESS_SECONDS sets
+# its length (25 s in make check; make stress: 600), STRESS_SEED replays a
+# run's choices.
+stress=$TOP/tools/testing/selftests/mm/hmm-stress.c
+if [ -f "$stress" ] && [ "$FLAVOUR" = ours ]; then
+	build_prog "$FDIR/guest/hmm-stress" "$stress" "$SRC"
+	stress_env=("HMM_STRESS_SECONDS=${STRESS_SECONDS:-25}")
+	[ -n "${STRESS_SEED:-}" ] && stress_env+=("HMM_STRESS_SEED=$STRESS_SEED")
+	add_suite stress test_hmm.ko "$FDIR/guest/hmm-stress" "${stress_env[@]}"
 fi
 
 # KUnit tests of our core (mm/*_kunit.c, built as modules where the

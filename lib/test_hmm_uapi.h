@@ -123,6 +123,8 @@ enum {
  * ENOMEM: the device ran out of memory; the pages that fit moved.
  * ENOENT: some page is not in this device's memory afterwards (shared or
  * file-backed memory, a page held by another device, a busy page).
+ * EBUSY: the range kept changing for longer than a second while the
+ * device looked at it after the move; the pages that moved stay moved.
  * Pages that did not move keep their data where it was.
  */
 #define HMM_DMIRROR_MIGRATE_TO_DEV	HMM_DMIRROR_IOC(0x02)
@@ -141,7 +143,8 @@ enum {
  * HMM_DMIRROR_SNAPSHOT: write to ptr one byte per page (npages bytes)
  * describing how the CPU maps it, without faulting anything in; see
  * HMM_DMIRROR_PROT_* below. cpages = npages. Holes and pages the device
- * may not access are reported, not failed.
+ * may not access are reported, not failed. EBUSY: the range kept changing
+ * under the device for longer than a second.
  */
 #define HMM_DMIRROR_SNAPSHOT		HMM_DMIRROR_IOC(0x04)
 
