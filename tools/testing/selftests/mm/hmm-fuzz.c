@@ -239,11 +239,12 @@ static bool errno_documented(unsigned long cmd, int err)
 	case HMM_DMIRROR_WRITE:
 		return err == EPERM || err == EFAULT || err == EBUSY;
 	case HMM_DMIRROR_MIGRATE_TO_DEV:
-		return err == EINVAL || err == ENOMEM || err == ENOENT;
+		return err == EINVAL || err == ENOMEM || err == ENOENT ||
+		       err == EBUSY;
 	case HMM_DMIRROR_MIGRATE_TO_SYS:
 		return err == EINVAL || err == ENOMEM || err == EBUSY;
 	case HMM_DMIRROR_SNAPSHOT:
-		return false;
+		return err == EBUSY;
 	case HMM_DMIRROR_EXCLUSIVE:
 		return err == EFAULT || err == EPERM || err == EINVAL ||
 		       err == EBUSY;
