@@ -8,7 +8,9 @@
 #   checkpatch  scripts/checkpatch.pl --strict on the patch file: errors,
 #               warnings and checks are counted; an error or a warning fails;
 #   kernel-doc  scripts/kernel-doc -none -Wall on every C file and header the
-#               patch adds or changes (as suite docs does); a warning fails;
+#               patch adds or changes (as suite docs does); a warning the
+#               file did not have before the patch fails (a base file keeps
+#               its own old ones);
 #   build       bzImage and modules with the harness's configuration of
 #               flavour ours (configs/*.config merged on the final tree),
 #               through olddefconfig on the tree as it stands, so a symbol a
@@ -77,6 +79,30 @@ checkpatch_counts() {
 failed=0
 napplied=0
 nbuilt=0
+# kdoc_new FILE: the kernel-doc warnings of FILE (relative to the tree)
+# that its version before the patch did not have; a base file a patch
+# changes keeps its own old warnings out of the count. Compared by
+# message, without the line numbers the patch moves.
+kdoc_new() {
+	local f=$1 before=$out/kdoc-before
+	rm -rf "$before"
+	mkdir -p "$before/$(dirname "$f")"
+	if git -C "$tree" cat-file -e "HEAD~1:$f" 2>/dev/null; then
+		git -C "$tree" show "HEAD~1:$f" >"$before/$f"
+	else
+		: >"$before/$f"
+	fi
+	(cd "$tree" && scripts/kernel-doc -none -Wall "$f") 2>&1 | sort >"$out/kdoc-after.txt" || true
+	(cd "$tree" && scripts/kernel-doc -none -Wall "$before/$f") 2>&1 |
+		sed "s|^$before/||" | sort >"$out/kdoc-old.txt" || true
+	# Each old message excuses one new line with the same message.
+	awk -F': ' '
+		NR == FNR { sub(/^[^:]*:[0-9]*: /, ""); old[$0]++; next }
+		{ msg = $0; sub(/^[^:]*:[0-9]*: /, "", msg)
+		  if (old[msg] > 0) old[msg]--; else print }
+	' "$out/kdoc-old.txt" "$out/kdoc-after.txt"
+}
+
 tot_e=0 tot_w=0 tot_c=0 tot_kdoc=0
 printf '%-3s %-64s %-7s %-6s %-8s %-4s %s\n' '#' subject applies builds 'cp E/W/C' kdoc time
 for p in "${patches[@]}"; do
@@ -104,7 +130,7 @@ for p in "${patches[@]}"; do
 	kdoc=0
 	: >"$logs/$n-kernel-doc.log"
 	while read -r f; do
-		(cd "$tree" && scripts/kernel-doc -none -Wall "$f") >>"$logs/$n-kernel-doc.log" 2>&1 || true
+		kdoc_new "$f" >>"$logs/$n-kernel-doc.log"
 	done < <(git -C "$tree" diff --name-only --diff-filter=AM HEAD~1 HEAD -- '*.c' '*.h')
 	kdoc=$(grep -c . "$logs/$n-kernel-doc.log" || true)
 	tot_kdoc=$((tot_kdoc + kdoc))

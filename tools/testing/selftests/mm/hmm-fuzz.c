@@ -894,7 +894,7 @@ static bool fuzz_run(struct world *w, unsigned long calls, int sane,
 
 static void report(struct __test_metadata *_metadata, struct world *w)
 {
-	TH_LOG("%lu steps in %lu s, %lu commands (%lu refused), %lu pages migrated, %lu pages verified",
+	TH_LOG("%lu steps in %lu s, %lu commands (%lu refused), %lu pages moved, %lu verified",
 	       w->steps, w->seconds, w->commands, w->refused, w->moved_pages,
 	       w->checked_pages);
 }
