@@ -176,8 +176,95 @@ def plot(rows, out):
               file=sys.stderr)
 
 
+def stability(out, results):
+    """The min and max of each speed-up over several runs' results.tsv."""
+    ratios = collections.defaultdict(lambda: collections.defaultdict(list))
+    order = []
+    for path in results:
+        with open(path) as f:
+            for row in csv.DictReader(f, delimiter='\t'):
+                key = (row['figure'], row['backing'], int(row['bytes']))
+                if key not in ratios:
+                    order.append(key)
+                for setup in ('ours', 'ours+drv'):
+                    if row[setup + '_speedup']:
+                        ratios[key][setup].append(
+                            float(row[setup + '_speedup']))
+    head = ('%-13s %-4s %8s | %-21s | %-21s'
+            % ('figure', 'page', 'size', 'ours speedup min-max',
+               'ours+drv min-max'))
+    lines = [head, '-' * len(head)]
+    with open(out, 'w') as f:
+        f.write('figure\tbacking\tbytes\truns\tours_min\tours_max\t'
+                'ours+drv_min\tours+drv_max\n')
+        for key in order:
+            cells, spans = [], []
+            for setup in ('ours', 'ours+drv'):
+                v = ratios[key][setup]
+                cells += ['%.4f' % min(v), '%.4f' % max(v)] if v else ['', '']
+                spans.append('%.3fx - %.3fx' % (min(v), max(v)) if v else '-')
+            f.write('\t'.join([key[0], key[1], str(key[2]),
+                               str(len(ratios[key]['ours']))] + cells) + '\n')
+            lines.append('%-13s %-4s %8s | %-21s | %-21s'
+                         % (key[0], key[1], size_label(key[2]), spans[0],
+                            spans[1]))
+    print('\n'.join(lines))
+    print('speed-ups over %d runs; %s' % (len(results), out))
+    return 0
+
+
+def profile(console, out):
+    """profile.txt: the HMM-PROFILE lines of a boot, a table per figure."""
+    timed, funcs = {}, collections.defaultdict(list)
+    order = []
+    with open(console) as f:
+        for line in f:
+            w = line.split()
+            if len(w) == 9 and w[0] == 'HMM-BENCH':
+                timed[tuple(w[1:5])] = int(w[6])
+            elif len(w) == 8 and w[0] == 'HMM-PROFILE':
+                key = tuple(w[1:5])
+                if key not in funcs:
+                    order.append(key)
+                funcs[key].append((w[5], int(w[6]), float(w[7])))
+    if not order:
+        print('bench-report: no profile lines in %s' % console,
+              file=sys.stderr)
+        return 1
+    text = ['Function profile of one repetition per figure (ftrace function '
+            'profiler,', 'function_graph hooks: a function\'s time includes '
+            'its callees and sleeps;', 'summed over CPUs; the hooks slow '
+            'the traced functions down).', '']
+    for key in order:
+        label, fig, back, nbytes = key
+        total = timed.get(key)
+        text.append('%s, %s, %s %s: %s timed with the profiler on'
+                    % (label, fig, back, size_label(int(nbytes)),
+                       fmt_time(total)))
+        text.append('  %-32s %8s %10s %8s %6s'
+                    % ('function', 'hits', 'total', 'per hit', 'share'))
+        for name, hits, us in funcs[key]:
+            share = ('%5.1f%%' % (100 * us * 1e3 / total)) if total else '-'
+            text.append('  %-32s %8d %10s %8s %6s'
+                        % (name, hits, fmt_time(us * 1e3),
+                           fmt_time(us * 1e3 / hits) if hits else '-',
+                           share))
+        text.append('')
+    with open(out, 'w') as f:
+        f.write('\n'.join(text))
+    print('\n'.join(text))
+    return 0
+
+
 if __name__ == '__main__':
+    if len(sys.argv) >= 4 and sys.argv[1] == '--stability':
+        sys.exit(stability(sys.argv[2], sys.argv[3:]))
+    if len(sys.argv) == 4 and sys.argv[1] == '--profile':
+        sys.exit(profile(sys.argv[2], sys.argv[3]))
     if len(sys.argv) != 3:
-        print('usage: bench-report.py RAW.tsv OUTDIR', file=sys.stderr)
+        print('usage: bench-report.py RAW.tsv OUTDIR\n'
+              '       bench-report.py --stability OUT.tsv RESULTS.tsv...\n'
+              '       bench-report.py --profile CONSOLE.log OUT.txt',
+              file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -13,33 +13,84 @@
 #   ICOUNT=1          guest clock follows instructions (reproducible; the
 #                     default); ICOUNT=0 measures TCG wall-clock time
 #   BENCH_SIZES="2 256"      buffer sizes in MiB
+#   BENCH_FIGURES="to_dev evict"  only these figures (default: all)
+#   BENCH_REPS=N      repetitions per figure and boot (default 9, 5 or 3 by
+#                     size)
+#   RUNS=3            the whole measurement RUNS times; then
+#                     build/bench/stability-{icount,tcg}.tsv holds the min
+#                     and max of each speed-up over the runs
+#   PROFILE=1         instead of the comparison: flavour ours built with the
+#                     function profiler (configs/profile.config, in
+#                     build/profile/), one boot, each figure once with the
+#                     profiler on; the summary in build/bench/profile.txt
 source "$(dirname "$0")/common.sh"
 stage_start bench
 
 rounds=${ROUNDS:-2}
+runs=${RUNS:-1}
 export ICOUNT=${ICOUNT:-1}
+mode=tcg
+[ "$ICOUNT" = 1 ] && mode=icount
 out=$BUILD/bench
 mkdir -p "$out"
-raw=$out/raw.tsv
+
+# PROFILE=1: a kernel of its own (the profiler's hooks must not slow down
+# the compared kernels), built under build/profile with the same base.
+bench_profile() {
+	local pb=$BUILD/profile log
+	mkdir -p "$pb"
+	[ -e "$pb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$pb/base"
+	export BUILD=$pb CONFIGS="guest hmm pagemaps kunit profile" BENCH_PROFILE=1
+	export BENCH_SIZES=${BENCH_SIZES:-2}
+	export BENCH_FIGURES=${BENCH_FIGURES:-to_dev to_sys cpu_fault dev_read_cold evict}
+	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+	echo "bench       [ours]     profile of $BENCH_FIGURES at $BENCH_SIZES MiB$([ "$ICOUNT" = 1 ] && echo ', icount')"
+	FLAVOUR=ours TIMEOUT=${TIMEOUT:-3600} "$HARNESS/boot.sh" bench
+	log=$pb/ours/bench/console.log
+	cp "$log" "$out/console-profile.log"
+	python3 "$HARNESS/bench-report.py" --profile "$log" "$out/profile.txt" ||
+		stage_fail "bench-report.py could not summarise the profile in $log"
+	stage_done "profile in $out/profile.txt"
+}
+if [ "${PROFILE:-0}" = 1 ]; then
+	bench_profile
+	exit 0
+fi
 
 for fl in upstream ours; do
-	make -s --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
+	make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
 done
 
-printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\treps\tmedian_ns\tmin_ns\tmax_ns\n' >"$raw"
-for ((r = 1; r <= rounds; r++)); do
-	for fl in upstream ours; do
-		echo "bench       [$fl]     round $r of $rounds$([ "$ICOUNT" = 1 ] && echo ', icount')"
-		FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} "$HARNESS/boot.sh" bench
-		log=$BUILD/$fl/bench/console.log
-		cp "$log" "$out/console-$fl-$r.log"
-		awk -v fl="$fl" -v r="$r" '$1 == "HMM-BENCH" {
-			printf "%s\t%s", fl, r
-			for (i = 2; i <= NF; i++) printf "\t%s", $i
-			printf "\n" }' "$log" >>"$raw"
+for ((run = 1; run <= runs; run++)); do
+	raw=$out/raw.tsv
+	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\treps\tmedian_ns\tmin_ns\tmax_ns\n' >"$raw"
+	for ((r = 1; r <= rounds; r++)); do
+		for fl in upstream ours; do
+			t0=$(date +%s)
+			echo "bench       [$fl]     run $run of $runs, round $r of $rounds ($mode)"
+			FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} "$HARNESS/boot.sh" bench
+			log=$BUILD/$fl/bench/console.log
+			cp "$log" "$out/console-$fl-$r.log"
+			awk -v fl="$fl" -v r="$r" '$1 == "HMM-BENCH" {
+				printf "%s\t%s", fl, r
+				for (i = 2; i <= NF; i++) printf "\t%s", $i
+				printf "\n" }' "$log" >>"$raw"
+			echo "bench       [$fl]     run $run of $runs, round $r of $rounds done ($(($(date +%s) - t0))s)"
+		done
 	done
+	python3 "$HARNESS/bench-report.py" "$raw" "$out" ||
+		stage_fail "bench-report.py could not summarise $raw"
+	if ((runs > 1)); then
+		cp "$raw" "$out/raw-$mode-$run.tsv"
+		cp "$out/results.tsv" "$out/results-$mode-$run.tsv"
+	fi
 done
-
-python3 "$HARNESS/bench-report.py" "$raw" "$out" ||
-	stage_fail "bench-report.py could not summarise $raw"
-stage_done "$rounds rounds per flavour; $out/results.tsv, $out/bench.png"
+if ((runs > 1)); then
+	results=()
+	for ((run = 1; run <= runs; run++)); do
+		results+=("$out/results-$mode-$run.tsv")
+	done
+	python3 "$HARNESS/bench-report.py" --stability "$out/stability-$mode.tsv" "${results[@]}" ||
+		stage_fail "bench-report.py could not compare the runs"
+fi
+stage_done "$runs run(s) of $rounds rounds per flavour ($mode); $out/results.tsv, $out/bench.png"

@@ -61,6 +61,14 @@ show() {
 		"HMM-HARNESS: begin "*)
 			name=${line#HMM-HARNESS: begin }
 			t0=$(date +%s) ;;
+		"HMM-BENCH "*)
+			# A figure done: its median, and the time since the
+			# driver's run began, as progress.
+			local _l label fig back bytes reps med
+			read -r _l label fig back bytes reps med _ <<<"$line"
+			printf '%-11s %-10s %s %s %s %s KiB: %s ns median of %s (%ss)\n' \
+				bench "[$FLAVOUR]" "$label" "$fig" "$back" "$((bytes >> 10))" \
+				"$med" "$reps" "$(($(date +%s) - t0))" ;;
 		"HMM-HARNESS: end "*)
 			printf '%-11s %-10s suite %s: %s (%ss)\n' boot "[$FLAVOUR]" "$name" \
 				"${line##* }" "$(($(date +%s) - t0))" ;;

@@ -151,15 +151,21 @@ cp "$FDIR/guest/hmm-demo" "$root/bin/"
 # The benchmark (make bench, boot mode "bench"): the same binary for both
 # flavours, built against the base's uapi, run once with upstream's driver
 # (so that only the core differs between flavours) and, on flavour ours,
-# once with ours. BENCH_SIZES: buffer sizes in MiB.
+# once with ours. BENCH_SIZES: buffer sizes in MiB; BENCH_FIGURES (words),
+# BENCH_REPS and BENCH_PROFILE=1 become hmm-bench's environment.
 build_prog "$COMMON/hmm-bench" "$HARNESS/guest/hmm-bench.c" "$BASE"
 cp "$COMMON/hmm-bench" "$root/bin/"
 sizes=${BENCH_SIZES:-2 256}
-printf 'upstream-driver\tupstream_test_hmm.ko\t/bin/hmm-bench upstream-driver %s\n' \
-	"$sizes" >"$root/etc/hmm-bench"
+bench_env=""
+[ -n "${BENCH_FIGURES:-}" ] && bench_env+="HMM_BENCH_FIGURES=$(printf %s "$BENCH_FIGURES" | tr -s ' ,' ,) "
+[ -n "${BENCH_REPS:-}" ] && bench_env+="HMM_BENCH_REPS=$BENCH_REPS "
+[ "${BENCH_PROFILE:-0}" = 1 ] && bench_env+="HMM_BENCH_PROFILE=1 "
+[ -n "$bench_env" ] && bench_env="env $bench_env"
+printf 'upstream-driver\tupstream_test_hmm.ko\t%s/bin/hmm-bench upstream-driver %s\n' \
+	"$bench_env" "$sizes" >"$root/etc/hmm-bench"
 if [ "$FLAVOUR" = ours ]; then
-	printf 'our-driver\ttest_hmm.ko\t/bin/hmm-bench our-driver %s\n' \
-		"$sizes" >>"$root/etc/hmm-bench"
+	printf 'our-driver\ttest_hmm.ko\t%s/bin/hmm-bench our-driver %s\n' \
+		"$bench_env" "$sizes" >>"$root/etc/hmm-bench"
 fi
 
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) >"$FDIR/initramfs.cpio"

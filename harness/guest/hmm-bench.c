@@ -28,6 +28,19 @@
  *   HMM-BENCH <label> <figure> <backing> <bytes> <reps> <median ns> <min ns> <max ns>
  *
  * Usage: hmm-bench LABEL [MIB ...]   (default sizes: 2 256)
+ *
+ * The environment narrows or changes a run:
+ *
+ *   HMM_BENCH_FIGURES=a,b  only these figures (default: all)
+ *   HMM_BENCH_REPS=N       N repetitions of each figure instead of 9, 5 or 3
+ *                          by size
+ *   HMM_BENCH_PROFILE=1    one repetition per figure with the kernel's
+ *                          function profiler on around the timed operation
+ *                          (a kernel with CONFIG_FUNCTION_PROFILER), then
+ *                          the functions that took longest, inclusive of
+ *                          their callees, summed over CPUs, one line each:
+ *
+ *   HMM-PROFILE <label> <figure> <backing> <bytes> <function> <hits> <us>
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +51,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +59,9 @@
 
 #define THP_SIZE	(2UL << 20)
 #define MAX_REPS	15
+/* Functions listed per profiled figure. */
+#define PROFILE_TOP	30
+#define TRACEFS		"/sys/kernel/tracing"
 
 static long page_size;
 static const char *label;
@@ -61,6 +78,140 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/*
+ * The profiler, when asked for: only the functions of the paths measured
+ * (the migrate, fault and eviction paths, the drivers' commands, what they
+ * call into), since every traced function slows the guest down.
+ */
+static int profiling;
+static const char *const profile_filter[] = {
+	"mdev_*", "migrate_*", "hmm_*", "dmirror_*", "*migration*",
+	"try_to_migrate*", "rmap_walk*", "folio_*", "__folio_*",
+	"lru_add_drain*", "walk_page_range*", "__walk_page_range",
+	"walk_p?d_range", "mmu_notifier_*", "__mmu_notifier_*",
+	"flush_tlb_*", "handle_mm_fault", "__handle_mm_fault",
+	"do_swap_page", "do_anonymous_page", "do_huge_pmd_anonymous_page",
+	"memunmap_pages", "memremap_pages", "pageunmap_range",
+	"arch_remove_memory", "arch_add_memory", "percpu_ref_*",
+	"vm_normal_page", "alloc_pages*", "__alloc_pages*", "free_*page*",
+	"__free_pages*", "split_huge_pmd*", "__split_huge_pmd*",
+	"split_folio*", "split_huge_page*", "msleep", "schedule",
+	"synchronize_rcu*", "wait_for_completion*", "page_vma_mapped_walk",
+	"copy_mc_*", "kvcalloc*", "kvmalloc*", "__kvmalloc*", "kvfree",
+	"xa_*", "__xa_*", "zap_*", "unmap_*", "lock_page*", "mem_cgroup_*",
+	"__mem_cgroup_*", "__lruvec_stat*", "anon_vma_*", "remove_migration*",
+	"set_pte_*", "ptep_*", "dev_pagemap_*", "get_dev_pagemap",
+	"zone_device_*", "free_zone_device_*", "__put_*", "put_page*",
+	NULL,
+};
+
+static void tracefs_write(const char *file, const char *text, int flags)
+{
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), TRACEFS "/%s", file);
+	fd = open(path, O_WRONLY | flags);
+	if (fd < 0)
+		die(path);
+	/* A pattern that matches nothing is refused: leave it out. */
+	if (write(fd, text, strlen(text)) < 0 && errno != EINVAL)
+		die(path);
+	close(fd);
+}
+
+static void profile_init(void)
+{
+	int i;
+
+	if (mount("tracefs", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY)
+		die("mount tracefs");
+	tracefs_write("set_ftrace_filter", "", O_TRUNC);
+	for (i = 0; profile_filter[i]; i++)
+		tracefs_write("set_ftrace_filter", profile_filter[i], O_APPEND);
+}
+
+/* Enabling the profiler starts it from zero. */
+static void profile_enable(int on)
+{
+	tracefs_write("function_profile_enabled", on ? "1" : "0", 0);
+}
+
+/* One function's totals, summed over the per-CPU profiles. */
+struct prof_fn {
+	char name[64];
+	unsigned long hits;
+	double us;
+};
+
+static int cmp_prof(const void *a, const void *b)
+{
+	const struct prof_fn *x = a, *y = b;
+
+	return x->us < y->us ? 1 : x->us > y->us ? -1 : 0;
+}
+
+/* Read the per-CPU profiles and print the longest functions. */
+static void profile_report(const char *figure, int thp, size_t bytes)
+{
+	static struct prof_fn fn[4096];
+	int nfn = 0, cpu, i;
+
+	for (cpu = 0; ; cpu++) {
+		char path[128], line[256], name[64], unit[8];
+		unsigned long hits;
+		double t;
+		FILE *f;
+
+		snprintf(path, sizeof(path), TRACEFS "/trace_stat/function%d", cpu);
+		f = fopen(path, "r");
+		if (!f)
+			break;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, " %63s %lu %lf %7s", name, &hits, &t,
+				   unit) != 4)
+				continue;
+			if (!strcmp(unit, "ms"))
+				t *= 1000;
+			else if (!strcmp(unit, "ns"))
+				t /= 1000;
+			for (i = 0; i < nfn && strcmp(fn[i].name, name); i++)
+				;
+			if (i == nfn) {
+				if (nfn == (int)(sizeof(fn) / sizeof(fn[0])))
+					continue;
+				snprintf(fn[nfn++].name, sizeof(fn[0].name), "%s", name);
+			}
+			fn[i].hits += hits;
+			fn[i].us += t;
+		}
+		fclose(f);
+	}
+	qsort(fn, nfn, sizeof(fn[0]), cmp_prof);
+	for (i = 0; i < nfn && i < PROFILE_TOP; i++)
+		printf("HMM-PROFILE %s %s %s %zu %s %lu %.1f\n", label, figure,
+		       thp ? "thp" : "4k", bytes, fn[i].name, fn[i].hits,
+		       fn[i].us);
+	memset(fn, 0, sizeof(fn[0]) * nfn);
+}
+
+/* The start and the end of a timed operation. */
+static uint64_t timed_begin(void)
+{
+	if (profiling)
+		profile_enable(1);
+	return now_ns();
+}
+
+static uint64_t timed_end(uint64_t t0)
+{
+	uint64_t t = now_ns() - t0;
+
+	if (profiling)
+		profile_enable(0);
+	return t;
 }
 
 /* A buffer of @bytes, THP-backed if @thp (2 MiB aligned, MADV_HUGEPAGE). */
@@ -179,9 +330,9 @@ static uint64_t fig_memcpy(const struct figure *f, size_t bytes, int thp)
 	struct buf dst = prepare(bytes, thp, WRITTEN);
 	uint64_t t;
 
-	t = now_ns();
+	t = timed_begin();
 	memcpy(dst.p, src.p, bytes);
-	t = now_ns() - t;
+	t = timed_end(t);
 	buf_free(&src);
 	buf_free(&dst);
 	return t;
@@ -194,10 +345,10 @@ static uint64_t fig_cpu_fault(const struct figure *f, size_t bytes, int thp)
 	uint64_t t;
 	size_t i;
 
-	t = now_ns();
+	t = timed_begin();
 	for (i = 0; i < bytes; i += page_size)
 		(void)p[i];
-	t = now_ns() - t;
+	t = timed_end(t);
 	check_filled(&b, f->name);
 	buf_free(&b);
 	return t;
@@ -208,9 +359,9 @@ static uint64_t fig_command(const struct figure *f, size_t bytes, int thp)
 	struct buf b = prepare(bytes, thp, f->start);
 	uint64_t t;
 
-	t = now_ns();
+	t = timed_begin();
 	dev_cmd(f->cmd, &b, bounce, f->name);
-	t = now_ns() - t;
+	t = timed_end(t);
 	/* The commands that bring data back must not lose any. */
 	if (f->cmd == HMM_DMIRROR_MIGRATE_TO_SYS ||
 	    f->cmd == HMM_DMIRROR_RELEASE)
@@ -239,9 +390,29 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Is figure @name one of the comma-separated list @only (NULL: all)? */
+static int wanted(const char *only, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	if (!only || !*only)
+		return 1;
+	for (p = only; (p = strstr(p, name)); p += n)
+		if ((p == only || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return 1;
+	return 0;
+}
+
+static int reps_override;
+
 /* Fewer repetitions of the big sizes: they are long and steady. */
 static int reps_for(size_t bytes)
 {
+	if (profiling)
+		return 1;	/* the profile is of one repetition */
+	if (reps_override)
+		return reps_override;
 	if (bytes >= (128UL << 20))
 		return 3;
 	if (bytes >= (16UL << 20))
@@ -252,6 +423,7 @@ static int reps_for(size_t bytes)
 int main(int argc, char **argv)
 {
 	static const unsigned long default_mib[] = { 2, 256 };
+	const char *only = getenv("HMM_BENCH_FIGURES");
 	unsigned long mib[16];
 	int nsizes = 0, i, f, thp, r;
 
@@ -266,10 +438,22 @@ int main(int argc, char **argv)
 		for (; nsizes < 2; nsizes++)
 			mib[nsizes] = default_mib[nsizes];
 
+	if (getenv("HMM_BENCH_REPS")) {
+		reps_override = atoi(getenv("HMM_BENCH_REPS"));
+		if (reps_override < 1 || reps_override > MAX_REPS) {
+			fprintf(stderr, "hmm-bench: HMM_BENCH_REPS: 1 to %d\n",
+				MAX_REPS);
+			return 2;
+		}
+	}
 	page_size = sysconf(_SC_PAGESIZE);
 	dev_fd = open("/dev/hmm_dmirror0", O_RDWR);
 	if (dev_fd < 0)
 		die("/dev/hmm_dmirror0");
+	if (getenv("HMM_BENCH_PROFILE") && atoi(getenv("HMM_BENCH_PROFILE"))) {
+		profile_init();
+		profiling = 1;
+	}
 
 	for (i = 0; i < nsizes; i++) {
 		size_t bytes = mib[i] << 20;
@@ -284,6 +468,8 @@ int main(int argc, char **argv)
 				uint64_t t[MAX_REPS];
 				int reps = reps_for(bytes);
 
+				if (!wanted(only, figures[f].name))
+					continue;
 				for (r = 0; r < reps; r++)
 					t[r] = figures[f].fn(&figures[f], bytes, thp);
 				qsort(t, reps, sizeof(t[0]), cmp_u64);
@@ -293,6 +479,8 @@ int main(int argc, char **argv)
 				       (unsigned long long)t[reps / 2],
 				       (unsigned long long)t[0],
 				       (unsigned long long)t[reps - 1]);
+				if (profiling)
+					profile_report(figures[f].name, thp, bytes);
 				fflush(stdout);
 			}
 		}
