@@ -73,7 +73,7 @@ users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FL
 	@$(H)/users.sh
 
 fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
-	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz FUZZ=1 \
+	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz \
 		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
 
 series: setup ## the project as a patch series on the pristine base, in build/series/

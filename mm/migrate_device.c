@@ -470,10 +470,81 @@ static void mdev_give_up(unsigned long *src_pfns, unsigned long i,
 }
 
 /*
+ * rmap_one of mdev_take_exclusive(): turn each device-exclusive entry of
+ * @folio in @vma into a migration entry. A device-exclusive entry (see
+ * make_device_exclusive_range()) holds a reference on the folio but no
+ * mapcount, so neither folio_mapped() nor try_to_migrate() know of it; it
+ * gives up that reference here, as a mapping does when it is unmapped.
+ * The device that held the page exclusively is told through the MMU
+ * notifier. Returns false (stop the walk) if the folio may be pinned.
+ */
+static bool mdev_take_exclusive_one(struct folio *folio,
+				    struct vm_area_struct *vma,
+				    unsigned long addr, void *arg)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
+	struct mmu_notifier_range range;
+	bool ok = true;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm,
+				addr, addr + folio_size(folio));
+	mmu_notifier_invalidate_range_start(&range);
+	while (page_vma_mapped_walk(&pvmw)) {
+		struct page *page = folio_page(folio, 0);
+		pte_t orig = ptep_get(pvmw.pte);
+		bool writable, exclusive;
+		swp_entry_t entry;
+
+		if (pte_present(orig))
+			continue;
+		entry = pte_to_swp_entry(orig);
+		if (!is_device_exclusive_entry(entry))
+			continue;
+		writable = is_writable_device_exclusive_entry(entry);
+		exclusive = PageAnonExclusive(page);
+		/* Not present: no TLB holds it, nothing to flush first. */
+		ptep_get_and_clear(vma->vm_mm, pvmw.address, pvmw.pte);
+		if (exclusive && folio_try_share_anon_rmap_pte(folio, page)) {
+			set_pte_at(vma->vm_mm, pvmw.address, pvmw.pte, orig);
+			page_vma_mapped_walk_done(&pvmw);
+			ok = false;
+			break;
+		}
+		/* The device may have written through its exclusive access. */
+		if (writable)
+			folio_mark_dirty(folio);
+		set_pte_at(vma->vm_mm, pvmw.address, pvmw.pte,
+			   mdev_migration_pte(page, orig, writable, exclusive));
+		folio_put(folio);	/* the device-exclusive entry's */
+	}
+	mmu_notifier_invalidate_range_end(&range);
+	return ok;
+}
+
+/*
+ * A device-coherent folio can be held by device-exclusive entries, which
+ * have a reference but no mapcount: references beyond our own and the
+ * mappings' say there may be some. Replace them by migration entries, so
+ * that the folio can move and finalize restores them as plain mappings.
+ */
+static void mdev_take_exclusive(struct folio *folio)
+{
+	struct rmap_walk_control rwc = {
+		.rmap_one = mdev_take_exclusive_one,
+	};
+
+	if (!folio_is_device_coherent(folio) || !folio_test_anon(folio) ||
+	    folio_ref_count(folio) <= 1 + folio_mapcount(folio))
+		return;
+	rmap_walk(folio, &rwc);
+}
+
+/*
  * Finish unmapping the locked, referenced pages of @src_pfns: replace the
- * mappings the walk did not see (other processes, other page tables) by
- * migration entries, take system pages off the LRU, and give up on any page
- * still mapped or with references we cannot explain.
+ * mappings the walk did not see (other processes, other page tables) and
+ * the device-exclusive entries of device-coherent pages by migration
+ * entries, take system pages off the LRU, and give up on any page still
+ * mapped or with references we cannot explain.
  *
  * Every mapping is turned into a migration entry before lru_add_drain_all()
  * may be called: a CPU faulting on one of these pages then sleeps in
@@ -493,7 +564,10 @@ static unsigned long mdev_unmap(unsigned long *src_pfns, unsigned long npages,
 	for (i = 0; use_rmap && i < npages; i++) {
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 
-		if (page && folio_mapped(page_folio(page)))
+		if (!page)
+			continue;
+		mdev_take_exclusive(page_folio(page));
+		if (folio_mapped(page_folio(page)))
 			try_to_migrate(page_folio(page), 0);
 	}
 
