@@ -19,6 +19,9 @@
 #   RUNS=3            the whole measurement RUNS times; then
 #                     build/bench/stability-{icount,tcg}.tsv holds the min
 #                     and max of each speed-up over the runs
+#   BENCH_OUT=DIR     where the results go (default build/bench); runs
+#                     with different BENCH_OUT may overlap: each boots
+#                     its own copies of the kernels and initramfs
 #   PROFILE=1         instead of the comparison: flavour ours built with the
 #                     function profiler (configs/profile.config, in
 #                     build/profile/), one boot, each figure once with the
@@ -31,7 +34,7 @@ runs=${RUNS:-1}
 export ICOUNT=${ICOUNT:-1}
 mode=tcg
 [ "$ICOUNT" = 1 ] && mode=icount
-out=$BUILD/bench
+out=${BENCH_OUT:-$BUILD/bench}
 mkdir -p "$out"
 
 # PROFILE=1: a kernel of its own (the profiler's hooks must not slow down
@@ -59,6 +62,8 @@ fi
 
 for fl in upstream ours; do
 	make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
+	cp "$BUILD/$fl/initramfs.cpio" "$out/initramfs-$fl.cpio"
+	cp "$BUILD/$fl/obj/arch/x86/boot/bzImage" "$out/bzImage-$fl"
 done
 
 for ((run = 1; run <= runs; run++)); do
@@ -68,8 +73,10 @@ for ((run = 1; run <= runs; run++)); do
 		for fl in upstream ours; do
 			t0=$(date +%s)
 			echo "bench       [$fl]     run $run of $runs, round $r of $rounds ($mode)"
-			FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} "$HARNESS/boot.sh" bench
-			log=$BUILD/$fl/bench/console.log
+			FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-$fl" \
+				INITRD="$out/initramfs-$fl.cpio" \
+				BOOT_OUT="$out/boot-$fl" "$HARNESS/boot.sh" bench
+			log=$out/boot-$fl/console.log
 			cp "$log" "$out/console-$fl-$r.log"
 			awk -v fl="$fl" -v r="$r" '$1 == "HMM-BENCH" {
 				printf "%s\t%s", fl, r

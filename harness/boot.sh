@@ -13,6 +13,8 @@
 # they stay two) plus an NVMe controller with a 16 MiB controller memory
 # buffer for suite pagemaps (fsdax, device-dax, p2pdma).
 # ICOUNT=1 makes the guest clock follow instructions executed (benchmarks).
+# KERNEL, INITRD and BOOT_OUT replace the flavour's bzImage, initramfs.cpio
+# and console folder (make bench, so that runs of it can overlap).
 source "$(dirname "$0")/common.sh"
 mode=${1:-check}
 stage_start boot
@@ -24,13 +26,15 @@ cmdline="console=ttyS0 printk.time=1 panic=-1 transparent_hugepage=madvise"
 cmdline+=" memmap=512M\$$spm0 hmm.spm0=$spm0 hmm.spm1=$spm1 hmm.mode=$mode"
 cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000"
 
+kernel=${KERNEL:-$OBJ/arch/x86/boot/bzImage}
+initrd=${INITRD:-$FDIR/initramfs.cpio}
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 4G -no-reboot
-	-kernel "$OBJ/arch/x86/boot/bzImage" -initrd "$FDIR/initramfs.cpio"
+	-kernel "$kernel" -initrd "$initrd"
 	-append "$cmdline"
 	-blockdev "driver=null-co,node-name=nvme0,size=67108864,read-zeroes=on"
 	-device "nvme,serial=hmm-cmb,drive=nvme0,cmb_size_mb=16")
 [ "${ICOUNT:-0}" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
-for f in "$OBJ/arch/x86/boot/bzImage" "$FDIR/initramfs.cpio"; do
+for f in "$kernel" "$initrd"; do
 	[ -f "$f" ] || stage_fail "$f is missing; run 'make initramfs'"
 done
 
@@ -39,7 +43,7 @@ if [ "$mode" = shell ]; then
 	exit 0
 fi
 
-out=$FDIR/$mode
+out=${BOOT_OUT:-$FDIR/$mode}
 mkdir -p "$out"
 log=$out/console.log
 rm -f "$out/boot.status"
