@@ -255,10 +255,9 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 }
 
 /* The decision for one PTE: the single place where a PTE is judged. */
-static enum hmm_verdict hmm_pte_verdict(struct hmm_walk *w,
-					struct vm_area_struct *vma,
-					unsigned long addr, pte_t pte,
-					unsigned long *out)
+static __always_inline enum hmm_verdict
+hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
+		unsigned long addr, pte_t pte, unsigned long *out)
 {
 	unsigned long req = w->may_fault ? hmm_request(w, *out) : 0;
 	unsigned long offer;
