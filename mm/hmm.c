@@ -157,19 +157,23 @@ static int hmm_fault_span(struct hmm_walk *w, struct vm_area_struct *vma,
 			  unsigned long offer)
 {
 	unsigned long *in = hmm_out(w, addr);
-	unsigned int flags;
-	enum hmm_need need;
+	enum hmm_need need = hmm_shortfall(w->common_req, offer);
+	unsigned int flags = 0;
 
 	w->resume = addr;
 	for (; addr < end; addr += PAGE_SIZE, in++) {
-		need = hmm_shortfall(hmm_request(w, *in), offer);
-		if (need == HMM_NEED_NOTHING)
-			continue;
-		flags = FAULT_FLAG_REMOTE;
-		if (need == HMM_NEED_WRITE_FAULT) {
-			if (!(vma->vm_flags & VM_WRITE))
-				return -EPERM;
-			flags |= FAULT_FLAG_WRITE;
+		/* With one request for all pages, need and flags are known. */
+		if (w->per_page_req || !flags) {
+			if (w->per_page_req)
+				need = hmm_shortfall(hmm_request(w, *in), offer);
+			if (need == HMM_NEED_NOTHING)
+				continue;
+			flags = FAULT_FLAG_REMOTE;
+			if (need == HMM_NEED_WRITE_FAULT) {
+				if (!(vma->vm_flags & VM_WRITE))
+					return -EPERM;
+				flags |= FAULT_FLAG_WRITE;
+			}
 		}
 		if (handle_mm_fault(vma, addr, flags, NULL) & VM_FAULT_ERROR)
 			return -EFAULT;
@@ -251,10 +255,9 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 }
 
 /* The decision for one PTE: the single place where a PTE is judged. */
-static enum hmm_verdict hmm_pte_verdict(struct hmm_walk *w,
-					struct vm_area_struct *vma,
-					unsigned long addr, pte_t pte,
-					unsigned long *out)
+static __always_inline enum hmm_verdict
+hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
+		unsigned long addr, pte_t pte, unsigned long *out)
 {
 	unsigned long req = w->may_fault ? hmm_request(w, *out) : 0;
 	unsigned long offer;
@@ -314,10 +317,18 @@ static int hmm_walk_ptes(struct hmm_walk *w, struct mm_walk *walk,
 	run_end = addr + PAGE_SIZE;
 	if (verdict == HMM_FAULT) {
 		for (ptep++, out++; run_end < end; run_end += PAGE_SIZE) {
+			pte_t pte = ptep_get(ptep);
 			unsigned long saved = *out;
 
-			if (hmm_pte_verdict(w, walk->vma, run_end,
-					    ptep_get(ptep), out) != HMM_FAULT) {
+			/*
+			 * An empty entry needs the fault the first one did
+			 * when all pages make the same request: the common
+			 * case of a range never touched, judged without a
+			 * call.
+			 */
+			if (!(pte_none(pte) && !w->per_page_req) &&
+			    hmm_pte_verdict(w, walk->vma, run_end, pte,
+					    out) != HMM_FAULT) {
 				*out = saved;	/* judged again next pass */
 				break;
 			}

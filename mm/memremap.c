@@ -25,7 +25,11 @@
  * the pagemap holds a reference for each of them for its whole life.
  * memunmap_pages() kills the count (no new lookups succeed), drops what it
  * holds, and sleeps until the count drains: every page has come back and
- * every lookup has been put. Only then are the ranges taken down.
+ * every lookup has been put. Only then are the ranges taken down. Before
+ * the kill, the registry's entries become "retiring" markers: lookups no
+ * longer find the pagemap but the range stays claimed, and the grace
+ * period the kill waits for anyway also covers the lookups that found it,
+ * so taking the ranges down needs no grace period of its own.
  *
  * The rules of each type (which callbacks it needs, whether the CPU maps
  * it, its page protection, how its pages are counted) are one row of
@@ -125,6 +129,12 @@ static const struct memremap_kind *memremap_kind_of(struct dev_pagemap *pgmap)
 static DEFINE_XARRAY(memremap_registry);
 /* Serialises claims so that two pagemaps never claim the same frame. */
 static DEFINE_MUTEX(memremap_claim_lock);
+/*
+ * The registry's entry for the frames of a pagemap being taken down: a
+ * claim (memremap_claim() refuses an overlapping range) without a pagemap
+ * (get_dev_pagemap() finds nothing).
+ */
+#define MEMREMAP_RETIRING	xa_mk_value(0)
 
 #ifdef CONFIG_FS_DAX
 /* On while an fsdax pagemap exists: put_page() asks us about device folios. */
@@ -258,7 +268,8 @@ struct dev_pagemap *get_dev_pagemap(unsigned long pfn,
 
 	rcu_read_lock();
 	found = xa_load(&memremap_registry, pfn);
-	if (found && !percpu_ref_tryget_live_rcu(&found->ref))
+	if (xa_is_value(found) ||
+	    (found && !percpu_ref_tryget_live_rcu(&found->ref)))
 		found = NULL;
 	rcu_read_unlock();
 	return found;
@@ -334,6 +345,18 @@ static void memremap_unclaim(struct range *range)
 		       PHYS_PFN(range->end), NULL, GFP_KERNEL);
 	/* get_dev_pagemap() looks up under RCU: let those lookups finish. */
 	synchronize_rcu();
+}
+
+/*
+ * Keep @range claimed but hide its pagemap from lookups. Return: false if
+ * the registry could not be changed (the pagemap is still found then).
+ */
+static bool memremap_retire(struct range *range)
+{
+	return !xa_is_err(xa_store_range(&memremap_registry,
+					 PHYS_PFN(range->start),
+					 PHYS_PFN(range->end),
+					 MEMREMAP_RETIRING, GFP_KERNEL));
 }
 
 /* Record @pgmap as the owner of @range, unless something else is there. */
@@ -460,14 +483,22 @@ err_unclaim:
 	return ret;
 }
 
-/* Undo memremap_range() for range @i. */
-static void memunmap_range(struct dev_pagemap *pgmap, int i)
+/*
+ * Undo memremap_range() for range @i. If @retired, no lookup can find the
+ * pagemap any more and none that did is still running: drop the claim
+ * without waiting.
+ */
+static void memunmap_range(struct dev_pagemap *pgmap, int i, bool retired)
 {
 	struct range *range = &pgmap->ranges[i];
 
 	memremap_remove_range(pgmap, i);
 	untrack_pfn(NULL, PHYS_PFN(range->start), range_len(range), true);
-	memremap_unclaim(range);
+	if (retired)
+		xa_store_range(&memremap_registry, PHYS_PFN(range->start),
+			       PHYS_PFN(range->end), NULL, GFP_KERNEL);
+	else
+		memremap_unclaim(range);
 }
 
 static void memremap_ref_drained(struct percpu_ref *ref)
@@ -483,8 +514,17 @@ static void memremap_ref_drained(struct percpu_ref *ref)
  */
 static void memremap_teardown(struct dev_pagemap *pgmap, int nr_mapped)
 {
+	bool retired = true;
 	int i;
 
+	/*
+	 * Retire the ranges before the kill: the kill's switch to atomic
+	 * mode (memremap_pages() starts the count in percpu mode) waits for
+	 * a grace period that starts after this, so that when the count has
+	 * drained no lookup still holds the pointer.
+	 */
+	for (i = 0; i < nr_mapped; i++)
+		retired &= memremap_retire(&pgmap->ranges[i]);
 	percpu_ref_kill(&pgmap->ref);
 	if (!memremap_kind_of(pgmap)->free_at_zero)
 		for (i = 0; i < nr_mapped; i++)
@@ -493,7 +533,7 @@ static void memremap_teardown(struct dev_pagemap *pgmap, int nr_mapped)
 	wait_for_completion(&pgmap->done);
 
 	for (i = nr_mapped - 1; i >= 0; i--)
-		memunmap_range(pgmap, i);
+		memunmap_range(pgmap, i, retired);
 	percpu_ref_exit(&pgmap->ref);
 
 	WARN_ONCE(pgmap->altmap.alloc, "memremap: %lu memmap pages not freed\n",

@@ -39,7 +39,10 @@
  * flush) and the MMU notifier is called once per range and step, with the
  * event MMU_NOTIFY_MIGRATE and the migration's owner so that the driver
  * that started it can ignore its own invalidation. Pages mapped only in the
- * walked page table (the common case) need no rmap walk to unmap.
+ * walked page table (the common case) need no rmap walk to unmap, and none
+ * to map again: migrate_vma_finalize() then puts the winners back with one
+ * walk of the range's PTE tables, a lock per table, where an rmap walk per
+ * page would take the anon_vma lock and walk down from the PGD each time.
  */
 #include <linux/export.h>
 #include <linux/memremap.h>
@@ -58,6 +61,14 @@
 
 /* Present PTEs cleared per TLB flush while collecting. */
 #define MDEV_BATCH	16
+
+/*
+ * Set in migrate_vma.flags by migrate_vma_setup() when some collected page
+ * was mapped outside the walked page table as well, so that finalize must
+ * find its migration entries through the rmap. Far above the
+ * MIGRATE_VMA_SELECT_* bits; setup clears it on entry.
+ */
+#define MDEV_SEEN_ELSEWHERE	BIT(BITS_PER_LONG - 1)
 
 /* State of one collecting walk (walk->private). */
 struct mdev_collect {
@@ -651,6 +662,7 @@ int migrate_vma_setup(struct migrate_vma *args)
 		return -EINVAL;
 	mmap_assert_locked(args->vma->vm_mm);
 
+	args->flags &= ~MDEV_SEEN_ELSEWHERE;
 	npages = (args->end - args->start) >> PAGE_SHIFT;
 	memset(args->src, 0, npages * sizeof(*args->src));
 	memset(args->dst, 0, npages * sizeof(*args->dst));
@@ -668,6 +680,8 @@ int migrate_vma_setup(struct migrate_vma *args)
 	if (mc.fault_folio)
 		folio_unlock(mc.fault_folio);
 
+	if (mc.mapped_elsewhere)
+		args->flags |= MDEV_SEEN_ELSEWHERE;
 	if (args->cpages)
 		args->cpages = mdev_unmap(args->src, npages, args->fault_page,
 					  mc.mapped_elsewhere);
@@ -936,12 +950,126 @@ static void mdev_release(struct folio *folio, bool in_use)
 		folio_put(folio);
 }
 
+/* The page that stays mapped at entry @i: the destination if it moved. */
+static struct page *mdev_winner(unsigned long src, unsigned long dst)
+{
+	if ((src & MIGRATE_PFN_MIGRATE) && (dst & MIGRATE_PFN_VALID))
+		return migrate_pfn_to_page(dst);
+	return migrate_pfn_to_page(src);
+}
+
 /*
- * The finalize step of both interfaces: map the winner of each entry,
- * unlock and release both pages.
+ * The mapping of @page that replaces the migration entry @old: a
+ * device-private entry or a present PTE, with the write permission, the
+ * accessed and dirty state and the soft-dirty and uffd-wp bits that the
+ * migration entry kept.
+ */
+static pte_t mdev_winner_pte(struct vm_area_struct *vma, struct page *page,
+			     pte_t old)
+{
+	swp_entry_t entry = pte_to_swp_entry(old);
+	bool writable = is_writable_migration_entry(entry);
+	unsigned long pfn = page_to_pfn(page);
+	pte_t pte;
+
+	if (is_device_private_page(page)) {
+		pte = swp_entry_to_pte(writable ?
+				       make_writable_device_private_entry(pfn) :
+				       make_readable_device_private_entry(pfn));
+		if (pte_swp_soft_dirty(old))
+			pte = pte_swp_mksoft_dirty(pte);
+		return pte_swp_uffd_wp(old) ? pte_swp_mkuffd_wp(pte) : pte;
+	}
+
+	pte = mk_pte(page, READ_ONCE(vma->vm_page_prot));
+	if (!is_migration_entry_young(entry))
+		pte = pte_mkold(pte);
+	if (is_migration_entry_dirty(entry) && folio_test_dirty(page_folio(page)))
+		pte = pte_mkdirty(pte);
+	pte = pte_swp_soft_dirty(old) ? pte_mksoft_dirty(pte) :
+					pte_clear_soft_dirty(pte);
+	if (writable)
+		return pte_mkwrite(pte, vma);
+	return pte_swp_uffd_wp(old) ? pte_mkuffd_wp(pte) : pte;
+}
+
+/*
+ * Map the winners of the entries [first, last] of @args again, all in the
+ * PTE table under @pmdp: each slot that still holds the migration entry of
+ * its source (an madvise() may have zapped it meanwhile) gets a mapping of
+ * the winner, which takes a reference and an rmap of its own.
+ */
+static void mdev_remap_table(struct migrate_vma *args, pmd_t *pmdp,
+			     unsigned long first, unsigned long last)
+{
+	struct vm_area_struct *vma = args->vma;
+	unsigned long addr = args->start + (first << PAGE_SHIFT);
+	spinlock_t *ptl;	/* the page-table lock */
+	pte_t *table, *ptep;
+	unsigned long i;
+
+	table = pte_offset_map_lock(vma->vm_mm, pmdp, addr, &ptl);
+	if (!table)
+		return;		/* no PTE table: nothing left to map again */
+	for (i = first, ptep = table; i <= last;
+	     i++, ptep++, addr += PAGE_SIZE) {
+		struct page *page = migrate_pfn_to_page(args->src[i]);
+		pte_t old = ptep_get(ptep);
+		struct folio *folio;
+		swp_entry_t entry;
+
+		if (!page || !is_swap_pte(old))
+			continue;
+		entry = pte_to_swp_entry(old);
+		if (!is_migration_entry(entry) ||
+		    swp_offset_pfn(entry) != page_to_pfn(page))
+			continue;
+		page = mdev_winner(args->src[i], args->dst[i]);
+		folio = page_folio(page);
+		folio_get(folio);
+		folio_add_anon_rmap_pte(folio, page, vma, addr,
+					is_readable_migration_entry(entry) ?
+					RMAP_NONE : RMAP_EXCLUSIVE);
+		set_pte_at(vma->vm_mm, addr, ptep,
+			   mdev_winner_pte(vma, page, old));
+		update_mmu_cache(vma, addr, ptep);
+	}
+	pte_unmap_unlock(table, ptl);
+}
+
+/*
+ * Finalize's fast path, when every migration entry of the collected pages
+ * is in the walked range (no MDEV_SEEN_ELSEWHERE): one pass over the
+ * range's PTE tables maps all winners again. Only anonymous pages are
+ * collected, so every winner is an anonymous folio.
+ */
+static void mdev_remap_range(struct migrate_vma *args)
+{
+	unsigned long i = 0, last;
+
+	mmap_assert_locked(args->vma->vm_mm);
+	while (i < args->npages) {
+		unsigned long addr = args->start + (i << PAGE_SHIFT);
+		unsigned long table_end = pmd_addr_end(addr, args->end);
+		pmd_t *pmdp;
+
+		last = i + ((table_end - addr) >> PAGE_SHIFT) - 1;
+		pmdp = mm_find_pmd(args->vma->vm_mm, addr);
+		if (pmdp)
+			mdev_remap_table(args, pmdp, i, last);
+		i = last + 1;
+	}
+	if (READ_ONCE(args->vma->vm_flags) & VM_LOCKED)
+		mlock_drain_local();
+}
+
+/*
+ * The finalize step of both interfaces: map the winner of each entry
+ * (unless @remapped: mdev_remap_range() did it), unlock and release both
+ * pages.
  */
 static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
-			  unsigned long npages)
+			  unsigned long npages, bool remapped)
 {
 	unsigned long i;
 
@@ -958,7 +1086,8 @@ static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
 				mdev_release(dst, false);
 			continue;
 		}
-		remove_migration_ptes(src, moved ? dst : src, 0);
+		if (!remapped)
+			remove_migration_ptes(src, moved ? dst : src, 0);
 		mdev_release(src, !moved);
 		if (dst)
 			mdev_release(dst, moved);
@@ -1001,7 +1130,11 @@ EXPORT_SYMBOL(migrate_vma_pages);
  */
 void migrate_vma_finalize(struct migrate_vma *migrate)
 {
-	mdev_finalize(migrate->src, migrate->dst, migrate->npages);
+	bool remapped = !(migrate->flags & MDEV_SEEN_ELSEWHERE);
+
+	if (remapped)
+		mdev_remap_range(migrate);
+	mdev_finalize(migrate->src, migrate->dst, migrate->npages, remapped);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -1082,7 +1215,7 @@ EXPORT_SYMBOL(migrate_device_pages);
 void migrate_device_finalize(unsigned long *src_pfns,
 			     unsigned long *dst_pfns, unsigned long npages)
 {
-	mdev_finalize(src_pfns, dst_pfns, npages);
+	mdev_finalize(src_pfns, dst_pfns, npages, false);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
 
@@ -1115,6 +1248,6 @@ int migrate_device_coherent_folio(struct folio *folio)
 		folio_copy(copy, folio);
 		ret = 0;
 	}
-	mdev_finalize(&src, &dst, 1);
+	mdev_finalize(&src, &dst, 1, false);
 	return ret;
 }
