@@ -522,21 +522,55 @@ static bool mdev_take_exclusive_one(struct folio *folio,
 }
 
 /*
+ * Pin the anon_vma of a locked anonymous folio for an rmap walk.
+ * folio_get_anon_vma() will not do: it gives up on a folio with no
+ * mapcount, and a folio held only by device-exclusive entries has none.
+ * Without a mapcount or an mmap lock nothing keeps the anon_vma alive: the
+ * process owning the entries may be exiting, zapping them and then freeing
+ * its anon_vmas while we walk. anon_vma is SLAB_TYPESAFE_BY_RCU, so under
+ * rcu_read_lock() the object stays an anon_vma and a non-zero refcount
+ * means it is live; if it was freed and reused since the folio pointed to
+ * it, the walk finds none of the folio's entries, which is the truth.
+ */
+static struct anon_vma *mdev_get_anon_vma(struct folio *folio)
+{
+	unsigned long mapping = (unsigned long)READ_ONCE(folio->mapping);
+	struct anon_vma *anon_vma;
+
+	if ((mapping & PAGE_MAPPING_FLAGS) != PAGE_MAPPING_ANON)
+		return NULL;
+	anon_vma = (struct anon_vma *)(mapping - PAGE_MAPPING_ANON);
+	rcu_read_lock();
+	if (!atomic_inc_not_zero(&anon_vma->refcount))
+		anon_vma = NULL;
+	rcu_read_unlock();
+	return anon_vma;
+}
+
+/*
  * A device-coherent folio can be held by device-exclusive entries, which
  * have a reference but no mapcount: references beyond our own and the
  * mappings' say there may be some. Replace them by migration entries, so
  * that the folio can move and finalize restores them as plain mappings.
+ * The folio is locked, which keeps folio->mapping, and so the anon_vma
+ * rmap_walk() locks, the one we pinned.
  */
 static void mdev_take_exclusive(struct folio *folio)
 {
 	struct rmap_walk_control rwc = {
 		.rmap_one = mdev_take_exclusive_one,
 	};
+	struct anon_vma *anon_vma;
 
+	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
 	if (!folio_is_device_coherent(folio) || !folio_test_anon(folio) ||
 	    folio_ref_count(folio) <= 1 + folio_mapcount(folio))
 		return;
+	anon_vma = mdev_get_anon_vma(folio);
+	if (!anon_vma)
+		return;
 	rmap_walk(folio, &rwc);
+	put_anon_vma(anon_vma);
 }
 
 /*
