@@ -654,6 +654,63 @@ TEST_F_TIMEOUT(driver, release_races_migration, 180)
 }
 
 /*
+ * A child migrates a buffer to the device, has a second device take it
+ * exclusive and exits, while RELEASE evicts the device's memory. On a
+ * device-coherent device the eviction walks the rmap of pages whose only
+ * users are device-exclusive entries of the exiting process; the process
+ * zaps those entries and frees its anon_vmas as the walk goes. Each child
+ * reports by its exit status; a kernel splat fails the run on its own.
+ */
+static int exclusive_holder(int device)
+{
+	int fd = device_open(device), other = device_open(device);
+	int ret = 0;
+	char *buf, *mirror;
+
+	if (fd < 0 || other < 0 || !buffers(NPAGES, 13, &buf, &mirror))
+		return 2;
+	ret = device_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror, NPAGES,
+			 NULL);
+	if (ret == -ENOMEM || ret == -ENOENT)
+		return 0;	/* memory went away under the migration */
+	if (ret)
+		return 3;
+	ret = device_cmd(other, HMM_DMIRROR_EXCLUSIVE, buf, mirror, NPAGES,
+			 NULL);
+	if (ret == -EBUSY)
+		return 0;	/* the eviction held a page; the header allows it */
+	if (ret)
+		return 4;
+	return first_bad(mirror, NPAGES, 13) == -1 ? 0 : 5;
+}
+
+TEST_F_TIMEOUT(driver, release_races_exit_of_exclusive_holder, 180)
+{
+	struct releaser r = { .fd = device_open(variant->device) };
+	pthread_t thread;
+	int round, status;
+	pid_t child;
+
+	ASSERT_GE(r.fd, 0);
+	ASSERT_EQ(pthread_create(&thread, NULL, release_loop, &r), 0);
+	for (round = 0; round < 40; round++) {
+		child = fork();
+		ASSERT_GE(child, 0);
+		if (child == 0)
+			_exit(exclusive_holder(variant->device));
+		ASSERT_EQ(waitpid(child, &status, 0), child);
+		ASSERT_TRUE(WIFEXITED(status));
+		ASSERT_EQ(WEXITSTATUS(status), 0) TH_LOG("round %d", round);
+	}
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	EXPECT_EQ(r.error, 0);
+	EXPECT_LT(0, r.rounds);
+	TH_LOG("%lu releases while 40 holders exited", r.rounds);
+	close(r.fd);
+}
+
+/*
  * A file outlives the process that opened it (a child inherited it): its
  * commands fail with ESRCH, and closing it is fine.
  */
