@@ -75,6 +75,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "test_hmm_uapi.h"
@@ -129,6 +130,7 @@ struct dmirror_chunk {
 	struct dmirror_block	*free;		/* under mdevice->lock ... */
 	unsigned long		nr_used;
 	bool			retiring;	/* ... up to here */
+	struct work_struct	unmap_work;	/* memunmap_pages(), see below */
 	struct dmirror_block	blocks[];
 };
 
@@ -534,12 +536,13 @@ static void dmirror_dump_busy(struct dmirror_chunk *chunk)
 }
 
 /*
- * Unmap a chunk, after every page of it went back to system memory. With
- * @killable, a fatal signal ends the wait for busy pages: the chunk stays
- * retiring (no new data goes there) and a later removal finishes the job.
+ * Empty a chunk: mark it retiring, so that no new data goes there, and
+ * evict until every page of it is back in system memory. With @killable,
+ * a fatal signal ends the wait for busy pages: the chunk stays retiring
+ * and a later removal finishes the job.
  * Return: 0, or -EINTR when it gave up.
  */
-static int dmirror_remove_chunk(struct dmirror_chunk *chunk, bool killable)
+static int dmirror_empty_chunk(struct dmirror_chunk *chunk, bool killable)
 {
 	struct dmirror_device *mdevice = chunk->mdevice;
 	unsigned long left, tries;
@@ -560,31 +563,65 @@ static int dmirror_remove_chunk(struct dmirror_chunk *chunk, bool killable)
 		}
 		msleep(20);
 	}
+	return 0;
+}
+
+/*
+ * memunmap_pages() of an empty chunk waits for RCU grace periods (the kill
+ * of its reference count, the memory hotplug lock). Run from a work item,
+ * the unmaps of all chunks wait for the same grace periods instead of one
+ * after the other: a device of 16 chunks comes down about as fast as one.
+ */
+static void dmirror_unmap_chunk_work(struct work_struct *work)
+{
+	struct dmirror_chunk *chunk = container_of(work, struct dmirror_chunk,
+						   unmap_work);
 
 	memunmap_pages(&chunk->pgmap);
+}
+
+/* Forget a chunk whose memory is unmapped. */
+static void dmirror_free_chunk(struct dmirror_chunk *chunk)
+{
+	struct dmirror_device *mdevice = chunk->mdevice;
+
+	lockdep_assert_held(&mdevice->grow_lock);
 	dmirror_unclaim_range(chunk);
 	spin_lock(&mdevice->lock);
 	list_del(&chunk->link);
 	spin_unlock(&mdevice->lock);
 	mdevice->nr_chunks--;
 	kvfree(chunk);
-	return 0;
 }
 
 /*
  * HMM_DMIRROR_RELEASE (@killable) and module unload: give back all device
- * memory. Return: 0, or -EINTR from a killed RELEASE.
+ * memory. Each chunk is emptied in turn, and its unmap starts as soon as it
+ * is empty, alongside the eviction of the next; all unmaps are waited for
+ * before returning, also when a fatal signal stopped the eviction (the
+ * chunks not yet empty then stay retiring, in the list).
+ * Return: 0, or -EINTR from a killed RELEASE.
  */
 static int dmirror_remove_chunks(struct dmirror_device *mdevice, bool killable)
 {
-	struct dmirror_chunk *chunk, *next;
+	struct dmirror_chunk *chunk, *next, *stop = NULL;
 	int ret = 0;
 
 	mutex_lock(&mdevice->grow_lock);
-	list_for_each_entry_safe(chunk, next, &mdevice->chunks, link) {
-		ret = dmirror_remove_chunk(chunk, killable);
-		if (ret)
+	list_for_each_entry(chunk, &mdevice->chunks, link) {
+		ret = dmirror_empty_chunk(chunk, killable);
+		if (ret) {
+			stop = chunk;
 			break;
+		}
+		INIT_WORK(&chunk->unmap_work, dmirror_unmap_chunk_work);
+		queue_work(system_unbound_wq, &chunk->unmap_work);
+	}
+	list_for_each_entry_safe(chunk, next, &mdevice->chunks, link) {
+		if (chunk == stop)
+			break;
+		flush_work(&chunk->unmap_work);
+		dmirror_free_chunk(chunk);
 	}
 	mutex_unlock(&mdevice->grow_lock);
 	return ret;
