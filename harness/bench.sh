@@ -14,8 +14,8 @@
 #                     default); ICOUNT=0 measures TCG wall-clock time
 #   BENCH_SIZES="2 256"      buffer sizes in MiB
 #   BENCH_FIGURES="to_dev evict"  only these figures (default: all)
-#   BENCH_REPS=N      repetitions per figure and boot (default 9, 5 or 3 by
-#                     size)
+#   BENCH_REPS=N      timed repetitions per figure and boot, after an untimed
+#                     one (default 9, or 5 from 16 MiB)
 #   RUNS=3            the whole measurement RUNS times; then
 #                     build/bench/stability-{icount,tcg}.tsv holds the min
 #                     and max of each speed-up over the runs
