@@ -27,8 +27,11 @@
  * waits for another holder of a page: a page we cannot lock, isolate, or
  * that holds references we cannot explain (a pin, a concurrent GUP) is
  * skipped. The one exception is the faulting page of a migrate_to_ram()
- * call, which we lock with a sleeping lock before anything else, so that a
- * CPU fault on a page another thread is migrating sleeps rather than spins.
+ * call: do_swap_page() locks it before taking its reference, and a fault
+ * that finds it locked waits for the unlock without a reference (a patch
+ * to the base mm/memory.c). So a CPU fault on a page another thread is
+ * migrating sleeps rather than spins, and two threads faulting on one page
+ * never fail each other's reference count check.
  *
  * migrate_device_range() and migrate_device_pages()/_finalize() run the
  * same steps on device page frames rather than on a virtual range, for a
@@ -73,7 +76,7 @@
 /* State of one collecting walk (walk->private). */
 struct mdev_collect {
 	struct migrate_vma	*args;
-	/* The fault page we locked up front, until the walk takes it over. */
+	/* The fault page, locked by do_swap_page(): never ours to unlock. */
 	struct folio		*fault_folio;
 	/* Some collected page is still mapped elsewhere (needs the rmap). */
 	bool			mapped_elsewhere;
@@ -221,7 +224,7 @@ static void mdev_collect_drop(struct mdev_collect *mc, unsigned long addr)
 	struct folio *folio = page_folio(migrate_pfn_to_page(args->src[i]));
 
 	args->src[i] = 0;
-	if (folio != mc->fault_folio)	/* else setup unlocks it */
+	if (folio != mc->fault_folio)	/* the caller's lock: not ours */
 		folio_unlock(folio);
 	folio_put(folio);
 }
@@ -257,8 +260,6 @@ static void mdev_collect_commit(struct mdev_collect *mc, pte_t *ptep,
 	folio_remove_rmap_pte(folio, page, vma);
 	folio_put(folio);
 	mc->mapped_elsewhere |= folio_mapped(folio);
-	if (folio == mc->fault_folio)
-		mc->fault_folio = NULL;	/* now one of the collected pages */
 }
 
 /* Flush the cleared present PTEs of this table and finish each of them. */
@@ -291,7 +292,7 @@ static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 
-	/* The fault folio is locked already, by setup. */
+	/* The fault folio is locked already, by do_swap_page(). */
 	if (folio != mc->fault_folio && !folio_trylock(folio))
 		return false;
 	folio_get(folio);
@@ -452,17 +453,20 @@ static bool mdev_page_unpinned(struct folio *folio, struct page *fault_page)
 }
 
 /*
- * Give up on src_pfns[i]: put its mappings back, unlock it and drop our
- * reference (returning an isolated folio to the LRU).
+ * Give up on src_pfns[i]: put its mappings back, unlock it (unless it is
+ * the fault page, which its caller locked) and drop our reference
+ * (returning an isolated folio to the LRU).
  */
 static void mdev_give_up(unsigned long *src_pfns, unsigned long i,
-			 bool isolated)
+			 bool isolated, struct page *fault_page)
 {
-	struct folio *folio = page_folio(migrate_pfn_to_page(src_pfns[i]));
+	struct page *page = migrate_pfn_to_page(src_pfns[i]);
+	struct folio *folio = page_folio(page);
 
 	src_pfns[i] = 0;
 	remove_migration_ptes(folio, folio, 0);
-	folio_unlock(folio);
+	if (page != fault_page)
+		folio_unlock(folio);
 	if (isolated)
 		folio_putback_lru(folio);
 	else
@@ -623,14 +627,14 @@ static unsigned long mdev_unmap(unsigned long *src_pfns, unsigned long npages,
 			}
 			isolated = folio_isolate_lru(folio);
 			if (!isolated) {
-				mdev_give_up(src_pfns, i, false);
+				mdev_give_up(src_pfns, i, false, fault_page);
 				continue;
 			}
 			folio_put(folio);	/* the isolation holds one now */
 		}
 		if (folio_mapped(folio) ||
 		    !mdev_page_unpinned(folio, fault_page)) {
-			mdev_give_up(src_pfns, i, isolated);
+			mdev_give_up(src_pfns, i, isolated, fault_page);
 			continue;
 		}
 		cpages++;
@@ -679,11 +683,11 @@ static bool mdev_args_valid(struct migrate_vma *args)
  *
  * Context: process context, may sleep. The caller holds the mmap_lock of
  * @vma's mm (read is enough) until migrate_vma_finalize(). @fault_page, if
- * set, must not be locked by the caller; this function sleeps until it can
- * lock it.
+ * set, is locked and referenced by the caller (do_swap_page() does both
+ * before calling migrate_to_ram()) and stays locked until the caller
+ * unlocks it, after migrate_vma_finalize().
  * Return: 0 on success (even if nothing could be collected); -EINVAL if the
- * range or @vma cannot be migrated or an array is missing; -EINTR if a
- * fatal signal interrupted the wait for @fault_page.
+ * range or @vma cannot be migrated or an array is missing.
  */
 int migrate_vma_setup(struct migrate_vma *args)
 {
@@ -705,14 +709,11 @@ int migrate_vma_setup(struct migrate_vma *args)
 
 	if (args->fault_page) {
 		mc.fault_folio = page_folio(args->fault_page);
-		if (folio_lock_killable(mc.fault_folio))
-			return -EINTR;
+		VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(mc.fault_folio),
+				      mc.fault_folio);
 	}
 
 	mdev_collect(&mc);
-	/* The fault page moved away while we waited: nothing of ours. */
-	if (mc.fault_folio)
-		folio_unlock(mc.fault_folio);
 
 	if (mc.mapped_elsewhere)
 		args->flags |= MDEV_SEEN_ELSEWHERE;
@@ -1103,7 +1104,8 @@ static void mdev_remap_range(struct migrate_vma *args)
  * pages.
  */
 static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
-			  unsigned long npages, bool remapped)
+			  unsigned long npages, bool remapped,
+			  struct page *fault_page)
 {
 	unsigned long i;
 
@@ -1122,7 +1124,10 @@ static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
 		}
 		if (!remapped)
 			remove_migration_ptes(src, moved ? dst : src, 0);
-		mdev_release(src, !moved);
+		if (page == fault_page)
+			folio_put(src);	/* a device page; its caller unlocks it */
+		else
+			mdev_release(src, !moved);
 		if (dst)
 			mdev_release(dst, moved);
 	}
@@ -1168,7 +1173,8 @@ void migrate_vma_finalize(struct migrate_vma *migrate)
 
 	if (remapped)
 		mdev_remap_range(migrate);
-	mdev_finalize(migrate->src, migrate->dst, migrate->npages, remapped);
+	mdev_finalize(migrate->src, migrate->dst, migrate->npages, remapped,
+		      migrate->fault_page);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -1249,7 +1255,7 @@ EXPORT_SYMBOL(migrate_device_pages);
 void migrate_device_finalize(unsigned long *src_pfns,
 			     unsigned long *dst_pfns, unsigned long npages)
 {
-	mdev_finalize(src_pfns, dst_pfns, npages, false);
+	mdev_finalize(src_pfns, dst_pfns, npages, false, NULL);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
 
@@ -1282,6 +1288,6 @@ int migrate_device_coherent_folio(struct folio *folio)
 		folio_copy(copy, folio);
 		ret = 0;
 	}
-	mdev_finalize(&src, &dst, 1, false);
+	mdev_finalize(&src, &dst, 1, false, NULL);
 	return ret;
 }

@@ -125,6 +125,14 @@ static inline int migrate_huge_page_move_mapping(struct address_space *mapping,
 {
 	return -ENOSYS;
 }
+
+/* Nothing is ever locked for a migration: only the PTL is to drop. */
+static inline void migration_entry_wait_on_locked(swp_entry_t entry,
+						  spinlock_t *ptl)
+		__releases(ptl)
+{
+	spin_unlock(ptl);
+}
 #endif /* CONFIG_MIGRATION */
 
 #ifdef CONFIG_COMPACTION
@@ -275,8 +283,9 @@ enum migrate_vma_direction {
  *	its own migration.
  * @flags: MIGRATE_VMA_SELECT_* bits.
  * @fault_page: when called from dev_pagemap_ops.migrate_to_ram(), the
- *	faulting device page (vmf->page), which the fault path holds an extra
- *	reference on; NULL otherwise.
+ *	faulting device page (vmf->page), which the fault path holds locked
+ *	and with an extra reference (it unlocks it after migrate_to_ram()
+ *	returns); NULL otherwise.
  */
 struct migrate_vma {
 	struct vm_area_struct	*vma;
