@@ -48,6 +48,9 @@ static struct mdk_device {
 	spinlock_t		lock;		/* protects used, nr_used */
 	DECLARE_BITMAP(used, MDK_DEV_PAGES);
 	unsigned int		nr_used;
+	/* migrate_to_ram() calls, and those that found the page unlocked */
+	atomic_t		faults;
+	atomic_t		fault_page_unlocked;
 } mdk_dev;
 
 /* An owner no pagemap of this suite has. */
@@ -134,11 +137,20 @@ static vm_fault_t mdk_migrate_to_ram(struct vm_fault *vmf)
 		.fault_page	= vmf->page,
 	};
 
+	/*
+	 * do_swap_page() hands us the fault page locked, and the migration
+	 * must leave it so: do_swap_page() unlocks it when we return.
+	 */
+	atomic_inc(&mdk_dev.faults);
+	if (!folio_test_locked(page_folio(vmf->page)))
+		atomic_inc(&mdk_dev.fault_page_unlocked);
 	if (migrate_vma_setup(&m))
 		return VM_FAULT_SIGBUS;
 	mdk_fill_system(&m);
 	migrate_vma_pages(&m);
 	migrate_vma_finalize(&m);
+	if (!folio_test_locked(page_folio(vmf->page)))
+		atomic_inc(&mdk_dev.fault_page_unlocked);
 	return 0;
 }
 
@@ -388,12 +400,19 @@ static void mdk_cpu_fault_back(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
 	unsigned int used = mdk_nr_used();
+	int faults = atomic_read(&mdk_dev.faults);
+	int unlocked = atomic_read(&mdk_dev.fault_page_unlocked);
 
 	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
 	KUNIT_ASSERT_EQ(test, mdk_to_device(test, ctx), MDK_NPAGES);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES);
 	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	/* One fault per page, each with the fault page locked throughout. */
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults,
+			MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.fault_page_unlocked),
+			unlocked);
 }
 
 /* Unpopulated addresses and the zero page are empty sources to fill. */
