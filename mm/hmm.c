@@ -278,9 +278,14 @@ hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
 	offer = hmm_pte_offer(pte);
 	if (hmm_shortfall(req, offer) != HMM_NEED_NOTHING)
 		return HMM_FAULT;
-	/* A special PTE without a struct page (the zero page has one). */
-	if (unlikely(pte_special(pte)) && !is_zero_pfn(pte_pfn(pte)) &&
-	    !vm_normal_page(vma, addr, pte)) {
+	/*
+	 * A special PTE may still have a struct page a device can use: the
+	 * zero page, and ZONE_DEVICE pages of DAX (fsdax, device-dax) mapped
+	 * at 4 KiB, which are special and devmap and which vm_normal_page()
+	 * does not resolve. Only a special PTE that is neither has none.
+	 */
+	if (unlikely(pte_special(pte)) && !pte_devmap(pte) &&
+	    !is_zero_pfn(pte_pfn(pte)) && !vm_normal_page(vma, addr, pte)) {
 		if (req & HMM_PFN_REQ_FAULT)
 			return HMM_CANNOT_MIRROR;
 		*out = HMM_PFN_ERROR;

@@ -7,8 +7,11 @@
  * an mmu_interval_notifier watches that mapping, and the case calls
  * hmm_range_fault() the way a driver does (sequence count first, mmap lock
  * for read around the call). What the CPU has mapped is set up with ordinary
- * user accesses (a read maps the zero page, a write a private page),
- * so every expectation is about a page-table state the test created itself.
+ * user accesses (a read maps the zero page, a write a private page), or,
+ * for the special PTEs a DAX or raw-device driver installs, by inserting a
+ * frame of the case's own device memory the way such a driver's fault
+ * handler does; so every expectation is about a page-table state the test
+ * created itself.
  *
  * Rules the cases follow: nothing that can abort a case (an assertion) runs
  * with the mmap lock held, and the notifier lives in KUnit-managed memory and
@@ -21,9 +24,12 @@
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
 #include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
+#include <linux/pfn_t.h>
 #include <linux/uaccess.h>
 
 /* One mirrored mapping: the notifier that watches it and what it saw. */
@@ -59,13 +65,19 @@ static void hmm_kunit_remove_notifier(void *data)
 	mmu_interval_notifier_remove(&mirror->notifier);
 }
 
-/* Map @npages at @addr (0: anywhere) with @prot; fail the case if we can't. */
-static unsigned long hmm_kunit_map(struct kunit *test, unsigned long addr,
-				   unsigned long npages, unsigned long prot)
+/*
+ * Map @npages of anonymous memory at @addr (0: anywhere) with @prot and
+ * @flags (MAP_PRIVATE or MAP_SHARED); fail the case if we can't.
+ */
+static unsigned long hmm_kunit_map_flags(struct kunit *test,
+					 unsigned long addr,
+					 unsigned long npages,
+					 unsigned long prot,
+					 unsigned long flags)
 {
-	unsigned long flags = MAP_ANONYMOUS | MAP_PRIVATE;
 	unsigned long uaddr;
 
+	flags |= MAP_ANONYMOUS;
 	if (addr)
 		flags |= MAP_FIXED;
 	uaddr = kunit_vm_mmap(test, NULL, addr, npages << PAGE_SHIFT, prot,
@@ -74,6 +86,13 @@ static unsigned long hmm_kunit_map(struct kunit *test, unsigned long addr,
 			       "vm_mmap of %lu pages failed: %ld", npages,
 			       (long)uaddr);
 	return uaddr;
+}
+
+/* A private anonymous mapping, as a process's heap is. */
+static unsigned long hmm_kunit_map(struct kunit *test, unsigned long addr,
+				   unsigned long npages, unsigned long prot)
+{
+	return hmm_kunit_map_flags(test, addr, npages, prot, MAP_PRIVATE);
 }
 
 /*
@@ -554,6 +573,171 @@ static void hmm_kunit_thp_reports_pmd_order(struct kunit *test)
 }
 #endif
 
+/* ---- special PTEs: devmap pages and pages without a struct page ---- */
+
+#if defined(CONFIG_ZONE_DEVICE) && defined(CONFIG_GET_FREE_REGION)
+
+#define HMM_KUNIT_DEV_RANGE	(4UL << 20)	/* two subsections */
+
+/*
+ * Device memory of a DAX-like driver: a free range of physical address
+ * space, its first half registered as a generic pagemap (struct pages, no
+ * callbacks) and its second half left without struct pages. No case reads
+ * or writes the memory itself: nothing backs it.
+ */
+struct hmm_kunit_devmem {
+	struct dev_pagemap pgmap;
+	struct resource *res;
+};
+
+static void hmm_kunit_devmem_release(void *data)
+{
+	struct hmm_kunit_devmem *dmem = data;
+
+	/* Runs after the case's mm (and so every PTE into it) is gone. */
+	memunmap_pages(&dmem->pgmap);
+	release_mem_region(dmem->res->start, resource_size(dmem->res));
+}
+
+static struct hmm_kunit_devmem *hmm_kunit_devmem(struct kunit *test)
+{
+	struct hmm_kunit_devmem *dmem;
+	void *addr;
+	int ret;
+
+	dmem = kunit_kzalloc(test, sizeof(*dmem), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, dmem);
+	dmem->res = request_free_mem_region(&iomem_resource, HMM_KUNIT_DEV_RANGE,
+					    "hmm_kunit");
+	KUNIT_ASSERT_FALSE_MSG(test, IS_ERR(dmem->res), "no free range: %ld",
+			       PTR_ERR(dmem->res));
+	dmem->pgmap.type = MEMORY_DEVICE_GENERIC;
+	dmem->pgmap.range.start = dmem->res->start;
+	dmem->pgmap.range.end = dmem->res->start + HMM_KUNIT_DEV_RANGE / 2 - 1;
+	dmem->pgmap.nr_range = 1;
+	addr = memremap_pages(&dmem->pgmap, NUMA_NO_NODE);
+	if (IS_ERR(addr)) {
+		release_mem_region(dmem->res->start, resource_size(dmem->res));
+		KUNIT_FAIL_AND_ABORT(test, "memremap_pages: %ld", PTR_ERR(addr));
+	}
+	ret = kunit_add_action_or_reset(test, hmm_kunit_devmem_release, dmem);
+	KUNIT_ASSERT_EQ(test, ret, 0);
+	return dmem;
+}
+
+/* Page @i of the device memory; past the pagemap there is no struct page. */
+static unsigned long hmm_kunit_devmem_pfn(struct hmm_kunit_devmem *dmem,
+					  unsigned long i)
+{
+	return PHYS_PFN(dmem->res->start) + i;
+}
+
+/*
+ * Map frame @pfn at @addr the way a driver's fault handler does: a special
+ * PTE, devmap too when @flags has PFN_DEV | PFN_MAP (what fsdax and
+ * device-dax insert at 4 KiB), with the VMA's page protection: writable in
+ * a writable shared mapping, read-only otherwise.
+ */
+static vm_fault_t hmm_kunit_insert_pfn(unsigned long addr, unsigned long pfn,
+				       u64 flags)
+{
+	struct vm_area_struct *vma;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+
+	mmap_read_lock(current->mm);
+	vma = vma_lookup(current->mm, addr);
+	if (vma)
+		ret = vmf_insert_mixed(vma, addr, __pfn_to_pfn_t(pfn, flags));
+	mmap_read_unlock(current->mm);
+	return ret;
+}
+
+/*
+ * A devmap PTE (a DAX page mapped at 4 KiB) is special, and vm_normal_page()
+ * does not resolve it, but its ZONE_DEVICE page is one a device can use:
+ * it is reported with its pfn and the PTE's write permission, whatever the
+ * request, and a request the PTE already meets faults nothing.
+ */
+#ifdef CONFIG_ARCH_HAS_PTE_DEVMAP
+static void hmm_kunit_devmap_pte_is_reported(struct kunit *test)
+{
+	struct hmm_kunit_devmem *dmem = hmm_kunit_devmem(test);
+	unsigned long pfn0 = hmm_kunit_devmem_pfn(dmem, 0);
+	unsigned long pfn1 = hmm_kunit_devmem_pfn(dmem, 1);
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns, start;
+	unsigned int i;
+
+	/* Shared, as DAX is: page 0 read-only, pages 1 and 2 writable. */
+	start = hmm_kunit_map_flags(test, 0, 3, RW, MAP_SHARED);
+	hmm_kunit_map_flags(test, start, 1, PROT_READ, MAP_SHARED);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_insert_pfn(start, pfn0,
+						   PFN_DEV | PFN_MAP),
+			VM_FAULT_NOPAGE);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_insert_pfn(start + PAGE_SIZE, pfn1,
+						   PFN_DEV | PFN_MAP),
+			VM_FAULT_NOPAGE);
+	mirror = hmm_kunit_mirror(test, start, 3);
+	pfns = mirror->pfns;
+
+	/* A snapshot: read-only, writable, and the page never mapped. */
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	KUNIT_EXPECT_EQ(test, pfns[0], pfn0 | VALID);
+	KUNIT_EXPECT_EQ(test, pfns[1], pfn1 | VALID_W);
+	KUNIT_EXPECT_EQ(test, pfns[2], 0UL);
+	KUNIT_EXPECT_TRUE(test, is_zone_device_page(hmm_pfn_to_page(pfns[0])));
+	KUNIT_EXPECT_PTR_EQ(test, hmm_pfn_to_page(pfns[1])->pgmap,
+			    &dmem->pgmap);
+
+	/* Asked to be valid, and writable where the PTE is: no fault taken. */
+	pfns[0] = FAULT;
+	pfns[1] = WFAULT;
+	pfns[2] = 0;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, WFAULT), 0);
+	KUNIT_EXPECT_EQ(test, pfns[0], pfn0 | VALID);
+	KUNIT_EXPECT_EQ(test, pfns[1], pfn1 | VALID_W);
+	KUNIT_EXPECT_EQ(test, pfns[2], 0UL);
+	KUNIT_EXPECT_EQ(test, mirror->invalidations, 0U);
+	for (i = 0; i < 2; i++)
+		KUNIT_EXPECT_EQ_MSG(test, hmm_pfn_to_map_order(pfns[i]), 0U,
+				    "page %u", i);
+}
+#endif
+
+/*
+ * A special PTE of a VM_MIXEDMAP mapping whose frame has no struct page
+ * (device memory a driver maps raw) cannot be mirrored: HMM_PFN_ERROR in a
+ * snapshot, -EFAULT when it is asked for.
+ */
+static void hmm_kunit_special_pte_without_page_is_error(struct kunit *test)
+{
+	struct hmm_kunit_devmem *dmem = hmm_kunit_devmem(test);
+	unsigned long pfn = hmm_kunit_devmem_pfn(dmem,
+						 (HMM_KUNIT_DEV_RANGE / 2) >>
+						 PAGE_SHIFT);
+	struct hmm_kunit_mirror *mirror;
+	struct vm_area_struct *vma;
+	unsigned long start;
+
+	KUNIT_ASSERT_FALSE(test, pfn_valid(pfn));
+	start = hmm_kunit_map(test, 0, 1, RW);
+	/* What a driver's mmap() of raw device memory sets. */
+	mmap_write_lock(current->mm);
+	vma = vma_lookup(current->mm, start);
+	if (vma)
+		vm_flags_set(vma, VM_MIXEDMAP);
+	mmap_write_unlock(current->mm);
+	KUNIT_ASSERT_NOT_NULL(test, vma);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_insert_pfn(start, pfn, PFN_DEV),
+			VM_FAULT_NOPAGE);
+	mirror = hmm_kunit_mirror(test, start, 1);
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	KUNIT_EXPECT_EQ(test, mirror->pfns[0], HMM_PFN_ERROR);
+	KUNIT_EXPECT_EQ(test, hmm_kunit_fault(mirror, FAULT, 0), -EFAULT);
+}
+#endif /* CONFIG_ZONE_DEVICE && CONFIG_GET_FREE_REGION */
+
 static struct kunit_case hmm_kunit_cases[] = {
 	KUNIT_CASE_PARAM(hmm_kunit_request_matrix, hmm_kunit_matrix_gen_params),
 	KUNIT_CASE(hmm_kunit_snapshot_overwrites_input),
@@ -565,6 +749,12 @@ static struct kunit_case hmm_kunit_cases[] = {
 	KUNIT_CASE_PARAM(hmm_kunit_bad_range_einval,
 			 hmm_kunit_bad_range_gen_params),
 	KUNIT_CASE(hmm_kunit_fault_across_page_tables),
+#if defined(CONFIG_ZONE_DEVICE) && defined(CONFIG_GET_FREE_REGION)
+#ifdef CONFIG_ARCH_HAS_PTE_DEVMAP
+	KUNIT_CASE(hmm_kunit_devmap_pte_is_reported),
+#endif
+	KUNIT_CASE(hmm_kunit_special_pte_without_page_is_error),
+#endif
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 	KUNIT_CASE(hmm_kunit_thp_reports_pmd_order),
 #endif
