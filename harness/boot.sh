@@ -9,9 +9,11 @@
 #   shell  an interactive busybox shell on the terminal (Ctrl-A X quits QEMU).
 # The guest gets 4 GiB with 512 MiB at 0x140000000 reserved by memmap=, which
 # test_hmm turns into the two device-coherent devices (hmm_dmirror2 and 3),
-# and two 128 MiB legacy pmem regions (memmap=nn!ss, a gap between them so
-# they stay two) plus an NVMe controller with a 16 MiB controller memory
-# buffer for suite pagemaps (fsdax, device-dax, p2pdma).
+# and three legacy pmem regions (memmap=nn!ss, gaps between them so they
+# stay three: 128 MiB for fsdax, 128 MiB for device-dax at 2 MiB, 64 MiB
+# for device-dax at 4 KiB, ending where RAM does at 6 GiB) plus an NVMe
+# controller with a 16 MiB controller memory buffer for suite pagemaps
+# (fsdax, device-dax, p2pdma, a device mirroring DAX).
 # ICOUNT=1 makes the guest clock follow instructions executed (benchmarks).
 # KERNEL, INITRD and BOOT_OUT replace the flavour's bzImage, initramfs.cpio
 # and console folder (make bench, so that runs of it can overlap).
@@ -24,7 +26,7 @@ spm0=0x140000000
 spm1=0x150000000
 cmdline="console=ttyS0 printk.time=1 panic=-1 transparent_hugepage=madvise"
 cmdline+=" memmap=512M\$$spm0 hmm.spm0=$spm0 hmm.spm1=$spm1 hmm.mode=$mode"
-cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000"
+cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000 memmap=64M!0x17c000000"
 # Under -icount QEMU 7.2 runs both vCPUs in one thread, and a vCPU halted
 # in the idle loop can miss its timer interrupts for as long as the other
 # one stays busy: a benchmark keeping CPU 0 busy for minutes got RCU stall

@@ -12,7 +12,8 @@
  *            and registering it again.
  *   devdax   a second region as a devdax namespace: /dev/daxX.Y, 2 MiB
  *            folios (vmemmap_shift), mapped, pinned long-term (allowed for
- *            this type), unbound and bound again.
+ *            this type), unbound and bound again; a third one with 4 KiB
+ *            alignment, mapped by PTEs.
  *   p2pdma   the controller memory buffer of QEMU's NVMe device, published
  *            as p2pmem: pages mapped through p2pmem/allocate, and given back
  *            through ops->page_free(), also by two threads at once.
@@ -20,6 +21,11 @@
  * And the HMM rule for device memory and long-term pins: a FOLL_LONGTERM
  * pin (mm/gup_test.c) of a page in device-coherent or device-private
  * memory first migrates it to system memory, then pins the new page.
+ *
+ * Last, a device mirroring DAX: the dummy device (/dev/hmm_dmirror0) reads,
+ * writes and snapshots an fsdax file and a device-dax mapping through
+ * hmm_range_fault(), mapped by 4 KiB PTEs (special and devmap) and by 2 MiB
+ * PMDs, read-write and read-only.
  */
 #define _GNU_SOURCE
 #include "../kselftest_harness.h"
@@ -27,6 +33,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,6 +60,9 @@
 #endif
 
 #define PAGE		4096UL
+#define HUGE		(2UL << 20)	/* a PMD's worth */
+/* The legacy pmem regions the guest boots with (harness/boot.sh). */
+#define NR_PMEM_REGIONS	3
 #define ND		"/sys/bus/nd"
 #define DAXBUS		"/sys/bus/dax"
 #define MNT		"/tmp/pagemaps-dax"
@@ -214,11 +225,12 @@ static int nd_set(const char *dev, const char *attr, const char *val)
 /*
  * Turn @region's namespace into a pfn ("pfn_seed") or dax ("dax_seed")
  * namespace with its memmap in the pmem (mode "pmem"), as ndctl
- * create-namespace -m fsdax|devdax -M dev does; @dev gets the device's
- * name (pfnN.M, daxN.M).
+ * create-namespace -m fsdax|devdax -M dev [-a @align] does; @align NULL
+ * keeps the default (2 MiB); @dev gets the device's name (pfnN.M, daxN.M).
  */
-static int nd_claim(struct nd_region *region, const char *seed,
-		    const char *driver, char *dev, size_t len)
+static int nd_claim_aligned(struct nd_region *region, const char *seed,
+			    const char *driver, const char *align, char *dev,
+			    size_t len)
 {
 	char path[256];
 	int ret;
@@ -232,8 +244,16 @@ static int nd_claim(struct nd_region *region, const char *seed,
 		return ret;
 	ret = nd_set(dev, "uuid", "7c1bd2c8-2f4e-4d8a-9e3b-5a6f0c1d2e3f");
 	ret = ret ?: nd_set(dev, "mode", "pmem");
+	if (align)
+		ret = ret ?: nd_set(dev, "align", align);
 	ret = ret ?: nd_set(dev, "namespace", region->ns);
 	return ret ?: nd_bind(driver, dev);
+}
+
+static int nd_claim(struct nd_region *region, const char *seed,
+		    const char *driver, char *dev, size_t len)
+{
+	return nd_claim_aligned(region, seed, driver, NULL, dev, len);
 }
 
 /* /dev/<name> of the block device under nd device @dev. */
@@ -412,7 +432,7 @@ TEST_F_TIMEOUT(pagemap, fsdax_raw_namespace, 300)
 	struct nd_region r[4];
 	char blockdev[64];
 
-	ASSERT_EQ(nd_regions(r, 4), 2);
+	ASSERT_EQ(nd_regions(r, 4), NR_PMEM_REGIONS);
 	ASSERT_EQ(nd_block(r[0].ns, blockdev, sizeof(blockdev)), 0);
 	ASSERT_EQ(ext4_image_to(blockdev), 0);
 	dax_mount(_metadata, blockdev);
@@ -432,7 +452,7 @@ TEST_F_TIMEOUT(pagemap, fsdax_pfn_namespace_altmap, 300)
 	struct nd_region r[4];
 	char pfn[32], blockdev[64];
 
-	ASSERT_EQ(nd_regions(r, 4), 2);
+	ASSERT_EQ(nd_regions(r, 4), NR_PMEM_REGIONS);
 	ASSERT_EQ(nd_claim(&r[0], "pfn_seed", "nd_pmem", pfn, sizeof(pfn)), 0);
 	ASSERT_EQ(nd_block(pfn, blockdev, sizeof(blockdev)), 0);
 	ASSERT_EQ(ext4_image_to(blockdev), 0);
@@ -486,7 +506,7 @@ TEST_F_TIMEOUT(pagemap, devdax_mmap_pin_rebind, 300)
 	size_t len;
 	void *map;
 
-	ASSERT_EQ(nd_regions(r, 4), 2);
+	ASSERT_EQ(nd_regions(r, 4), NR_PMEM_REGIONS);
 	ASSERT_EQ(nd_claim(&r[1], "dax_seed", "dax_pmem", ndax, sizeof(ndax)), 0);
 	ASSERT_EQ(devdax_find(ndax, dev, sizeof(dev), &size, &align), 0);
 	TH_LOG("%s: %llu MiB in %llu KiB folios", dev, size >> 20, align >> 10);
@@ -751,6 +771,375 @@ TEST_F(longterm, pin_migrates_to_system_memory)
 	EXPECT_EQ(ioctl(self->gup, PIN_LONGTERM_TEST_STOP), 0);
 	free(pinned);
 	free(mirror);
+}
+
+/* ---- a device mirroring DAX ------------------------------------------- */
+
+/* What the region's nd devices are named after: N of regionN. */
+static int nd_region_id(const struct nd_region *region)
+{
+	return atoi(region->name + strlen("region"));
+}
+
+/*
+ * The block device of @region's fsdax namespace, whichever it is now: the
+ * raw namespace, or the pfn namespace fsdax_pfn_namespace_altmap made.
+ */
+static int fsdax_blockdev(struct nd_region *region, char *out, size_t len)
+{
+	char prefix[16], pfn[32];
+
+	if (!nd_block(region->ns, out, len))
+		return 0;
+	snprintf(prefix, sizeof(prefix), "pfn%d.", nd_region_id(region));
+	if (dir_find(ND "/devices", prefix, pfn, sizeof(pfn)))
+		return -ENOENT;
+	return nd_block(pfn, out, len);
+}
+
+/*
+ * The device-dax device of @region (daxN.0), made with alignment @align
+ * (NULL: 2 MiB) unless an earlier test made it already.
+ */
+static int devdax_get(struct nd_region *region, const char *align, char *dev,
+		      size_t len)
+{
+	unsigned long long size, dev_align;
+	char ndax[32];
+	int ret;
+
+	snprintf(ndax, sizeof(ndax), "dax%d.0", nd_region_id(region));
+	if (devdax_find(ndax, dev, len, &size, &dev_align)) {
+		ret = nd_claim_aligned(region, "dax_seed", "dax_pmem", align,
+				       ndax, sizeof(ndax));
+		if (ret)
+			return ret;
+		ret = devdax_find(ndax, dev, len, &size, &dev_align);
+		if (ret)
+			return ret;
+	}
+	return dev_align == (align ? strtoull(align, NULL, 0) : HUGE) ?
+	       0 : -EINVAL;
+}
+
+/*
+ * The first offset of the file open at @fd, HUGE aligned, from which HUGE
+ * bytes lie in one extent that starts HUGE aligned on the device too: what
+ * a PMD mapping of a DAX file needs. -1 if there is none.
+ */
+static off_t fsdax_huge_offset(int fd)
+{
+	struct {
+		struct fiemap map;
+		struct fiemap_extent extents[32];
+	} fm = {
+		.map.fm_length = FIEMAP_MAX_OFFSET,
+		.map.fm_flags = FIEMAP_FLAG_SYNC,
+		.map.fm_extent_count = 32,
+	};
+	unsigned int i;
+
+	if (ioctl(fd, FS_IOC_FIEMAP, &fm.map))
+		return -1;
+	for (i = 0; i < fm.map.fm_mapped_extents; i++) {
+		const struct fiemap_extent *e = &fm.extents[i];
+		off_t off = (e->fe_logical + HUGE - 1) & ~(HUGE - 1);
+		off_t skip = off - e->fe_logical;
+
+		if (skip + HUGE <= e->fe_length &&
+		    !((e->fe_physical + skip) & (HUGE - 1)))
+			return off;
+	}
+	return -1;
+}
+
+enum dax_kind {
+	FSDAX,
+	DEVDAX,
+};
+
+#define DAX_TAG_CPU	21
+#define DAX_TAG_DEVICE	22
+
+FIXTURE(daxmirror)
+{
+	int dmirror;
+	int fd;			/* the DAX file, or /dev/daxX.Y */
+	size_t len;
+	off_t off;		/* offset of the mirrored range in fd */
+	bool mounted;
+	uint8_t *cpu;		/* a read-write mapping the CPU checks by */
+	void *reserve;		/* address space around the mirrored mapping */
+	size_t reserve_len;
+	uint8_t *mirror;	/* the mapping the device mirrors */
+};
+
+FIXTURE_VARIANT(daxmirror)
+{
+	enum dax_kind kind;
+	bool huge;		/* the mirrored mapping is PMD mapped */
+	bool readonly;		/* ... and PROT_READ */
+	/*
+	 * The access the snapshot shows once the device's read faulted the
+	 * pages in: a read fault maps fsdax read-only (the file system is
+	 * told of the first write), device-dax as the mapping allows.
+	 */
+	uint8_t after_read;
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, fsdax_4k)
+{
+	.kind = FSDAX,
+	.after_read = HMM_DMIRROR_PROT_READ,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, fsdax_4k_readonly)
+{
+	.kind = FSDAX,
+	.readonly = true,
+	.after_read = HMM_DMIRROR_PROT_READ,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, fsdax_2m)
+{
+	.kind = FSDAX,
+	.huge = true,
+	.after_read = HMM_DMIRROR_PROT_READ,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, fsdax_2m_readonly)
+{
+	.kind = FSDAX,
+	.huge = true,
+	.readonly = true,
+	.after_read = HMM_DMIRROR_PROT_READ,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, devdax_4k)
+{
+	.kind = DEVDAX,
+	.after_read = HMM_DMIRROR_PROT_WRITE,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, devdax_4k_readonly)
+{
+	.kind = DEVDAX,
+	.readonly = true,
+	.after_read = HMM_DMIRROR_PROT_READ,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, devdax_2m)
+{
+	.kind = DEVDAX,
+	.huge = true,
+	.after_read = HMM_DMIRROR_PROT_WRITE,
+};
+
+FIXTURE_VARIANT_ADD(daxmirror, devdax_2m_readonly)
+{
+	.kind = DEVDAX,
+	.huge = true,
+	.readonly = true,
+	.after_read = HMM_DMIRROR_PROT_READ,
+};
+
+/*
+ * ext4 on region 0 mounted -o dax, its allocations aligned to 2 MiB
+ * (stripe=512 blocks) so that a file can be PMD mapped; the image is
+ * copied there only if the region holds no file system yet.
+ */
+static void daxmirror_mount(struct __test_metadata *_metadata,
+			    struct nd_region *region)
+{
+	const char *opts = "dax=always,stripe=512";
+	char blockdev[64];
+
+	ASSERT_EQ(fsdax_blockdev(region, blockdev, sizeof(blockdev)), 0);
+	/*
+	 * A case that failed an assertion may not have reached its teardown
+	 * (6.12's harness longjmp()s past it): whatever it left mounted goes.
+	 */
+	while (!umount(MNT))
+		;
+	mkdir(MNT, 0755);
+	if (!mount(blockdev, MNT, "ext4", 0, opts))
+		return;
+	ASSERT_EQ(errno, EINVAL) {
+		TH_LOG("mount %s -o %s: %s", blockdev, opts, strerror(errno));
+	}
+	/* No file system there yet. */
+	ASSERT_EQ(ext4_image_to(blockdev), 0);
+	ASSERT_EQ(mount(blockdev, MNT, "ext4", 0, opts), 0) {
+		TH_LOG("mount %s -o %s: %s", blockdev, opts, strerror(errno));
+	}
+}
+
+/*
+ * An 8 MiB file open at *@fd; *@off is where its first PMD-mappable 2 MiB
+ * start, the range the device mirrors.
+ */
+static void daxmirror_file(struct __test_metadata *_metadata, int *fd,
+			   off_t *off)
+{
+	const size_t size = 8UL << 20;
+
+	*fd = open(MNT "/mirrored", O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ASSERT_GE(*fd, 0);
+	ASSERT_EQ(fallocate(*fd, 0, 0, size), 0);
+	*off = fsdax_huge_offset(*fd);
+	ASSERT_GE(*off, 0) {
+		TH_LOG("no 2 MiB aligned extent in %zu MiB", size >> 20);
+	}
+}
+
+FIXTURE_SETUP(daxmirror)
+{
+	struct nd_region r[4];
+	char dev[32], path[64];
+	uintptr_t base;
+	int prot = PROT_READ | (variant->readonly ? 0 : PROT_WRITE);
+
+	self->fd = -1;
+	self->cpu = MAP_FAILED;
+	self->mirror = MAP_FAILED;
+	self->reserve = MAP_FAILED;
+	self->len = HUGE;
+	self->dmirror = open("/dev/hmm_dmirror0", O_RDWR);
+	ASSERT_GE(self->dmirror, 0);
+	ASSERT_EQ(nd_regions(r, 4), NR_PMEM_REGIONS);
+
+	if (variant->kind == FSDAX) {
+		daxmirror_mount(_metadata, &r[0]);
+		self->mounted = true;
+		daxmirror_file(_metadata, &self->fd, &self->off);
+	} else {
+		/* Region 1: 2 MiB alignment; region 2: 4 KiB. */
+		ASSERT_EQ(devdax_get(&r[variant->huge ? 1 : 2],
+				     variant->huge ? NULL : "4096",
+				     dev, sizeof(dev)), 0);
+		snprintf(path, sizeof(path), "/dev/%s", dev);
+		self->fd = open(path, O_RDWR);
+		ASSERT_GE(self->fd, 0);
+		self->off = 0;
+	}
+
+	/* The CPU writes what the device must read. */
+	self->cpu = mmap(NULL, self->len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 self->fd, self->off);
+	ASSERT_NE(self->cpu, MAP_FAILED);
+	fill(self->cpu, self->len, DAX_TAG_CPU);
+
+	/*
+	 * The mirrored mapping, 2 MiB aligned for PMDs, or one page off that
+	 * alignment so that only PTEs can map it.
+	 */
+	self->reserve_len = self->len + 2 * HUGE;
+	self->reserve = mmap(NULL, self->reserve_len, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(self->reserve, MAP_FAILED);
+	base = ((uintptr_t)self->reserve + HUGE - 1) & ~(HUGE - 1);
+	if (!variant->huge)
+		base += PAGE;
+	self->mirror = mmap((void *)base, self->len, prot,
+			    MAP_SHARED | MAP_FIXED, self->fd, self->off);
+	ASSERT_NE(self->mirror, MAP_FAILED);
+}
+
+FIXTURE_TEARDOWN(daxmirror)
+{
+	if (self->reserve != MAP_FAILED)
+		munmap(self->reserve, self->reserve_len);
+	if (self->cpu != MAP_FAILED)
+		munmap(self->cpu, self->len);
+	if (self->fd >= 0)
+		close(self->fd);
+	if (self->mounted)
+		umount(MNT);
+	close(self->dmirror);
+}
+
+/* Every byte of @npages pages' snapshot is @want; the first that is not. */
+static long snapshot_differs(int fd, void *addr, size_t npages, uint8_t want,
+			     uint8_t *got)
+{
+	uint8_t *snap = malloc(npages);
+	long i, bad = -1;
+
+	if (!snap ||
+	    dmirror_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, snap, npages) < 0) {
+		free(snap);
+		*got = 0;
+		return 0;
+	}
+	for (i = 0; i < (long)npages && bad < 0; i++)
+		if (snap[i] != want)
+			bad = i;
+	*got = bad < 0 ? want : snap[bad];
+	free(snap);
+	return bad;
+}
+
+/*
+ * The device reads what the CPU wrote, sees DAX pages at the size the CPU
+ * maps them, and writes where the mapping lets it: its data reaches the
+ * CPU (and, for fsdax, the file); on a read-only mapping the write fails
+ * with EPERM and nothing changes.
+ */
+TEST_F_TIMEOUT(daxmirror, device_reads_writes_snapshots, 300)
+{
+	size_t npages = self->len / PAGE;
+	uint8_t size = variant->huge ? HMM_DMIRROR_PROT_PMD : 0;
+	uint8_t got;
+	void *buf;
+	long bad;
+	int ret;
+
+	buf = malloc(self->len);
+	ASSERT_NE(buf, NULL);
+
+	/* Nothing mapped yet: no fault taken, nothing reported. */
+	bad = snapshot_differs(self->dmirror, self->mirror, npages,
+			       HMM_DMIRROR_PROT_NONE, &got);
+	EXPECT_EQ(bad, -1) {
+		TH_LOG("page %ld before the read: 0x%02x", bad, got);
+	}
+
+	ASSERT_EQ(dmirror_cmd(self->dmirror, HMM_DMIRROR_READ, self->mirror,
+			      buf, npages), (int)npages);
+	EXPECT_EQ(check(buf, self->len, DAX_TAG_CPU), -1);
+	bad = snapshot_differs(self->dmirror, self->mirror, npages,
+			       variant->after_read | size, &got);
+	EXPECT_EQ(bad, -1) {
+		TH_LOG("page %ld after the read: 0x%02x, not 0x%02x", bad, got,
+		       variant->after_read | size);
+	}
+
+	fill(buf, self->len, DAX_TAG_DEVICE);
+	ret = dmirror_cmd(self->dmirror, HMM_DMIRROR_WRITE, self->mirror, buf,
+			  npages);
+	if (variant->readonly) {
+		EXPECT_EQ(ret, -EPERM);
+		EXPECT_EQ(check(self->cpu, self->len, DAX_TAG_CPU), -1);
+		bad = snapshot_differs(self->dmirror, self->mirror, npages,
+				       HMM_DMIRROR_PROT_READ | size, &got);
+	} else {
+		EXPECT_EQ(ret, (int)npages);
+		EXPECT_EQ(check(self->cpu, self->len, DAX_TAG_DEVICE), -1);
+		EXPECT_EQ(check(self->mirror, self->len, DAX_TAG_DEVICE), -1);
+		bad = snapshot_differs(self->dmirror, self->mirror, npages,
+				       HMM_DMIRROR_PROT_WRITE | size, &got);
+	}
+	EXPECT_EQ(bad, -1) {
+		TH_LOG("page %ld after the write: 0x%02x", bad, got);
+	}
+	if (variant->kind == FSDAX) {
+		/* The file says the same through read(2). */
+		ASSERT_EQ(pread(self->fd, buf, self->len, self->off),
+			  (ssize_t)self->len);
+		EXPECT_EQ(check(buf, self->len, variant->readonly ?
+				DAX_TAG_CPU : DAX_TAG_DEVICE), -1);
+	}
+	free(buf);
 }
 
 TEST_HARNESS_MAIN
