@@ -95,10 +95,12 @@ enum memory_type {
  *	on: the core does not look at it again, so the callback may hand it
  *	out at once. Required for private and coherent memory.
  * @migrate_to_ram: a CPU fault hit a device-private entry of this pagemap.
- *	Called with the fault's mmap (or VMA) lock held and a reference on the
- *	page; must migrate the data to system memory (or fail the fault) and
+ *	Called with the fault's mmap (or VMA) lock held and the page locked
+ *	and referenced; must migrate the data to system memory (or fail the fault) and
  *	return a VM_FAULT_* code. Required for, and only used with, private
- *	memory.
+ *	memory. hmm_range_fault() may run it, or sleep on a page another
+ *	thread is migrating: a driver must not hold a lock this callback
+ *	takes around hmm_range_fault().
  * @memory_failure: the hardware reported @nr_pages frames from @pfn lost.
  *	Tells the users of those frames and recovers what it can, with
  *	@mf_flags passed on to the recovery. Optional: without it, or when it
