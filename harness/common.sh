@@ -43,6 +43,32 @@ case "$DEBUG" in
 *) echo "error: DEBUG must be 0 or 1, not '$DEBUG'" >&2; exit 2 ;;
 esac
 
+# The base patches of flavour ours (patches/*.patch), in the order they
+# apply: the order series/order folds them into the series, which is the
+# only list of them. Each is numbered by its place in that order; a patch
+# file the order does not name, or a number out of place, is an error.
+base_patches() {
+	local order=$TOP/series/order n=0 p want
+	while IFS=$'\t' read -r _ items; do
+		for p in $items; do
+			case "$p" in patches/*) ;; *) continue ;; esac
+			n=$((n + 1))
+			want=$(printf '%04d' "$n")
+			if [ "${p#patches/}" = "${p#patches/"$want"-}" ]; then
+				echo "error: series/order names $p as base patch $n; number it $want" >&2
+				return 1
+			fi
+			[ -f "$TOP/$p" ] || { echo "error: series/order names $p, which does not exist" >&2; return 1; }
+			echo "${p#patches/}"
+		done
+	done < <(sed -e '/^#/d' -e '/^$/d' "$order")
+	for p in "$TOP"/patches/*.patch; do
+		[ -e "$p" ] || continue
+		grep -q "patches/$(basename "$p")" "$order" ||
+			{ echo "error: series/order does not fold in patches/$(basename "$p")" >&2; return 1; }
+	done
+}
+
 # Stage timing: stage_start NAME, then stage_done "what happened".
 _stage_name=""
 _stage_t0=0

@@ -25,9 +25,7 @@ missing=$(comm -23 <(printf '%s\n' "$ours") <(printf '%s\n' "$listed"))
 extra=$(printf '%s\n' "$listed" | uniq -d)
 [ -z "$missing" ] || stage_fail "series/order does not carry: $(echo "$missing" | tr '\n' ' ')"
 [ -z "$extra" ] || stage_fail "series/order carries twice: $extra"
-unused=$(comm -23 <(sed -e '/^#/d' -e '/^$/d' "$TOP/patches/series" | sort) \
-	<(sed -e '/^#/d' -e '/^$/d' "$order" | cut -f2 | tr ' ' '\n' | sed -n 's#^patches/##p' | sort))
-[ -z "$unused" ] || stage_fail "series/order does not fold in: $unused"
+base_patches >/dev/null || stage_fail "the base patches are out of order (above)"
 
 # The pristine base as a git repository, made once (a full copy: a
 # hard-linked tree would be written through by the patches).

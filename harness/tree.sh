@@ -5,7 +5,8 @@
 # hard-linked copy of it (seconds, no extra disk), over which this stage lays
 # the files the flavour changes:
 #   upstream  nothing: the pristine base;
-#   ours      the base patched by patches/series, then our own files (the
+#   ours      the base patched by patches/*.patch in the order series/order
+#             gives (base_patches in common.sh), then our own files (the
 #             kernel paths at the top of this repository) on top.
 # A changed file is written as a new file (the hard link to the base is
 # broken, never written through), and only when its content differs, so the
@@ -39,24 +40,21 @@ want=$(mktemp -d)
 trap 'rm -rf "$want"' EXIT
 npatches=0
 if [ "$FLAVOUR" = ours ]; then
-	series=$TOP/patches/series
-	if [ -f "$series" ]; then
-		while read -r p; do
-			case "$p" in ''|'#'*) continue ;; esac
-			pf=$TOP/patches/$p
-			[ -f "$pf" ] || stage_fail "patches/series names $p, which does not exist"
-			# Start each touched file from the base, unless an earlier patch made it.
-			sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' "$pf" | while read -r f; do
-				if [ ! -e "$want/$f" ] && [ -f "$BASE/$f" ]; then
-					mkdir -p "$want/$(dirname "$f")"
-					cp "$BASE/$f" "$want/$f"
-				fi
-			done
-			patch -d "$want" -p1 --batch --forward --quiet --no-backup-if-mismatch <"$pf" >/dev/null ||
-				stage_fail "patch $p does not apply to the base"
-			npatches=$((npatches + 1))
-		done <"$series"
-	fi
+	patches=$(base_patches) || stage_fail "the base patches are out of order (above)"
+	while read -r p; do
+		[ -n "$p" ] || continue
+		pf=$TOP/patches/$p
+		# Start each touched file from the base, unless an earlier patch made it.
+		sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' "$pf" | while read -r f; do
+			if [ ! -e "$want/$f" ] && [ -f "$BASE/$f" ]; then
+				mkdir -p "$want/$(dirname "$f")"
+				cp "$BASE/$f" "$want/$f"
+			fi
+		done
+		patch -d "$want" -p1 --batch --forward --quiet --no-backup-if-mismatch <"$pf" >/dev/null ||
+			stage_fail "patch $p does not apply to the base"
+		npatches=$((npatches + 1))
+	done <<<"$patches"
 	for d in "${our_dirs[@]}"; do
 		[ -d "$TOP/$d" ] || continue
 		(cd "$TOP" && find "$d" -type f ! -name '*.orig' ! -name '*.rej') | while read -r f; do
