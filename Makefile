@@ -19,15 +19,49 @@ H        := harness
 B        := build
 export FLAVOUR DEBUG
 
+# Knobs: what each target reads from the environment (or `make VAR=...`).
+#> FLAVOUR        every stage: ours (default) or upstream
+#> FLAVOURS       check, report: the flavours of one run and summary
+#> DEBUG          every stage: 1 for the flavour's debug kernel (build/<flavour>-debug)
+#> MODE           boot, parse, run, shell: the boot mode (harness/modes; default the first)
+#> MODES          check, report: the boot modes of a run (default: every mode)
+#> SUITES         initramfs, check: only the suites named (harness/suites)
+#> TIMEOUT        boot, check, run, bench: the guest's time limit in seconds (check: the suites' limits added up)
+#> LIMIT_SCALE    initramfs, boot: multiplies every time limit (default 1; 40 with DEBUG=1)
+#> ICOUNT         boot, check, bench: 1 for a guest clock that follows instructions executed
+#> DRY_RUN        boot: 1 prints the guest's folder, time limit and QEMU command instead of booting
+#> JOBS           build, users, series-check: parallel compile jobs (default: nproc)
+#> CONFIGS        config: the fragments of configs/ to merge (default: guest hmm pagemaps [kunit] [debug])
+#> TARBALL        tree: the base (default /usr/src/linux-source-6.12.tar.xz)
+#> BUILD          every stage: the build folder (default build/)
+#> CC             initramfs: the compiler of the guest programs (default gcc)
+#> KERNEL         boot: a bzImage to boot instead of the flavour's
+#> INITRD         boot: an initramfs to boot instead of the flavour's
+#> BOOT_OUT       boot: the folder for the console log instead of the flavour's
+#> FUZZ_CALLS     check, fuzz: steps per fuzz case (check 1500, fuzz 250000)
+#> FUZZ_SEED      check, fuzz: replay a fuzz run
+#> STRESS_SECONDS check, stress: length of the stress run (check 25, stress 600)
+#> STRESS_SEED    check, stress: replay a stress run
+#> REGRESSIONS_UPSTREAM_BUGS check: 1 runs on flavour upstream the regression tests that hang its guest
+#> ROUNDS         bench: boots per flavour (default 2)
+#> RUNS           bench: the whole comparison this many times, then stability-*.tsv
+#> BENCH_SIZES    bench: buffer sizes in MiB (default "2 256")
+#> BENCH_FIGURES  bench: only these figures (default: all)
+#> BENCH_REPS     bench: timed repetitions per figure and boot
+#> BENCH_OUT      bench: the results folder (default build/bench)
+#> PROFILE        bench: 1 profiles flavour ours instead of comparing
+
 .PHONY: help setup tree config build initramfs boot parse report \
 	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz stress series series-check \
 	run shell clean distclean
 .DEFAULT_GOAL := help
 
-help: ## this list
+help: ## this list, and the knobs each target reads
 	@echo "Targets (FLAVOUR=$(FLAVOUR); stages run their predecessors):"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
 		sed 's/:.*## /\t/' | awk -F'\t' '{ printf "  %-13s %s\n", $$1, $$2 }'
+	@echo "Knobs (environment or make VAR=value; the targets that read them):"
+	@sed -n 's/^#> /  /p' $(MAKEFILE_LIST)
 
 setup: ## install what is missing (apt, idempotent)
 	@$(H)/setup.sh
@@ -44,11 +78,11 @@ build: config ## build bzImage and modules (incremental)
 initramfs: build ## busybox, static test programs, modules into a cpio
 	@$(H)/initramfs.sh
 
-boot: initramfs ## boot the guest and run the suites (console log only)
-	@$(H)/boot.sh check
+boot: initramfs ## boot the guest in MODE and run its suites (console log only)
+	@$(H)/boot.sh check $(MODE)
 
-parse: ## parse the last boot's console into results (no boot)
-	@$(H)/parse.sh
+parse: ## parse the last boot's console in MODE into results (no boot)
+	@$(H)/parse.sh $(MODE)
 
 report: ## summarise parsed results of FLAVOURS into build/check/summary.tsv
 	@$(H)/report.sh $(FLAVOURS)
@@ -63,15 +97,17 @@ docs: override FLAVOUR := ours
 docs: tree ## kernel-doc check, then Sphinx: Documentation/mm with no warning of ours
 	@$(H)/docs.sh
 
-check: setup parser-test ## every suite for FLAVOURS, then the summary
-	@$(H)/docs.sh kernel-doc || true
+# The stages record their results and the report gives the verdict: its
+# exit status is the run's.
+check: setup parser-test ## every suite for FLAVOURS in every boot mode (MODES), then the summary
+	@$(H)/docs.sh kernel-doc --record
 	@for f in $(FLAVOURS); do \
 		$(MAKE) --no-print-directory FLAVOUR=$$f check-flavour || exit 1; \
 	done
 	@$(H)/report.sh $(FLAVOURS)
 
-check-flavour: boot
-	@$(H)/parse.sh || true
+check-flavour: initramfs
+	@$(H)/check.sh
 
 # The debug kernel is 15 to 40 times slower than the normal one under TCG:
 # a longer time limit, and the guest clock follows instructions executed
@@ -85,14 +121,14 @@ check-debug: setup ## every suite on flavour ours's debug kernel (build/ours-deb
 users: setup ## compile in-tree HMM users (nouveau, amdgpu, xe, RDMA) against FLAVOUR
 	@$(H)/users.sh
 
+# Their time limits follow from FUZZ_CALLS and STRESS_SECONDS (harness/suites).
 fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), FUZZ_SEED
 	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=fuzz \
-		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000) TIMEOUT=$(or $(TIMEOUT),14400)
+		FUZZ_CALLS=$(or $(FUZZ_CALLS),250000)
 
 stress: setup ## a long stress run: STRESS_SECONDS (default 600), STRESS_SEED to replay
 	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=stress \
-		STRESS_SECONDS=$(or $(STRESS_SECONDS),600) \
-		TIMEOUT=$(or $(TIMEOUT),$$(($(or $(STRESS_SECONDS),600) + 900)))
+		STRESS_SECONDS=$(or $(STRESS_SECONDS),600)
 
 series: setup ## the project as a patch series on the pristine base, in build/series/
 	@$(H)/series.sh
@@ -104,10 +140,10 @@ bench: setup ## our core vs upstream's: table, build/bench/results.tsv, bench.pn
 	@$(H)/bench.sh
 
 run: initramfs ## boot and run the demo: mirror, migrate, fault back
-	@$(H)/boot.sh run
+	@$(H)/boot.sh run $(MODE)
 
 shell: initramfs ## boot to an interactive busybox shell (Ctrl-A X quits)
-	@$(H)/boot.sh shell
+	@$(H)/boot.sh shell $(MODE)
 
 clean: ## remove the flavour's build outputs (keeps the unpacked base)
 	rm -rf $(B)/$(FLAVOUR)$(if $(filter 1,$(DEBUG)),-debug) $(B)/check

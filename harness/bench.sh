@@ -37,6 +37,37 @@ mode=tcg
 out=${BENCH_OUT:-$BUILD/bench}
 mkdir -p "$out"
 
+# bench_initrd FLAVOUR_CPIO OUT: the flavour's initramfs with this run's
+# /etc/hmm-bench on top (a second cpio archive after the first: the kernel
+# unpacks both, the later file wins), so that the settings below never
+# change the initramfs `make check` boots. hmm-bench runs once with
+# upstream's driver (only the core differs between flavours) and, on
+# flavour ours, once with ours. BENCH_SIZES: buffer sizes in MiB;
+# BENCH_FIGURES (words), BENCH_REPS and BENCH_PROFILE=1 become hmm-bench's
+# environment.
+bench_initrd() {
+	local cpio=$1 dest=$2 fl=$3 overlay env_words="" limit=${TIMEOUT:-3600}
+	local sizes=${BENCH_SIZES:-2 256}
+	overlay=$(mktemp -d)
+	mkdir -p "$overlay/etc"
+	[ -n "${BENCH_FIGURES:-}" ] &&
+		env_words+="HMM_BENCH_FIGURES=$(printf %s "$BENCH_FIGURES" | tr -s ' ,' ,) "
+	[ -n "${BENCH_REPS:-}" ] && env_words+="HMM_BENCH_REPS=$BENCH_REPS "
+	[ "${BENCH_PROFILE:-0}" = 1 ] && env_words+="HMM_BENCH_PROFILE=1 "
+	[ -n "$env_words" ] && env_words="env $env_words"
+	printf 'upstream-driver\t*\t%s\tupstream_test_hmm.ko\t%s/bin/hmm-bench upstream-driver %s\n' \
+		"$limit" "$env_words" "$sizes" >"$overlay/etc/hmm-bench"
+	if [ "$fl" = ours ]; then
+		printf 'our-driver\t*\t%s\ttest_hmm.ko\t%s/bin/hmm-bench our-driver %s\n' \
+			"$limit" "$env_words" "$sizes" >>"$overlay/etc/hmm-bench"
+	fi
+	{
+		cat "$cpio"
+		(cd "$overlay" && find . -print0 | sort -z | cpio --null -o -H newc --quiet)
+	} >"$dest"
+	rm -rf "$overlay"
+}
+
 # PROFILE=1: a kernel of its own (the profiler's hooks must not slow down
 # the compared kernels), built under build/profile with the same base.
 bench_profile() {
@@ -47,8 +78,10 @@ bench_profile() {
 	export BENCH_SIZES=${BENCH_SIZES:-2}
 	export BENCH_FIGURES=${BENCH_FIGURES:-to_dev to_sys cpu_fault dev_read_cold evict}
 	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+	bench_initrd "$pb/ours/initramfs.cpio" "$out/initramfs-profile.cpio" ours
 	echo "bench       [ours]     profile of $BENCH_FIGURES at $BENCH_SIZES MiB$([ "$ICOUNT" = 1 ] && echo ', icount')"
-	FLAVOUR=ours TIMEOUT=${TIMEOUT:-3600} "$HARNESS/boot.sh" bench
+	FLAVOUR=ours TIMEOUT=${TIMEOUT:-3600} INITRD="$out/initramfs-profile.cpio" \
+		"$HARNESS/boot.sh" bench
 	log=$pb/ours/bench/console.log
 	cp "$log" "$out/console-profile.log"
 	python3 "$HARNESS/bench-report.py" --profile "$log" "$out/profile.txt" ||
@@ -62,7 +95,7 @@ fi
 
 for fl in upstream ours; do
 	make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
-	cp "$BUILD/$fl/initramfs.cpio" "$out/initramfs-$fl.cpio"
+	bench_initrd "$BUILD/$fl/initramfs.cpio" "$out/initramfs-$fl.cpio" "$fl"
 	cp "$BUILD/$fl/obj/arch/x86/boot/bzImage" "$out/bzImage-$fl"
 done
 

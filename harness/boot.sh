@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Stage "boot": the flavour's kernel and initramfs in QEMU (TCG: KVM is not
 # usable here), in one of four modes:
-#   check  run every suite, console to build/<flavour>/check/console.log,
-#          one line per suite on the terminal; killed after TIMEOUT seconds;
+#   check  run the suites of the boot mode (boot.sh check [BOOTMODE], one
+#          of harness/modes, default its first): console to
+#          build/<flavour>/check/console.log (check-<mode>/ for another
+#          mode), one line per suite on the terminal; killed after TIMEOUT
+#          seconds (default: the sum of the mode's suites' time limits, plus
+#          five minutes for booting, each times LIMIT_SCALE);
 #   bench  the benchmark once per driver (/etc/hmm-bench), console to
 #          build/<flavour>/bench/console.log, the same lines on the terminal;
 #   run    the demo, its output on the terminal, console in build/<flavour>/run;
@@ -15,17 +19,34 @@
 # controller with a 16 MiB controller memory buffer for suite pagemaps
 # (fsdax, device-dax, p2pdma, a device mirroring DAX).
 # ICOUNT=1 makes the guest clock follow instructions executed (benchmarks).
+# DRY_RUN=1 prints the folder, the time limit and the QEMU command line.
 # KERNEL, INITRD and BOOT_OUT replace the flavour's bzImage, initramfs.cpio
 # and console folder (make bench, so that runs of it can overlap).
 source "$(dirname "$0")/common.sh"
 mode=${1:-check}
+bootmode=${2:-$(mode_default)}
+mode_exists "$bootmode" || exit 2
 stage_start boot
 
-TIMEOUT=${TIMEOUT:-900}
+# The guest's time limit: what its suites may take, and booting.
+guest_limit() {
+	local total=300 modes limit
+	[ -f "$FDIR/hmm-suites" ] || { echo 900; return; }
+	while IFS=$'\t' read -r _ modes limit _; do
+		case ",$modes," in *",*,"*|*",$bootmode,"*) total=$((total + limit)) ;; esac
+	done <"$FDIR/hmm-suites"
+	echo $((total * LIMIT_SCALE))
+}
+if [ "$mode" = check ]; then
+	TIMEOUT=${TIMEOUT:-$(guest_limit)}
+else
+	TIMEOUT=${TIMEOUT:-900}
+fi
 spm0=0x140000000
 spm1=0x150000000
-cmdline="console=ttyS0 printk.time=1 panic=-1 transparent_hugepage=madvise"
+cmdline="console=ttyS0 printk.time=1 panic=-1 $(mode_cmdline "$bootmode")"
 cmdline+=" memmap=512M\$$spm0 hmm.spm0=$spm0 hmm.spm1=$spm1 hmm.mode=$mode"
+cmdline+=" hmm.bootmode=$bootmode"
 cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000 memmap=64M!0x17c000000"
 # Under -icount QEMU 7.2 runs both vCPUs in one thread, and a vCPU halted
 # in the idle loop can miss its timer interrupts for as long as the other
@@ -47,6 +68,21 @@ qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 4G -no-reboot
 	-blockdev "driver=null-co,node-name=nvme0,size=67108864,read-zeroes=on"
 	-device "nvme,serial=hmm-cmb,drive=nvme0,cmb_size_mb=16")
 [ "${ICOUNT:-0}" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
+# shellcheck disable=SC2207  # the mode's QEMU arguments, split at spaces
+qemu+=($(mode_qemu "$bootmode"))
+if [ "$mode" = check ]; then
+	out=${BOOT_OUT:-$(mode_dir "$bootmode")}
+else
+	out=${BOOT_OUT:-$FDIR/$mode}
+fi
+# DRY_RUN=1: say what would boot, and how, without booting.
+if [ "${DRY_RUN:-0}" = 1 ]; then
+	printf 'out=%s\ntimeout=%s\n' "$out" "$TIMEOUT"
+	printf 'qemu:'
+	printf ' %q' "${qemu[@]}"
+	printf '\n'
+	exit 0
+fi
 for f in "$kernel" "$initrd"; do
 	[ -f "$f" ] || stage_fail "$f is missing; run 'make initramfs'"
 done
@@ -56,7 +92,6 @@ if [ "$mode" = shell ]; then
 	exit 0
 fi
 
-out=${BOOT_OUT:-$FDIR/$mode}
 mkdir -p "$out"
 log=$out/console.log
 rm -f "$out/boot.status"
@@ -64,6 +99,8 @@ rm -f "$out/boot.status"
 # Console lines go to the log; the terminal gets the harness's markers (check,
 # bench) or the guest's user-space output (run). Kernel messages are never
 # silenced (no "quiet"): a warning must reach the log to be caught.
+tag=$(mode_tag "$bootmode")
+tag=${tag:+$tag/}
 show() {
 	local t0 line name=""
 	t0=$(date +%s)
@@ -87,7 +124,7 @@ show() {
 				bench "[$FLAVOUR]" "$label" "$fig" "$back" "$((bytes >> 10))" \
 				"$med" "$reps" "$(($(date +%s) - t0))" ;;
 		"HMM-HARNESS: end "*)
-			printf '%-11s %-10s suite %s: %s (%ss)\n' boot "[$VARIANT]" "$name" \
+			printf '%-11s %-10s suite %s%s: %s (%ss)\n' boot "[$VARIANT]" "$tag" "$name" \
 				"${line##* }" "$(($(date +%s) - t0))" ;;
 		esac
 	done

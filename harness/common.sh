@@ -69,6 +69,58 @@ base_patches() {
 	done
 }
 
+# ---- boot modes (harness/modes) ----------------------------------------
+# A mode's row is "name | kernel command-line words | QEMU arguments"; the
+# first row is the default mode. MODES_TABLE replaces the table (the
+# harness's own tests use one of their own).
+MODES_TABLE=${MODES_TABLE:-$HARNESS/modes}
+
+# _mode_rows: each mode as "name<TAB>words<TAB>qemu", fields trimmed.
+_mode_rows() {
+	awk -F'|' '/^[ \t]*(#|$)/ { next } {
+		for (i = 1; i <= 3; i++) { gsub(/^[ \t]+|[ \t]+$/, "", $i) }
+		printf "%s\t%s\t%s\n", $1, $2, $3 }' "$MODES_TABLE"
+}
+mode_names() { _mode_rows | cut -f1; }
+mode_default() { mode_names | head -n 1; }
+mode_exists() {
+	mode_names | grep -qxF -- "$1" && return 0
+	echo "error: no boot mode '$1' in $MODES_TABLE (modes: $(mode_names | tr '\n' ' '))" >&2
+	return 1
+}
+# mode_cmdline MODE, mode_qemu MODE: what the mode adds to every boot.
+mode_cmdline() { _mode_rows | awk -F'\t' -v m="$1" '$1 == m { print $2 }'; }
+mode_qemu() { _mode_rows | awk -F'\t' -v m="$1" '$1 == m { print $3 }'; }
+# mode_dir MODE: where a check boot in MODE keeps its console and results.
+mode_dir() {
+	if [ "$1" = "$(mode_default)" ]; then
+		echo "$FDIR/check"
+	else
+		echo "$FDIR/check-$1"
+	fi
+}
+# mode_tag MODE: the prefix of the mode's summary rows (none by default).
+mode_tag() {
+	[ "$1" = "$(mode_default)" ] || echo "$1"
+}
+# run_modes: the modes a check covers, MODES (words) or every mode.
+run_modes() {
+	local m
+	if [ -z "${MODES:-}" ]; then
+		mode_names
+		return
+	fi
+	for m in $MODES; do
+		mode_exists "$m" || return 1
+		echo "$m"
+	done
+}
+
+# Time limits of the suites (harness/suites) and of a whole guest are
+# multiplied by this: the debug kernel is 15 to 40 times slower.
+LIMIT_SCALE=${LIMIT_SCALE:-1}
+[ "$DEBUG" = 1 ] && [ "$LIMIT_SCALE" = 1 ] && LIMIT_SCALE=40
+
 # Stage timing: stage_start NAME, then stage_done "what happened".
 _stage_name=""
 _stage_t0=0

@@ -2,21 +2,17 @@
 # Stage "initramfs": the guest's root file system, an uncompressed cpio.
 #   /init                 harness/guest/init
 #   /bin/busybox          Debian's static busybox
-#   /bin/*                the test programs and the demo, built static
-#   /lib/modules/*.ko     the flavour's test_hmm (and later suites' modules)
-#   /etc/hmm-bench        what `make bench` runs (harness/guest/hmm-bench.c)
-#   /etc/hmm-suites       which suites `make check` runs, in order:
-#                         upstream-hmm-tests (upstream's, unmodified),
-#                         upstream-test_hmm (the same with upstream's driver),
-#                         hmm-tests (ours) when this repository has it,
-#                         hmm-driver-tests (ours, flavour ours only),
-#                         pagemaps (fsdax, device-dax, p2pdma, long-term pins),
-#                         regressions (upstream's later fixes, both flavours),
-#                         fuzz (hmm-fuzz.c, flavour ours; short in check),
-#                         stress (hmm-stress.c, flavour ours),
-#                         kunit (every mm/*_kunit.ko the build made)
+#   /bin/*                the suites' programs and the demo, built static
+#   /lib/modules/*.ko     the flavour's test_hmm, upstream's test_hmm built
+#                         against the flavour, the KUnit modules
+#   /etc/hmm-suites       the suites of harness/suites this flavour runs, one
+#                         line each: name, modes, limit (scaled), module,
+#                         command; the guest runs those of its boot mode
 #   /lib/pagemaps         the ext4 image suite pagemaps puts on pmem
-# Test programs are rebuilt only when their source is newer.
+# A copy of /etc/hmm-suites stays in build/<flavour>/hmm-suites, for the
+# boot stage's time limit. `make bench` adds its own /etc/hmm-bench on top
+# (harness/bench.sh). Test programs are rebuilt only when their source is
+# newer. SUITES="a b" keeps only the suites named.
 source "$(dirname "$0")/common.sh"
 stage_start initramfs
 
@@ -51,60 +47,18 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
 cp "$HARNESS/guest/init" "$root/init"
 cp "$ko" "$root/lib/modules/"
+# Upstream's driver, built against the flavour's core by the build stage
+# (suite upstream-test_hmm, and make bench's "upstream-driver").
+cp "$FDIR/upstream-test_hmm/upstream_test_hmm.ko" "$root/lib/modules/"
 : >"$root/etc/hmm-suites"
 
-# add_suite NAME MODULE PROGRAM [VAR=VALUE...]: run PROGRAM (copied to /bin)
-# as suite NAME with MODULE (a .ko in /lib/modules, or -) loaded around it,
-# in an environment with the VAR=VALUE words added. SUITES="a b" keeps only
-# the suites named.
-add_suite() {
-	local name=$1 module=$2 prog=$3 command
-	shift 3
-	if [ -n "${SUITES:-}" ] && [[ " $SUITES " != *" $name "* ]]; then
-		return 0
-	fi
-	cp "$prog" "$root/bin/"
-	command="/bin/$(basename "$prog")"
-	(($#)) && command="env $* $command"
-	printf '%s\t%s\t%s\n' "$name" "$module" "$command" >>"$root/etc/hmm-suites"
-}
+# What some suites need beside their program: prepare_<suite> runs when
+# the suite is in the initramfs.
 
-# Upstream's own suite, unmodified from the base tarball: the same binary
-# for every flavour.
-sel=$BASE/tools/testing/selftests
-build_prog "$COMMON/upstream-hmm-tests" "$sel/mm/hmm-tests.c" "$BASE"
-add_suite upstream-hmm-tests test_hmm.ko "$COMMON/upstream-hmm-tests"
-
-# Upstream's suite again, with upstream's own driver built against the
-# flavour's core (harness/build.sh): for flavour ours, upstream's driver is a
-# client of our API.
-cp "$FDIR/upstream-test_hmm/upstream_test_hmm.ko" "$root/lib/modules/"
-add_suite upstream-test_hmm upstream_test_hmm.ko "$COMMON/upstream-hmm-tests"
-
-# Our suite, when this repository has it, against either flavour: our
-# source, the flavour's uapi header, the base's kselftest harness.
-ours=$TOP/tools/testing/selftests/mm/hmm-tests.c
-if [ -f "$ours" ]; then
-	build_prog "$FDIR/guest/hmm-tests" "$ours" "$SRC" "$(dirname "$ours")"
-	add_suite hmm-tests test_hmm.ko "$FDIR/guest/hmm-tests"
-fi
-
-# Our driver's own contract (its errnos, eviction on unload): only where our
-# driver is, so flavour ours only.
-contract=$TOP/tools/testing/selftests/mm/hmm-driver-tests.c
-if [ -f "$contract" ] && [ "$FLAVOUR" = ours ]; then
-	build_prog "$FDIR/guest/hmm-driver-tests" "$contract" "$SRC" "$(dirname "$contract")"
-	add_suite hmm-driver-tests test_hmm.ko "$FDIR/guest/hmm-driver-tests"
-fi
-
-# The other pagemap types (fsdax, device-dax, p2pdma) and long-term pins of
-# device memory, against either flavour. The fsdax tests copy an ext4 image
-# made here (4 KiB blocks, as DAX needs, with a 1 MiB seed file whose bytes
-# the test knows) onto the guest's pmem.
-pagemaps=$TOP/tools/testing/selftests/mm/pagemaps-tests.c
-if [ -f "$pagemaps" ]; then
-	build_prog "$FDIR/guest/pagemaps-tests" "$pagemaps" "$SRC"
-	image=$COMMON/pagemaps-ext4.img.gz
+# The fsdax tests copy an ext4 image made here (4 KiB blocks, as DAX needs,
+# with a 1 MiB seed file whose bytes the test knows) onto the guest's pmem.
+prepare_pagemaps() {
+	local image=$COMMON/pagemaps-ext4.img.gz seed
 	if [ ! -f "$image" ] || [ "$0" -nt "$image" ]; then
 		seed=$(mktemp -d)
 		python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + i // 4096) & 255 for i in range(1 << 20)))' >"$seed/seed"
@@ -116,86 +70,90 @@ if [ -f "$pagemaps" ]; then
 	fi
 	mkdir -p "$root/lib/pagemaps"
 	cp "$image" "$root/lib/pagemaps/ext4.img.gz"
-	add_suite pagemaps test_hmm.ko "$FDIR/guest/pagemaps-tests"
-fi
+}
 
-# Regression tests, one per problem fixed upstream after 6.12 in a feature
-# 6.12 has, against either flavour (each with its own driver). On flavour
-# upstream the tests of bugs pristine 6.12.117 still has, whose failure
-# leaves test_hmm unable to unload, run only with REGRESSIONS_UPSTREAM_BUGS=1
-# (the guest then hangs until TIMEOUT after reporting them).
-regress=$TOP/tools/testing/selftests/mm/hmm-regression-tests.c
-if [ -f "$regress" ]; then
-	build_prog "$FDIR/guest/hmm-regression-tests" "$regress" "$SRC"
-	regress_env=()
-	if [ "$FLAVOUR" = upstream ] && [ "${REGRESSIONS_UPSTREAM_BUGS:-0}" != 1 ]; then
-		regress_env=("HMM_REGRESSIONS_EXCLUDE=exclusive_entry_is_not_a_migration_entry")
-	fi
-	add_suite regressions test_hmm.ko "$FDIR/guest/hmm-regression-tests" "${regress_env[@]}"
-fi
-
-# The fuzzer: our driver's uapi under random and hostile commands, flavour
-# ours only: FUZZ_CALLS steps per case (a short run in make check, a long
-# one from `make fuzz`), FUZZ_SEED replays a run (else a fresh seed, which
-# the suite prints).
-fuzz=$TOP/tools/testing/selftests/mm/hmm-fuzz.c
-if [ -f "$fuzz" ] && [ "$FLAVOUR" = ours ]; then
-	build_prog "$FDIR/guest/hmm-fuzz" "$fuzz" "$SRC"
-	fuzz_env=("HMM_FUZZ_CALLS=${FUZZ_CALLS:-1500}")
-	[ -n "${FUZZ_SEED:-}" ] && fuzz_env+=("HMM_FUZZ_SEED=$FUZZ_SEED")
-	add_suite fuzz test_hmm.ko "$FDIR/guest/hmm-fuzz" "${fuzz_env[@]}"
-fi
-
-# The stress: threads on every device mixing commands with mm operations
-# on shared ranges, test_hmm unloaded and reloaded between rounds; flavour
-# ours only (it holds our driver to its uapi header). STRESS_SECONDS sets
-# its length (25 s in make check; make stress: 600), STRESS_SEED replays a
-# run's choices.
-stress=$TOP/tools/testing/selftests/mm/hmm-stress.c
-if [ -f "$stress" ] && [ "$FLAVOUR" = ours ]; then
-	build_prog "$FDIR/guest/hmm-stress" "$stress" "$SRC"
-	stress_env=("HMM_STRESS_SECONDS=${STRESS_SECONDS:-25}")
-	[ -n "${STRESS_SEED:-}" ] && stress_env+=("HMM_STRESS_SEED=$STRESS_SEED")
-	add_suite stress test_hmm.ko "$FDIR/guest/hmm-stress" "${stress_env[@]}"
-fi
-
-# KUnit tests of our core (mm/*_kunit.c, built as modules where the
-# flavour's config has them): run by harness/guest/kunit-run, which loads
-# them and prints their KTAP from debugfs. Last, since they run in the
-# kernel itself.
-mapfile -t kunit_mods < <(find "$OBJ/mm" -maxdepth 1 -name '*_kunit.ko' | sort)
-if [ "$FLAVOUR" = ours ] && ((${#kunit_mods[@]} == 0)); then
-	stage_fail "no mm/*_kunit.ko in $OBJ (is configs/kunit.config merged?)"
-fi
-if ((${#kunit_mods[@]})); then
+# KUnit tests of our core (mm/*_kunit.c, built as modules by
+# configs/kunit.config): harness/guest/kunit-run loads each from here.
+prepare_kunit() {
+	local kunit_mods
+	mapfile -t kunit_mods < <(find "$OBJ/mm" -maxdepth 1 -name '*_kunit.ko' | sort)
+	((${#kunit_mods[@]})) ||
+		stage_fail "no mm/*_kunit.ko in $OBJ (is configs/kunit.config merged?)"
 	mkdir -p "$root/lib/modules/kunit"
 	cp "${kunit_mods[@]}" "$root/lib/modules/kunit/"
-	add_suite kunit - "$HARNESS/guest/kunit-run"
+}
+
+# On flavour upstream, the regression tests of bugs pristine 6.12.117 still
+# has, whose failure leaves test_hmm unable to unload, are left out unless
+# REGRESSIONS_UPSTREAM_BUGS=1 (the guest then hangs until TIMEOUT after
+# reporting them). Expanded into the regressions row's environment.
+UPSTREAM_BUGS_EXCLUDED=
+if [ "$FLAVOUR" = upstream ] && [ "${REGRESSIONS_UPSTREAM_BUGS:-0}" != 1 ]; then
+	UPSTREAM_BUGS_EXCLUDED=exclusive_entry_is_not_a_migration_entry
 fi
+export UPSTREAM_BUGS_EXCLUDED
+
+# suite_program SOURCE: build (or find) what SOURCE names; print its path.
+suite_program() {
+	local src=$1 out
+	case "$src" in
+	base:*.c)
+		out=$COMMON/upstream-$(basename "${src#base:}" .c)
+		build_prog "$out" "$BASE/${src#base:}" "$BASE" ;;
+	*.c)
+		[ -f "$TOP/$src" ] || stage_fail "harness/suites names $src, which does not exist"
+		out=$FDIR/guest/$(basename "$src" .c)
+		build_prog "$out" "$TOP/$src" "$SRC" "$(dirname "$TOP/$src")" ;;
+	*)
+		[ -f "$TOP/$src" ] || stage_fail "harness/suites names $src, which does not exist"
+		out=$TOP/$src ;;
+	esac
+	echo "$out"
+}
+
+# Every row of harness/suites for this flavour (and SUITES), in order.
+nsuites=0
+while read -r name flavours modes module limit src env; do
+	case "$name" in ''|'#'*) continue ;; esac
+	[[ ",$flavours," == *",$FLAVOUR,"* ]] || continue
+	if [ -n "${SUITES:-}" ] && [[ " $SUITES " != *" $name "* ]]; then
+		continue
+	fi
+	[ "$module" = - ] || [ -f "$root/lib/modules/$module" ] ||
+		stage_fail "harness/suites: suite $name loads $module, which no stage builds"
+	prog=$(suite_program "$src") || exit 1
+	cp "$prog" "$root/bin/"
+	command="/bin/$(basename "$prog")"
+	words=()
+	if [ "$env" != - ]; then
+		# shellcheck disable=SC2086  # the row's words, expanded with the knobs
+		eval "words=($env)"
+	fi
+	env_words=()
+	for w in "${words[@]}"; do
+		[ -n "${w#*=}" ] && env_words+=("$w")
+	done
+	((${#env_words[@]})) && command="env ${env_words[*]} $command"
+	limit=$(eval "echo $limit")
+	[[ "$limit" =~ ^[0-9]+$ ]] || stage_fail "harness/suites: suite $name's limit is not a number: $limit"
+	fn=prepare_${name//-/_}
+	if declare -F "$fn" >/dev/null; then
+		"$fn"
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$modes" "$((limit * LIMIT_SCALE))" \
+		"$module" "$command" >>"$root/etc/hmm-suites"
+	nsuites=$((nsuites + 1))
+done <"$HARNESS/suites"
+cp "$root/etc/hmm-suites" "$FDIR/hmm-suites"
 
 # The demo speaks the flavour's own uapi header.
 build_prog "$FDIR/guest/hmm-demo" "$HARNESS/guest/hmm-demo.c" "$SRC"
 cp "$FDIR/guest/hmm-demo" "$root/bin/"
 
-# The benchmark (make bench, boot mode "bench"): the same binary for both
-# flavours, built against the base's uapi, run once with upstream's driver
-# (so that only the core differs between flavours) and, on flavour ours,
-# once with ours. BENCH_SIZES: buffer sizes in MiB; BENCH_FIGURES (words),
-# BENCH_REPS and BENCH_PROFILE=1 become hmm-bench's environment.
+# The benchmark's program (make bench, which adds its settings): the same
+# binary for both flavours, built against the base's uapi.
 build_prog "$COMMON/hmm-bench" "$HARNESS/guest/hmm-bench.c" "$BASE"
 cp "$COMMON/hmm-bench" "$root/bin/"
-sizes=${BENCH_SIZES:-2 256}
-bench_env=""
-[ -n "${BENCH_FIGURES:-}" ] && bench_env+="HMM_BENCH_FIGURES=$(printf %s "$BENCH_FIGURES" | tr -s ' ,' ,) "
-[ -n "${BENCH_REPS:-}" ] && bench_env+="HMM_BENCH_REPS=$BENCH_REPS "
-[ "${BENCH_PROFILE:-0}" = 1 ] && bench_env+="HMM_BENCH_PROFILE=1 "
-[ -n "$bench_env" ] && bench_env="env $bench_env"
-printf 'upstream-driver\tupstream_test_hmm.ko\t%s/bin/hmm-bench upstream-driver %s\n' \
-	"$bench_env" "$sizes" >"$root/etc/hmm-bench"
-if [ "$FLAVOUR" = ours ]; then
-	printf 'our-driver\ttest_hmm.ko\t%s/bin/hmm-bench our-driver %s\n' \
-		"$bench_env" "$sizes" >>"$root/etc/hmm-bench"
-fi
 
 (cd "$root" && find . -print0 | sort -z | cpio --null -o -H newc --quiet) >"$FDIR/initramfs.cpio"
-stage_done "$(du -h "$FDIR/initramfs.cpio" | cut -f1) with $(wc -l <"$root/etc/hmm-suites") suites"
+stage_done "$(du -h "$FDIR/initramfs.cpio" | cut -f1) with $nsuites suites"

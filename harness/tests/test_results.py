@@ -8,7 +8,8 @@ the tests or during boot, a guest that hangs or vanishes, a suite without a
 plan or one that never started. kunit-failed.log is a real console with
 suite kunit (nested KTAP from debugfs) and one failing parameter.
 kmemleak-*.log are the debug kernel's: suite kmemleak as one section per
-check (after boot, after each suite), clean or with a leak.
+check (after boot, after each suite), clean or with a leak. limit.log is
+clean.log stopped by the guest at the suite's time limit.
 """
 
 import contextlib
@@ -49,6 +50,8 @@ CASES = {
     'missing-suite': ({S: (58, 0, 0), 'hmm-tests': (0, 1, 0)}, 0,
                       ['(start)']),
     'userspace-words': ({S: (58, 0, 0)}, 0, []),
+    # The guest stopped the suite at its time limit (harness/suites).
+    'limit': ({S: (40, 18, 0)}, 0, ['(after the last result)', '(limit)']),
     # A real KUnit run (suite kunit, from debugfs) with one parameter of a
     # parameterised case failing: leaves are named suite.case.param.
     'kunit-failed': ({'kunit': (27, 1, 0)}, 0,
@@ -152,12 +155,15 @@ class Report(unittest.TestCase):
     """The summary's totals, closing line and exit status."""
 
     def run_report(self, *names):
+        """Report the logs NAMES, each "log" or "log:flavour:mode"."""
         with tempfile.TemporaryDirectory() as out:
             paths = []
-            for n in names:
+            for i, spec in enumerate(names):
+                n, flavour, mode = (spec.split(':') + ['ours', ''])[:3]
                 res = parse_log(n)
-                res['flavour'] = 'ours'
-                path = os.path.join(out, n + '.json')
+                res['flavour'] = flavour
+                res['mode'] = mode
+                path = os.path.join(out, '%d-%s.json' % (i, n))
                 with open(path, 'w') as f:
                     json.dump(res, f)
                 paths.append(path)
@@ -201,6 +207,23 @@ class Report(unittest.TestCase):
         rc, out, _ = self.run_report('clean', 'failed')
         self.assertEqual(rc, 1)
         self.assertEqual(out[-1], '115 passed, 1 failed')
+
+    def test_boot_modes_prefix_their_rows(self):
+        rc, out, rows = self.run_report('clean', 'clean::thp-always',
+                                        'clean:upstream:',
+                                        'failed:upstream:thp-always')
+        self.assertEqual(rc, 1)
+        self.assertEqual(rows, ['suite\tpassed\tfailed\tskipped',
+                                S + '\t58\t0\t0',
+                                'thp-always/' + S + '\t58\t0\t0',
+                                'upstream/' + S + '\t58\t0\t0',
+                                'upstream/thp-always/' + S + '\t57\t1\t0'])
+        fail = [l for l in out if l.startswith('FAIL ')]
+        self.assertEqual(len(fail), 1)
+        self.assertTrue(fail[0].startswith('FAIL upstream/thp-always/' + S +
+                                           ': hmm.hmm_device_private.'
+                                           'anon_write_prot'), fail[0])
+        self.assertEqual(out[-1], '231 passed, 1 failed')
 
 
 if __name__ == '__main__':
