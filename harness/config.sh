@@ -2,8 +2,8 @@
 # Stage "config": allnoconfig plus the fragments in configs/, merged with the
 # kernel's own scripts/kconfig/merge_config.sh. Every option a fragment asks
 # for must survive the merge (a dependency Kconfig silently dropped is an
-# error that names the option). Skipped when neither the fragments nor the
-# tree changed since the last merge.
+# error that names the option). Skipped when neither the fragments, the
+# base nor a Kconfig file the flavour changes changed since the last merge.
 #
 # config.sh [OBJDIR FRAGMENT...]: merge into OBJDIR instead of the flavour's
 # build folder, from the named fragments instead of CONFIGS (users.sh does).
@@ -27,7 +27,19 @@ for f in $names; do
 	fragments+=("$TOP/configs/$f.config")
 done
 
-key=$( { cat "${fragments[@]}"; cat "$SRC/.hmm-stamp"; } | sha256sum | cut -c1-16)
+# The key: the fragments, the base, and every Kconfig file the flavour
+# changes (a patch that adds a symbol must make the merge run again).
+kconfigs=()
+if [ -f "$SRC/.hmm-managed" ]; then
+	mapfile -t kconfigs < <(grep -E '(^|/)Kconfig[^/]*$' "$SRC/.hmm-managed" || true)
+fi
+key=$( {
+	cat "${fragments[@]}" "$SRC/.hmm-stamp"
+	for k in "${kconfigs[@]}"; do
+		echo "$k"
+		cat "$SRC/$k"
+	done
+} | sha256sum | cut -c1-16)
 if [ -f "$obj/.config" ] && [ "$(cat "$obj/.hmm-config-key" 2>/dev/null)" = "$key" ]; then
 	stage_done "unchanged ($names)"
 	exit 0
