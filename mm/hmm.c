@@ -281,11 +281,15 @@ hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
 	/*
 	 * A special PTE may still have a struct page a device can use: the
 	 * zero page, and ZONE_DEVICE pages of DAX (fsdax, device-dax) mapped
-	 * at 4 KiB, which are special and devmap and which vm_normal_page()
-	 * does not resolve. Only a special PTE that is neither has none.
+	 * at 4 KiB, which are devmap and which vm_normal_page() does not
+	 * resolve. Only a special PTE that is neither has none. Without
+	 * pte_special() (some 32-bit architectures) vm_normal_page() has the
+	 * last word on every PTE.
 	 */
-	if (unlikely(pte_special(pte)) && !pte_devmap(pte) &&
-	    !is_zero_pfn(pte_pfn(pte)) && !vm_normal_page(vma, addr, pte)) {
+	if (unlikely(pte_special(pte) ||
+		     !IS_ENABLED(CONFIG_ARCH_HAS_PTE_SPECIAL)) &&
+	    !pte_devmap(pte) && !is_zero_pfn(pte_pfn(pte)) &&
+	    !vm_normal_page(vma, addr, pte)) {
 		if (req & HMM_PFN_REQ_FAULT)
 			return HMM_CANNOT_MIRROR;
 		*out = HMM_PFN_ERROR;
