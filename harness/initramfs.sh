@@ -60,10 +60,11 @@ cp "$FDIR/upstream-test_hmm/upstream_test_hmm.ko" "$root/lib/modules/"
 prepare_pagemaps() {
 	local image=$COMMON/pagemaps-ext4.img.gz seed
 	if [ ! -f "$image" ] || [ "$0" -nt "$image" ]; then
+		mkdir -p "$COMMON"
 		seed=$(mktemp -d)
 		python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + i // 4096) & 255 for i in range(1 << 20)))' >"$seed/seed"
 		rm -f "$COMMON/pagemaps-ext4.img"
-		mkfs.ext4 -q -F -b 4096 -d "$seed" "$COMMON/pagemaps-ext4.img" 64M ||
+		mkfs.ext4 -q -F -b 4096 -d "$seed" "$COMMON/pagemaps-ext4.img" 64M >/dev/null ||
 			stage_fail "mkfs.ext4 could not make the pagemaps image"
 		gzip -9 -f "$COMMON/pagemaps-ext4.img"
 		rm -rf "$seed"
