@@ -49,6 +49,8 @@
 #include <linux/pagewalk.h>
 #include <linux/swapops.h>
 
+#include "hmm_entry.h"
+
 /* State of one hmm_range_fault() call, shared by the walk callbacks. */
 struct hmm_walk {
 	struct hmm_range *range;
@@ -228,14 +230,13 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 					 unsigned long req, unsigned long *out)
 {
 	swp_entry_t entry = pte_to_swp_entry(pte);
+	struct hmm_devp devp = hmm_devp_from_swp(entry);
 
 	/* The caller's own device memory: report it where it is. */
-	if (is_device_private_entry(entry) &&
-	    pfn_swap_entry_to_page(entry)->pgmap->owner ==
-	    w->range->dev_private_owner) {
-		*out = swp_offset_pfn(entry) | HMM_PFN_VALID |
-		       (is_writable_device_private_entry(entry) ?
-			HMM_PFN_WRITE : 0);
+	if (devp.page &&
+	    devp.page->pgmap->owner == w->range->dev_private_owner) {
+		*out = page_to_pfn(devp.page) | HMM_PFN_VALID |
+		       (devp.writable ? HMM_PFN_WRITE : 0);
 		return HMM_REPORTED;
 	}
 	if (hmm_shortfall(req, 0) == HMM_NEED_NOTHING) {
@@ -246,7 +247,7 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 	 * Swapped out, another owner's device memory, device-exclusive: a CPU
 	 * fault brings each of them back to a normal mapping.
 	 */
-	if (!non_swap_entry(entry) || is_device_private_entry(entry) ||
+	if (!non_swap_entry(entry) || devp.page ||
 	    is_device_exclusive_entry(entry))
 		return HMM_FAULT;
 	if (is_migration_entry(entry))

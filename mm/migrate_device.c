@@ -60,6 +60,7 @@
 #include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
 
+#include "hmm_entry.h"
 #include "internal.h"
 
 /* Present PTEs cleared per TLB flush while collecting. */
@@ -138,7 +139,6 @@ static unsigned long mdev_select_pte(struct migrate_vma *args,
 {
 	unsigned long wflag = 0;
 	struct page *page;
-	swp_entry_t entry;
 
 	*pagep = NULL;
 	if (pte_none(pte))
@@ -146,14 +146,13 @@ static unsigned long mdev_select_pte(struct migrate_vma *args,
 
 	if (!pte_present(pte)) {
 		/* Of all non-present entries only device-private pages move. */
-		entry = pte_to_swp_entry(pte);
-		if (!is_device_private_entry(entry))
+		struct hmm_devp devp = hmm_devp_from_pte(pte);
+
+		page = devp.page;
+		if (!page || !mdev_device_page_wanted(args, page,
+						      MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
 			return 0;
-		page = pfn_swap_entry_to_page(entry);
-		if (!mdev_device_page_wanted(args, page,
-					     MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
-			return 0;
-		if (is_writable_device_private_entry(entry))
+		if (devp.writable)
 			wflag = MIGRATE_PFN_WRITE;
 	} else {
 		if (is_zero_pfn(pte_pfn(pte)))
@@ -747,13 +746,8 @@ static pte_t mdev_fresh_pte(struct vm_area_struct *vma, struct page *page)
 	bool writable = vma->vm_flags & VM_WRITE;
 	pte_t pte;
 
-	if (is_device_private_page(page)) {
-		swp_entry_t entry = writable ?
-			make_writable_device_private_entry(page_to_pfn(page)) :
-			make_readable_device_private_entry(page_to_pfn(page));
-
-		return swp_entry_to_pte(entry);
-	}
+	if (is_device_private_page(page))
+		return hmm_devp_mkpte(page, writable, __pte(0));
 	pte = mk_pte(page, vma->vm_page_prot);
 	if (writable)
 		pte = pte_mkwrite(pte_mkdirty(pte), vma);
@@ -1004,17 +998,10 @@ static pte_t mdev_winner_pte(struct vm_area_struct *vma, struct page *page,
 {
 	swp_entry_t entry = pte_to_swp_entry(old);
 	bool writable = is_writable_migration_entry(entry);
-	unsigned long pfn = page_to_pfn(page);
 	pte_t pte;
 
-	if (is_device_private_page(page)) {
-		pte = swp_entry_to_pte(writable ?
-				       make_writable_device_private_entry(pfn) :
-				       make_readable_device_private_entry(pfn));
-		if (pte_swp_soft_dirty(old))
-			pte = pte_swp_mksoft_dirty(pte);
-		return pte_swp_uffd_wp(old) ? pte_swp_mkuffd_wp(pte) : pte;
-	}
+	if (is_device_private_page(page))
+		return hmm_devp_mkpte(page, writable, old);
 
 	pte = mk_pte(page, READ_ONCE(vma->vm_page_prot));
 	if (!is_migration_entry_young(entry))
