@@ -43,9 +43,17 @@
  * event MMU_NOTIFY_MIGRATE and the migration's owner so that the driver
  * that started it can ignore its own invalidation. Pages mapped only in the
  * walked page table (the common case) need no rmap walk to unmap, and none
- * to map again: migrate_vma_finalize() then puts the winners back with one
+ * to map again: migrate_vma_finalize() puts their winners back with one
  * walk of the range's PTE tables, a lock per table, where an rmap walk per
  * page would take the anon_vma lock and walk down from the PGD each time.
+ * Only a page that was mapped elsewhere too (after a fork, say) is marked
+ * in its src[] word (MDEV_PFN_ELSEWHERE) and found through the rmap.
+ *
+ * The steps after collection share one view of the migration, struct
+ * mdev_migration: the src[] and dst[] arrays, the range if there is one,
+ * and the fault folio, which do_swap_page() locked and which is never ours
+ * to unlock. Device-private entries are built and read by mm/hmm_entry.h,
+ * the one definition mm/hmm.c shares.
  */
 #include <linux/export.h>
 #include <linux/memremap.h>
@@ -67,12 +75,54 @@
 #define MDEV_BATCH	16
 
 /*
- * Set in migrate_vma.flags by migrate_vma_setup() when some collected page
- * was mapped outside the walked page table as well, so that finalize must
- * find its migration entries through the rmap. Far above the
- * MIGRATE_VMA_SELECT_* bits; setup clears it on entry.
+ * A bit of a src[] word that no MIGRATE_PFN_* flag uses, the core's own:
+ * setup sets it on a page that was also mapped outside the walked page
+ * table, or held by device-exclusive entries it turned into migration
+ * entries, and finalize then finds that page's migration entries through
+ * the rmap. Every other page is mapped again by one walk of the range.
  */
-#define MDEV_SEEN_ELSEWHERE	BIT(BITS_PER_LONG - 1)
+#define MDEV_PFN_ELSEWHERE	BIT(5)
+static_assert(!(MDEV_PFN_ELSEWHERE >> MIGRATE_PFN_SHIFT) &&
+	      !(MDEV_PFN_ELSEWHERE &
+		(MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE)));
+
+/*
+ * One migration after its pages were collected, as the unmap, commit and
+ * finalize steps see it: a virtual range (migrate_vma_*()) or device pages
+ * by frame number (migrate_device_*()).
+ */
+struct mdev_migration {
+	unsigned long		*src;
+	unsigned long		*dst;
+	unsigned long		npages;
+	/* The range; NULL for device pages by frame number. */
+	struct migrate_vma	*args;
+	/* The fault folio, locked by do_swap_page(): never ours to unlock. */
+	struct folio		*fault_folio;
+};
+
+static struct mdev_migration mdev_migration_of(struct migrate_vma *args)
+{
+	return (struct mdev_migration) {
+		.src		= args->src,
+		.dst		= args->dst,
+		.npages		= args->npages,
+		.args		= args,
+		.fault_folio	= args->fault_page ?
+				  page_folio(args->fault_page) : NULL,
+	};
+}
+
+static struct mdev_migration mdev_migration_of_pfns(unsigned long *src_pfns,
+						    unsigned long *dst_pfns,
+						    unsigned long npages)
+{
+	return (struct mdev_migration) {
+		.src	= src_pfns,
+		.dst	= dst_pfns,
+		.npages	= npages,
+	};
+}
 
 /* State of one collecting walk (walk->private). */
 struct mdev_collect {
@@ -89,9 +139,15 @@ struct mdev_collect {
 	} pending[MDEV_BATCH];
 };
 
+/* The entry of src[] and dst[] for @addr, and back. */
 static unsigned long mdev_index(struct migrate_vma *args, unsigned long addr)
 {
 	return (addr - args->start) >> PAGE_SHIFT;
+}
+
+static unsigned long mdev_addr(struct migrate_vma *args, unsigned long i)
+{
+	return args->start + (i << PAGE_SHIFT);
 }
 
 /*
@@ -258,7 +314,10 @@ static void mdev_collect_commit(struct mdev_collect *mc, pte_t *ptep,
 				      exclusive));
 	folio_remove_rmap_pte(folio, page, vma);
 	folio_put(folio);
-	mc->mapped_elsewhere |= folio_mapped(folio);
+	if (folio_mapped(folio)) {
+		args->src[i] |= MDEV_PFN_ELSEWHERE;
+		mc->mapped_elsewhere = true;
+	}
 }
 
 /* Flush the cleared present PTEs of this table and finish each of them. */
@@ -436,13 +495,14 @@ static void mdev_collect(struct mdev_collect *mc)
  * fault path's on the faulting page, the page cache's and its private
  * data's, and slack of one for ZONE_DEVICE pages.
  */
-static bool mdev_page_unpinned(struct folio *folio, struct page *fault_page)
+static bool mdev_page_unpinned(const struct mdev_migration *m,
+			       struct folio *folio)
 {
 	int expected = 1;
 
 	if (folio_test_large(folio))
 		return false;
-	if (&folio->page == fault_page)
+	if (folio == m->fault_folio)
 		expected++;
 	if (folio_is_zone_device(folio))
 		expected++;
@@ -452,19 +512,18 @@ static bool mdev_page_unpinned(struct folio *folio, struct page *fault_page)
 }
 
 /*
- * Give up on src_pfns[i]: put its mappings back, unlock it (unless it is
- * the fault page, which its caller locked) and drop our reference
- * (returning an isolated folio to the LRU).
+ * Give up on entry @i: put its mappings back, unlock it (unless it is the
+ * fault folio, which its caller locked) and drop our reference (returning
+ * an isolated folio to the LRU).
  */
-static void mdev_give_up(unsigned long *src_pfns, unsigned long i,
-			 bool isolated, struct page *fault_page)
+static void mdev_give_up(struct mdev_migration *m, unsigned long i,
+			 bool isolated)
 {
-	struct page *page = migrate_pfn_to_page(src_pfns[i]);
-	struct folio *folio = page_folio(page);
+	struct folio *folio = page_folio(migrate_pfn_to_page(m->src[i]));
 
-	src_pfns[i] = 0;
+	m->src[i] = 0;
 	remove_migration_ptes(folio, folio, 0);
-	if (page != fault_page)
+	if (folio != m->fault_folio)
 		folio_unlock(folio);
 	if (isolated)
 		folio_putback_lru(folio);
@@ -556,9 +615,9 @@ static struct anon_vma *mdev_get_anon_vma(struct folio *folio)
  * mappings' say there may be some. Replace them by migration entries, so
  * that the folio can move and finalize restores them as plain mappings.
  * The folio is locked, which keeps folio->mapping, and so the anon_vma
- * rmap_walk() locks, the one we pinned.
+ * rmap_walk() locks, the one we pinned. Returns whether it looked.
  */
-static void mdev_take_exclusive(struct folio *folio)
+static bool mdev_take_exclusive(struct folio *folio)
 {
 	struct rmap_walk_control rwc = {
 		.rmap_one = mdev_take_exclusive_one,
@@ -568,16 +627,17 @@ static void mdev_take_exclusive(struct folio *folio)
 	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
 	if (!folio_is_device_coherent(folio) || !folio_test_anon(folio) ||
 	    folio_ref_count(folio) <= 1 + folio_mapcount(folio))
-		return;
+		return false;
 	anon_vma = mdev_get_anon_vma(folio);
 	if (!anon_vma)
-		return;
+		return false;
 	rmap_walk(folio, &rwc);
 	put_anon_vma(anon_vma);
+	return true;
 }
 
 /*
- * Finish unmapping the locked, referenced pages of @src_pfns: replace the
+ * Finish unmapping the locked, referenced pages of @m: replace the
  * mappings the walk did not see (other processes, other page tables) and
  * the device-exclusive entries of device-coherent pages by migration
  * entries, take system pages off the LRU, and give up on any page still
@@ -592,24 +652,25 @@ static void mdev_take_exclusive(struct folio *folio)
  *
  * Return: the number of entries still marked MIGRATE_PFN_MIGRATE.
  */
-static unsigned long mdev_unmap(unsigned long *src_pfns, unsigned long npages,
-				struct page *fault_page, bool use_rmap)
+static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 {
+	unsigned long *src_pfns = m->src;
 	unsigned long i, cpages = 0;
 	bool drained = false;
 
-	for (i = 0; use_rmap && i < npages; i++) {
+	for (i = 0; use_rmap && i < m->npages; i++) {
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 
 		if (!page)
 			continue;
-		mdev_take_exclusive(page_folio(page));
+		if (mdev_take_exclusive(page_folio(page)))
+			src_pfns[i] |= MDEV_PFN_ELSEWHERE;
 		if (folio_mapped(page_folio(page)))
 			try_to_migrate(page_folio(page), 0);
 	}
 
 	lru_add_drain();
-	for (i = 0; i < npages; i++) {
+	for (i = 0; i < m->npages; i++) {
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 		bool isolated = false;
 		struct folio *folio;
@@ -626,14 +687,13 @@ static unsigned long mdev_unmap(unsigned long *src_pfns, unsigned long npages,
 			}
 			isolated = folio_isolate_lru(folio);
 			if (!isolated) {
-				mdev_give_up(src_pfns, i, false, fault_page);
+				mdev_give_up(m, i, false);
 				continue;
 			}
 			folio_put(folio);	/* the isolation holds one now */
 		}
-		if (folio_mapped(folio) ||
-		    !mdev_page_unpinned(folio, fault_page)) {
-			mdev_give_up(src_pfns, i, isolated, fault_page);
+		if (folio_mapped(folio) || !mdev_page_unpinned(m, folio)) {
+			mdev_give_up(m, i, isolated);
 			continue;
 		}
 		cpages++;
@@ -691,6 +751,7 @@ static bool mdev_args_valid(struct migrate_vma *args)
 int migrate_vma_setup(struct migrate_vma *args)
 {
 	struct mdev_collect mc = { .args = args };
+	struct mdev_migration m;
 	unsigned long npages;
 
 	args->start &= PAGE_MASK;
@@ -699,26 +760,22 @@ int migrate_vma_setup(struct migrate_vma *args)
 		return -EINVAL;
 	mmap_assert_locked(args->vma->vm_mm);
 
-	args->flags &= ~MDEV_SEEN_ELSEWHERE;
 	npages = (args->end - args->start) >> PAGE_SHIFT;
 	memset(args->src, 0, npages * sizeof(*args->src));
 	memset(args->dst, 0, npages * sizeof(*args->dst));
 	args->npages = npages;
 	args->cpages = 0;
 
-	if (args->fault_page) {
-		mc.fault_folio = page_folio(args->fault_page);
-		VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(mc.fault_folio),
-				      mc.fault_folio);
-	}
+	m = mdev_migration_of(args);
+	mc.fault_folio = m.fault_folio;
+	if (m.fault_folio)
+		VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(m.fault_folio),
+				      m.fault_folio);
 
 	mdev_collect(&mc);
 
-	if (mc.mapped_elsewhere)
-		args->flags |= MDEV_SEEN_ELSEWHERE;
 	if (args->cpages)
-		args->cpages = mdev_unmap(args->src, npages, args->fault_page,
-					  mc.mapped_elsewhere);
+		args->cpages = mdev_unmap(&m, mc.mapped_elsewhere);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -782,7 +839,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 {
 	struct vm_area_struct *vma = args->vma;
 	struct mm_struct *mm = vma->vm_mm;
-	unsigned long addr0 = args->start + (first << PAGE_SHIFT);
+	unsigned long addr0 = mdev_addr(args, first);
 	unsigned long i, nr_zero = 0;
 	spinlock_t *ptl;	/* the page-table lock */
 	pte_t *table;
@@ -817,9 +874,9 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		if (!mdev_is_fill(args, i))
 			continue;
 		if (pte_present(pte) && is_zero_pfn(pte_pfn(pte))) {
-			flush_cache_page(vma, args->start + (i << PAGE_SHIFT),
+			flush_cache_page(vma, mdev_addr(args, i),
 					 pte_pfn(pte));
-			ptep_get_and_clear(mm, args->start + (i << PAGE_SHIFT),
+			ptep_get_and_clear(mm, mdev_addr(args, i),
 					   ptep);
 			nr_zero++;
 		} else if (!pte_none(pte)) {
@@ -828,10 +885,10 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 	}
 	if (nr_zero)
 		flush_tlb_range(vma, addr0,
-				args->start + ((last + 1) << PAGE_SHIFT));
+				mdev_addr(args, last + 1));
 
 	for (i = first; i <= last; i++) {
-		unsigned long addr = args->start + (i << PAGE_SHIFT);
+		unsigned long addr = mdev_addr(args, i);
 		struct page *page = migrate_pfn_to_page(args->dst[i]);
 		struct folio *folio;
 
@@ -875,18 +932,19 @@ static void mdev_insert_empty(struct migrate_vma *args)
 		}
 		if (!notified) {
 			mmu_notifier_range_init_owner(&range,
-						      MMU_NOTIFY_MIGRATE, 0, args->vma->vm_mm,
-				args->start + (i << PAGE_SHIFT), args->end,
-				args->pgmap_owner);
+						      MMU_NOTIFY_MIGRATE, 0,
+						      args->vma->vm_mm,
+						      mdev_addr(args, i),
+						      args->end,
+						      args->pgmap_owner);
 			mmu_notifier_invalidate_range_start(&range);
 			notified = true;
 		}
 		/* Extend the run to the end of this PTE table. */
-		table_end = pmd_addr_end(args->start + (i << PAGE_SHIFT),
-					 args->end);
+		table_end = pmd_addr_end(mdev_addr(args, i), args->end);
 		first = i;
 		while (i + 1 < args->npages &&
-		       args->start + ((i + 1) << PAGE_SHIFT) < table_end)
+		       mdev_addr(args, i + 1) < table_end)
 			i++;
 		mdev_insert_run(args, first, i);
 		i++;
@@ -899,8 +957,8 @@ static void mdev_insert_empty(struct migrate_vma *args)
  * Move the identity of one source page to its destination; false if it
  * must stay where it is.
  */
-static bool mdev_move_page(struct page *page, struct page *newpage,
-			   struct page *fault_page)
+static bool mdev_move_page(const struct mdev_migration *m, struct page *page,
+			   struct page *newpage)
 {
 	struct folio *folio = page_folio(page);
 	struct folio *newfolio = page_folio(newpage);
@@ -920,21 +978,20 @@ static bool mdev_move_page(struct page *page, struct page *newpage,
 
 	WARN_ON_ONCE(folio_test_writeback(folio));
 	if (folio_migrate_mapping(mapping, newfolio, folio,
-				  page == fault_page) != MIGRATEPAGE_SUCCESS)
+				  folio == m->fault_folio) != MIGRATEPAGE_SUCCESS)
 		return false;
 	folio_migrate_flags(newfolio, folio);
 	return true;
 }
 
-/* The commit step of both interfaces; @args is NULL without a VMA. */
-static void mdev_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
-		       unsigned long npages, struct migrate_vma *args)
+/* The commit step of both interfaces. */
+static void mdev_pages(struct mdev_migration *m)
 {
-	struct page *fault_page = args ? args->fault_page : NULL;
+	unsigned long *src_pfns = m->src, *dst_pfns = m->dst;
 	bool has_empty = false;
 	unsigned long i;
 
-	for (i = 0; i < npages; i++) {
+	for (i = 0; i < m->npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
 
@@ -948,20 +1005,20 @@ static void mdev_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 			has_empty = true;
 			continue;
 		}
-		if (!mdev_move_page(page, newpage, fault_page))
+		if (!mdev_move_page(m, page, newpage))
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 	}
 
 	if (!has_empty)
 		return;
-	if (WARN_ON_ONCE(!args)) {
+	if (WARN_ON_ONCE(!m->args)) {
 		/* Only a walk produces empty sources. */
-		for (i = 0; i < npages; i++)
+		for (i = 0; i < m->npages; i++)
 			if (!(src_pfns[i] & MIGRATE_PFN_VALID))
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 		return;
 	}
-	mdev_insert_empty(args);
+	mdev_insert_empty(m->args);
 }
 
 /*
@@ -1025,7 +1082,7 @@ static void mdev_remap_table(struct migrate_vma *args, pmd_t *pmdp,
 			     unsigned long first, unsigned long last)
 {
 	struct vm_area_struct *vma = args->vma;
-	unsigned long addr = args->start + (first << PAGE_SHIFT);
+	unsigned long addr = mdev_addr(args, first);
 	spinlock_t *ptl;	/* the page-table lock */
 	pte_t *table, *ptep;
 	unsigned long i;
@@ -1040,7 +1097,9 @@ static void mdev_remap_table(struct migrate_vma *args, pmd_t *pmdp,
 		struct folio *folio;
 		swp_entry_t entry;
 
-		if (!page || !is_swap_pte(old))
+		/* A page mapped elsewhere too is finalize's rmap walk's. */
+		if (!page || (args->src[i] & MDEV_PFN_ELSEWHERE) ||
+		    !is_swap_pte(old))
 			continue;
 		entry = pte_to_swp_entry(old);
 		if (!is_migration_entry(entry) ||
@@ -1060,10 +1119,10 @@ static void mdev_remap_table(struct migrate_vma *args, pmd_t *pmdp,
 }
 
 /*
- * Finalize's fast path, when every migration entry of the collected pages
- * is in the walked range (no MDEV_SEEN_ELSEWHERE): one pass over the
- * range's PTE tables maps all winners again. Only anonymous pages are
- * collected, so every winner is an anonymous folio.
+ * Finalize's fast path for every page whose migration entries are all in
+ * the walked range (no MDEV_PFN_ELSEWHERE): one pass over the range's PTE
+ * tables maps their winners again. Only anonymous pages are collected, so
+ * every winner is an anonymous folio.
  */
 static void mdev_remap_range(struct migrate_vma *args)
 {
@@ -1071,7 +1130,7 @@ static void mdev_remap_range(struct migrate_vma *args)
 
 	mmap_assert_locked(args->vma->vm_mm);
 	while (i < args->npages) {
-		unsigned long addr = args->start + (i << PAGE_SHIFT);
+		unsigned long addr = mdev_addr(args, i);
 		unsigned long table_end = pmd_addr_end(addr, args->end);
 		pmd_t *pmdp;
 
@@ -1087,21 +1146,19 @@ static void mdev_remap_range(struct migrate_vma *args)
 
 /*
  * The finalize step of both interfaces: map the winner of each entry
- * (unless @remapped: mdev_remap_range() did it), unlock and release both
- * pages.
+ * (unless @remapped: mdev_remap_range() did it for every page not marked
+ * MDEV_PFN_ELSEWHERE), unlock and release both pages.
  */
-static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
-			  unsigned long npages, bool remapped,
-			  struct page *fault_page)
+static void mdev_finalize(struct mdev_migration *m, bool remapped)
 {
 	unsigned long i;
 
-	for (i = 0; i < npages; i++) {
-		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
-		struct page *page = migrate_pfn_to_page(src_pfns[i]);
+	for (i = 0; i < m->npages; i++) {
+		struct page *newpage = migrate_pfn_to_page(m->dst[i]);
+		struct page *page = migrate_pfn_to_page(m->src[i]);
 		struct folio *dst = newpage ? page_folio(newpage) : NULL;
 		struct folio *src = page ? page_folio(page) : NULL;
-		bool moved = dst && (src_pfns[i] & MIGRATE_PFN_MIGRATE);
+		bool moved = dst && (m->src[i] & MIGRATE_PFN_MIGRATE);
 
 		if (!src) {
 			/* An empty source: the mapping has its own ref. */
@@ -1109,9 +1166,9 @@ static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
 				mdev_release(dst, false);
 			continue;
 		}
-		if (!remapped)
+		if (!remapped || (m->src[i] & MDEV_PFN_ELSEWHERE))
 			remove_migration_ptes(src, moved ? dst : src, 0);
-		if (page == fault_page)
+		if (src == m->fault_folio)
 			folio_put(src);	/* a device page; its caller unlocks it */
 		else
 			mdev_release(src, !moved);
@@ -1138,8 +1195,10 @@ static void mdev_finalize(unsigned long *src_pfns, unsigned long *dst_pfns,
  */
 void migrate_vma_pages(struct migrate_vma *migrate)
 {
+	struct mdev_migration m = mdev_migration_of(migrate);
+
 	mmap_assert_locked(migrate->vma->vm_mm);
-	mdev_pages(migrate->src, migrate->dst, migrate->npages, migrate);
+	mdev_pages(&m);
 }
 EXPORT_SYMBOL(migrate_vma_pages);
 
@@ -1156,12 +1215,10 @@ EXPORT_SYMBOL(migrate_vma_pages);
  */
 void migrate_vma_finalize(struct migrate_vma *migrate)
 {
-	bool remapped = !(migrate->flags & MDEV_SEEN_ELSEWHERE);
+	struct mdev_migration m = mdev_migration_of(migrate);
 
-	if (remapped)
-		mdev_remap_range(migrate);
-	mdev_finalize(migrate->src, migrate->dst, migrate->npages, remapped,
-		      migrate->fault_page);
+	mdev_remap_range(migrate);
+	mdev_finalize(&m, true);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -1200,11 +1257,13 @@ static unsigned long mdev_grab_pfn(unsigned long pfn)
 int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 			 unsigned long npages)
 {
+	struct mdev_migration m = mdev_migration_of_pfns(src_pfns, NULL,
+							 npages);
 	unsigned long i;
 
 	for (i = 0; i < npages; i++)
 		src_pfns[i] = mdev_grab_pfn(start + i);
-	mdev_unmap(src_pfns, npages, NULL, true);
+	mdev_unmap(&m, true);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
@@ -1222,7 +1281,10 @@ EXPORT_SYMBOL(migrate_device_range);
 void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 			  unsigned long npages)
 {
-	mdev_pages(src_pfns, dst_pfns, npages, NULL);
+	struct mdev_migration m = mdev_migration_of_pfns(src_pfns, dst_pfns,
+							 npages);
+
+	mdev_pages(&m);
 }
 EXPORT_SYMBOL(migrate_device_pages);
 
@@ -1242,7 +1304,10 @@ EXPORT_SYMBOL(migrate_device_pages);
 void migrate_device_finalize(unsigned long *src_pfns,
 			     unsigned long *dst_pfns, unsigned long npages)
 {
-	mdev_finalize(src_pfns, dst_pfns, npages, false, NULL);
+	struct mdev_migration m = mdev_migration_of_pfns(src_pfns, dst_pfns,
+							 npages);
+
+	mdev_finalize(&m, false);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
 
@@ -1254,6 +1319,7 @@ int migrate_device_coherent_folio(struct folio *folio)
 {
 	struct folio *copy = folio_alloc(GFP_USER | __GFP_NOWARN, 0);
 	unsigned long src, dst;
+	struct mdev_migration m = mdev_migration_of_pfns(&src, &dst, 1);
 	int ret = -EBUSY;
 
 	WARN_ON_ONCE(folio_test_large(folio));
@@ -1263,18 +1329,18 @@ int migrate_device_coherent_folio(struct folio *folio)
 	}
 	folio_lock(folio);
 	src = migrate_pfn(folio_pfn(folio)) | MIGRATE_PFN_MIGRATE;
-	if (!mdev_unmap(&src, 1, NULL, true)) {
+	if (!mdev_unmap(&m, true)) {
 		/* Given up on: unlocked and released already. */
 		folio_put(copy);
 		return ret;
 	}
 	folio_lock(copy);
 	dst = migrate_pfn(folio_pfn(copy));
-	mdev_pages(&src, &dst, 1, NULL);
+	mdev_pages(&m);
 	if (src & MIGRATE_PFN_MIGRATE) {
 		folio_copy(copy, folio);
 		ret = 0;
 	}
-	mdev_finalize(&src, &dst, 1, false, NULL);
+	mdev_finalize(&m, false);
 	return ret;
 }

@@ -212,6 +212,10 @@ static inline int migrate_misplaced_folio(struct folio *folio,
  *			after migrate_vma_pages() it says the page moved.
  * MIGRATE_PFN_WRITE	src[]: the CPU mapped the page writable; dst[]: map
  *			the destination writable.
+ *
+ * The bits below MIGRATE_PFN_SHIFT that no flag here names are the core's:
+ * a driver never sets them, and may find them set in src[] between
+ * migrate_vma_setup() and migrate_vma_finalize().
  */
 #define MIGRATE_PFN_VALID	BIT(0)
 #define MIGRATE_PFN_MIGRATE	BIT(1)
