@@ -96,6 +96,23 @@ static unsigned long hmm_kunit_map(struct kunit *test, unsigned long addr,
 }
 
 /*
+ * Set @flags on the VMA at @addr, as madvise() or a driver's mmap() would
+ * without a user-space caller; fail the case if there is no VMA.
+ */
+static void hmm_kunit_set_vm_flags(struct kunit *test, unsigned long addr,
+				   vm_flags_t flags)
+{
+	struct vm_area_struct *vma;
+
+	mmap_write_lock(current->mm);
+	vma = vma_lookup(current->mm, addr);
+	if (vma)
+		vm_flags_set(vma, flags);
+	mmap_write_unlock(current->mm);
+	KUNIT_ASSERT_NOT_NULL(test, vma);
+}
+
+/*
  * Watch [start, start + npages pages) with a notifier, as a driver would,
  * with an output array for the range.
  */
@@ -539,20 +556,14 @@ static void hmm_kunit_thp_reports_pmd_order(struct kunit *test)
 {
 	unsigned long npages = 2 * HPAGE_PMD_NR, map, start, i;
 	struct hmm_kunit_mirror *mirror;
-	struct vm_area_struct *vma;
 	unsigned long *pfns;
 
 	map = hmm_kunit_map(test, 0, npages, RW);
 	start = ALIGN(map, HPAGE_PMD_SIZE);
 	KUNIT_ASSERT_LE(test, start + HPAGE_PMD_SIZE, map + (npages << PAGE_SHIFT));
 
-	/* What madvise(MADV_HUGEPAGE) does, without a user-space caller. */
-	mmap_write_lock(current->mm);
-	vma = find_vma(current->mm, start);
-	if (vma)
-		vm_flags_set(vma, VM_HUGEPAGE);
-	mmap_write_unlock(current->mm);
-	KUNIT_ASSERT_NOT_NULL(test, vma);
+	/* What madvise(MADV_HUGEPAGE) does. */
+	hmm_kunit_set_vm_flags(test, start, VM_HUGEPAGE);
 
 	for (i = 0; i < HPAGE_PMD_NR; i++)
 		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
@@ -738,19 +749,13 @@ static void hmm_kunit_special_pte_without_page_is_error(struct kunit *test)
 						 (HMM_KUNIT_DEV_RANGE / 2) >>
 						 PAGE_SHIFT);
 	struct hmm_kunit_mirror *mirror;
-	struct vm_area_struct *vma;
 	unsigned long start;
 	vm_fault_t ret;
 
 	KUNIT_ASSERT_FALSE(test, pfn_valid(pfn));
 	start = hmm_kunit_map(test, 0, 1, RW);
 	/* What a driver's mmap() of raw device memory sets. */
-	mmap_write_lock(current->mm);
-	vma = vma_lookup(current->mm, start);
-	if (vma)
-		vm_flags_set(vma, VM_MIXEDMAP);
-	mmap_write_unlock(current->mm);
-	KUNIT_ASSERT_NOT_NULL(test, vma);
+	hmm_kunit_set_vm_flags(test, start, VM_MIXEDMAP);
 	mirror = hmm_kunit_mirror(test, start, 1);
 	/* Only EXPECTs until the PTE is unmapped, as above. */
 	ret = hmm_kunit_insert_pfn(start, pfn, PFN_DEV);

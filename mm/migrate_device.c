@@ -126,9 +126,8 @@ static struct mdev_migration mdev_migration_of_pfns(unsigned long *src_pfns,
 
 /* State of one collecting walk (walk->private). */
 struct mdev_collect {
-	struct migrate_vma	*args;
-	/* The fault page, locked by do_swap_page(): never ours to unlock. */
-	struct folio		*fault_folio;
+	/* The migration it collects for: m.args is the range. */
+	struct mdev_migration	m;
 	/* Some collected page is still mapped elsewhere (needs the rmap). */
 	bool			mapped_elsewhere;
 	/* Present PTEs of the current PTE table cleared but not yet flushed. */
@@ -158,7 +157,7 @@ static int mdev_collect_hole(unsigned long start, unsigned long end,
 			     __always_unused int depth, struct mm_walk *walk)
 {
 	struct mdev_collect *mc = walk->private;
-	struct migrate_vma *args = mc->args;
+	struct migrate_vma *args = mc->m.args;
 	unsigned long i;
 
 	if (!vma_is_anonymous(walk->vma))
@@ -274,12 +273,12 @@ static pte_t mdev_migration_pte(struct page *page, pte_t orig, bool writable,
 /* Drop a page the walk had locked and referenced; its PTE is @orig again. */
 static void mdev_collect_drop(struct mdev_collect *mc, unsigned long addr)
 {
-	struct migrate_vma *args = mc->args;
+	struct migrate_vma *args = mc->m.args;
 	unsigned long i = mdev_index(args, addr);
 	struct folio *folio = page_folio(migrate_pfn_to_page(args->src[i]));
 
 	args->src[i] = 0;
-	if (folio != mc->fault_folio)	/* the caller's lock: not ours */
+	if (folio != mc->m.fault_folio)	/* the caller's lock: not ours */
 		folio_unlock(folio);
 	folio_put(folio);
 }
@@ -294,7 +293,7 @@ static void mdev_collect_drop(struct mdev_collect *mc, unsigned long addr)
 static void mdev_collect_commit(struct mdev_collect *mc, pte_t *ptep,
 				unsigned long addr, pte_t orig)
 {
-	struct migrate_vma *args = mc->args;
+	struct migrate_vma *args = mc->m.args;
 	struct vm_area_struct *vma = args->vma;
 	unsigned long i = mdev_index(args, addr);
 	struct page *page = migrate_pfn_to_page(args->src[i]);
@@ -324,7 +323,7 @@ static void mdev_collect_commit(struct mdev_collect *mc, pte_t *ptep,
 static void mdev_collect_flush(struct mdev_collect *mc, pte_t *table,
 			       unsigned long table_addr)
 {
-	struct vm_area_struct *vma = mc->args->vma;
+	struct vm_area_struct *vma = mc->m.args->vma;
 	unsigned long first, last;
 	unsigned int n;
 
@@ -351,7 +350,7 @@ static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
 	struct folio *folio = page_folio(page);
 
 	/* The fault folio is locked already, by do_swap_page(). */
-	if (folio != mc->fault_folio && !folio_trylock(folio))
+	if (folio != mc->m.fault_folio && !folio_trylock(folio))
 		return false;
 	folio_get(folio);
 	return true;
@@ -361,7 +360,7 @@ static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
 static void mdev_collect_pte_table(struct mdev_collect *mc, pte_t *table,
 				   unsigned long start, unsigned long end)
 {
-	struct migrate_vma *args = mc->args;
+	struct migrate_vma *args = mc->m.args;
 	struct vm_area_struct *vma = args->vma;
 	unsigned long addr;
 	pte_t *ptep = table;
@@ -477,7 +476,7 @@ static const struct mm_walk_ops mdev_collect_ops = {
 /* Walk the whole range once, inside one MMU_NOTIFY_MIGRATE invalidation. */
 static void mdev_collect(struct mdev_collect *mc)
 {
-	struct migrate_vma *args = mc->args;
+	struct migrate_vma *args = mc->m.args;
 	struct mmu_notifier_range range;
 
 	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_MIGRATE, 0,
@@ -663,7 +662,8 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 
 		if (!page)
 			continue;
-		if (mdev_take_exclusive(page_folio(page)))
+		/* Only finalize's one-walk path (a range) reads the mark. */
+		if (mdev_take_exclusive(page_folio(page)) && m->args)
 			src_pfns[i] |= MDEV_PFN_ELSEWHERE;
 		if (folio_mapped(page_folio(page)))
 			try_to_migrate(page_folio(page), 0);
@@ -750,8 +750,7 @@ static bool mdev_args_valid(struct migrate_vma *args)
  */
 int migrate_vma_setup(struct migrate_vma *args)
 {
-	struct mdev_collect mc = { .args = args };
-	struct mdev_migration m;
+	struct mdev_collect mc = {};
 	unsigned long npages;
 
 	args->start &= PAGE_MASK;
@@ -766,16 +765,15 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->npages = npages;
 	args->cpages = 0;
 
-	m = mdev_migration_of(args);
-	mc.fault_folio = m.fault_folio;
-	if (m.fault_folio)
-		VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(m.fault_folio),
-				      m.fault_folio);
+	mc.m = mdev_migration_of(args);
+	if (mc.m.fault_folio)
+		VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(mc.m.fault_folio),
+				      mc.m.fault_folio);
 
 	mdev_collect(&mc);
 
 	if (args->cpages)
-		args->cpages = mdev_unmap(&m, mc.mapped_elsewhere);
+		args->cpages = mdev_unmap(&mc.m, mc.mapped_elsewhere);
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
