@@ -234,7 +234,7 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 
 	/* The caller's own device memory: report it where it is. */
 	if (devp.page &&
-	    devp.page->pgmap->owner == w->range->dev_private_owner) {
+	    page_pgmap(devp.page)->owner == w->range->dev_private_owner) {
 		*out = page_to_pfn(devp.page) | HMM_PFN_VALID |
 		       (devp.writable ? HMM_PFN_WRITE : 0);
 		return HMM_REPORTED;

@@ -717,7 +717,7 @@ static void hmm_kunit_devmap_pte_is_reported(struct kunit *test)
 	if (pfns[0] == (pfn0 | VALID) && pfns[1] == (pfn1 | VALID_W)) {
 		KUNIT_EXPECT_TRUE(test,
 				  is_zone_device_page(hmm_pfn_to_page(pfns[0])));
-		KUNIT_EXPECT_PTR_EQ(test, hmm_pfn_to_page(pfns[1])->pgmap,
+		KUNIT_EXPECT_PTR_EQ(test, page_pgmap(hmm_pfn_to_page(pfns[1])),
 				    &dmem->pgmap);
 	}
 

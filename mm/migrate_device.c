@@ -174,7 +174,7 @@ static bool mdev_device_page_wanted(struct migrate_vma *args,
 				    struct page *page, unsigned long select)
 {
 	return (args->flags & select) &&
-	       page->pgmap->owner == args->pgmap_owner;
+	       page_pgmap(page)->owner == args->pgmap_owner;
 }
 
 /*
