@@ -162,7 +162,7 @@ static const struct dev_pagemap_ops dmirror_pgmap_ops;
 
 static struct dmirror_chunk *dmirror_page_chunk(struct page *page)
 {
-	return container_of(page->pgmap, struct dmirror_chunk, pgmap);
+	return container_of(page_pgmap(page), struct dmirror_chunk, pgmap);
 }
 
 static unsigned long dmirror_chunk_pfn(struct dmirror_chunk *chunk)
@@ -180,9 +180,10 @@ static struct dmirror_block *dmirror_page_block(struct page *page)
 /* The dmirror device whose memory @page is, or NULL for any other page. */
 static struct dmirror_device *dmirror_page_device(struct page *page)
 {
-	if (!is_zone_device_page(page) || page->pgmap->ops != &dmirror_pgmap_ops)
+	if (!is_zone_device_page(page) ||
+	    page_pgmap(page)->ops != &dmirror_pgmap_ops)
 		return NULL;
-	return page->pgmap->owner;
+	return page_pgmap(page)->owner;
 }
 
 /* The page that holds the data the device keeps in @page. */
@@ -372,16 +373,15 @@ static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
 			__free_page(store);
 		return NULL;
 	}
-	zone_device_page_init(dpage);
+	zone_device_page_init(dpage, page_pgmap(dpage), 0);
 	return dpage;
 }
 
-/* dev_pagemap_ops.page_free: the last reference to a device page is gone. */
-static void dmirror_page_free(struct page *page)
+/* Put one block back on its chunk's free list, with its store freed. */
+static void dmirror_block_put(struct dmirror_chunk *chunk,
+			      struct dmirror_block *blk)
 {
-	struct dmirror_chunk *chunk = dmirror_page_chunk(page);
 	struct dmirror_device *mdevice = chunk->mdevice;
-	struct dmirror_block *blk = dmirror_page_block(page);
 	struct page *store;
 
 	spin_lock(&mdevice->lock);
@@ -395,6 +395,21 @@ static void dmirror_page_free(struct page *page)
 	spin_unlock(&mdevice->lock);
 	if (store)
 		__free_page(store);
+}
+
+/*
+ * dev_pagemap_ops.folio_free: the last reference to a device folio is
+ * gone. Its blocks go back one by one; the folio is read before the first
+ * does, since another thread may hand that block out again at once.
+ */
+static void dmirror_folio_free(struct folio *folio)
+{
+	struct dmirror_chunk *chunk = dmirror_page_chunk(&folio->page);
+	struct dmirror_block *blk = dmirror_page_block(&folio->page);
+	long i, nr = folio_nr_pages(folio);
+
+	for (i = 0; i < nr; i++)
+		dmirror_block_put(chunk, blk + i);
 }
 
 /* ---- Back to system memory ---- */
@@ -445,7 +460,7 @@ static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
 		.end		= vmf->address + PAGE_SIZE,
 		.src		= &src_pfn,
 		.dst		= &dst_pfn,
-		.pgmap_owner	= vmf->page->pgmap->owner,
+		.pgmap_owner	= page_pgmap(vmf->page)->owner,
 		.flags		= MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page	= vmf->page,
 	};
@@ -461,7 +476,7 @@ static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
 }
 
 static const struct dev_pagemap_ops dmirror_pgmap_ops = {
-	.page_free	= dmirror_page_free,
+	.folio_free	= dmirror_folio_free,
 	.migrate_to_ram	= dmirror_migrate_to_ram,
 };
 

@@ -19,10 +19,13 @@
  *
  * The reference count. pgmap->ref counts the pagemap's users: lookups,
  * and pages in use. Private and coherent pages are free at refcount 0; the
- * driver hands one out with zone_device_page_init(), which takes a pagemap
- * reference, and free_zone_device_folio() drops it when the page's last
- * user lets go. Pages of the other types are never free in that sense, so
- * the pagemap holds a reference for each of them for its whole life.
+ * driver hands out a folio of one or more of them with
+ * zone_device_folio_init(), which takes a pagemap reference per page, and
+ * free_zone_device_folio() drops them when the folio's last user lets go.
+ * Counting pages rather than folios keeps the count right whatever
+ * happens to a folio's size while it is in use. Pages of the other types
+ * are never free in that sense, so the pagemap holds a reference for each
+ * of them for its whole life.
  * memunmap_pages() kills the count (no new lookups succeed), drops what it
  * holds, and sleeps until the count drains: every page has come back and
  * every lookup has been put. Only then are the ranges taken down. Before
@@ -36,11 +39,18 @@
  * memremap_kinds[]; registration checks a pagemap against its row and
  * refuses it with an error instead of failing later.
  *
- * Freeing. When a device page's refcount drops to zero, the free path puts
- * the page back in the state the driver expects and only then calls
- * ops->page_free(): from that call on the page is the driver's, who may
- * give it to a new user at once, so the core reads nothing of it
- * afterwards.
+ * Freeing. When a device folio's refcount drops to zero, the free path puts
+ * it back in the state the driver expects and only then calls
+ * ops->folio_free() (or ops->page_free() for a driver of order-0 pages):
+ * from that call on the folio is the driver's, who may give it to a new
+ * user at once, so the core reads nothing of it afterwards.
+ *
+ * Large folios. A free private or coherent page may still carry what the
+ * folio it was part of left in its struct page: a link to an old head,
+ * the order and counters an old head's neighbours kept. The driver need
+ * not know: handing pages out re-makes each page of the new folio, so a
+ * driver may free a 2 MiB folio and hand its pages out one by one, or the
+ * other way round.
  */
 #include <linux/device.h>
 #include <linux/io.h>
@@ -165,7 +175,7 @@ static void memremap_watch_idle(struct dev_pagemap *pgmap, bool on)
  */
 bool __put_devmap_managed_folio_refs(struct folio *folio, int refs)
 {
-	bool fsdax = folio->page.pgmap->type == MEMORY_DEVICE_FS_DAX;
+	bool fsdax = folio->pgmap->type == MEMORY_DEVICE_FS_DAX;
 
 	/* Idle is 1: whoever waits for that wants to hear of it. */
 	if (fsdax && folio_ref_sub_return(folio, refs) == 1)
@@ -283,8 +293,9 @@ static int memremap_check_needs(struct dev_pagemap *pgmap,
 	const struct dev_pagemap_ops *ops = pgmap->ops;
 	const char *missing = NULL;
 
-	if ((kind->needs & MEMREMAP_NEEDS_PAGE_FREE) && (!ops || !ops->page_free))
-		missing = "a page_free callback";
+	if ((kind->needs & MEMREMAP_NEEDS_PAGE_FREE) &&
+	    (!ops || (!ops->page_free && !ops->folio_free)))
+		missing = "a folio_free or page_free callback";
 	else if ((kind->needs & MEMREMAP_NEEDS_MIGRATE_TO_RAM) &&
 		 (!ops || !ops->migrate_to_ram))
 		missing = "a migrate_to_ram callback";
@@ -651,28 +662,87 @@ void devm_memunmap_pages(struct device *dev, struct dev_pagemap *pgmap)
 }
 EXPORT_SYMBOL_GPL(devm_memunmap_pages);
 
-/**
- * zone_device_page_init() - hand out a free private or coherent page
- * @page: a free page of a %MEMORY_DEVICE_PRIVATE or %MEMORY_DEVICE_COHERENT
- *	pagemap (refcount 0)
- *
- * The page gets refcount 1 and is locked, ready to be a migration
- * destination; its pagemap gets the reference that free_zone_device_folio()
- * drops. Drivers must not hand out pages once memunmap_pages() has begun.
- *
- * Context: process context (the page lock may sleep).
+/*
+ * Make the struct page of a free private or coherent page a clean page of
+ * @pgmap, whatever folio it was part of before: the word that linked a
+ * tail to its head is the pagemap again, and the flags and mapping lose
+ * what an old head or second page kept there (its order, the folio-wide
+ * bits, the mapcount of its pages). zone_device_data stays: drivers set it
+ * before they hand the page out.
  */
-void zone_device_page_init(struct page *page)
+static void memremap_page_clean(struct page *page, struct dev_pagemap *pgmap)
 {
-	struct dev_pagemap *pgmap = page->pgmap;
+	VM_WARN_ON_ONCE_PAGE(page_ref_count(page), page);
+	page->flags &= ~PAGE_FLAGS_SECOND;
+	page->pgmap = pgmap;
+	page->mapping = NULL;
+	set_page_private(page, 0);
+}
+
+/**
+ * zone_device_page_init() - hand out free private or coherent pages as a folio
+ * @page: the first of 2^@order free pages of @pgmap (refcount 0), aligned
+ *	to their number
+ * @pgmap: the %MEMORY_DEVICE_PRIVATE or %MEMORY_DEVICE_COHERENT pagemap
+ *	they belong to
+ * @order: the order of the folio to make, up to %MAX_FOLIO_ORDER; above
+ *	0 the pagemap needs ops->folio_free()
+ *
+ * The pages become one folio with refcount 1, locked, ready to be a
+ * migration destination; the pagemap gets one reference per page, which
+ * free_zone_device_folio() drops. Whatever folio the pages were part of
+ * before does not matter. A large folio made this way is not set up for
+ * the anonymous rmap: migration destinations want zone_device_folio_init().
+ * Drivers must not hand out pages once memunmap_pages() has begun.
+ *
+ * A driver written for 6.12 may still call zone_device_page_init(page):
+ * one page of the pagemap it belongs to.
+ *
+ * Context: process context (the folio lock may sleep).
+ */
+void zone_device_page_init(struct page *page, struct dev_pagemap *pgmap,
+			   unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
 
 	VM_WARN_ON_ONCE_PAGE(!memremap_kind_of(pgmap)->free_at_zero, page);
-	VM_WARN_ON_ONCE_PAGE(page_ref_count(page), page);
+	VM_WARN_ON_ONCE_PAGE(order > MAX_FOLIO_ORDER, page);
+	VM_WARN_ON_ONCE_PAGE(!IS_ALIGNED(page_to_pfn(page), nr), page);
+	VM_WARN_ON_ONCE_PAGE(order && !pgmap->ops->folio_free, page);
+	VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page)), page);
+
 	WARN_ON_ONCE(!percpu_ref_tryget_live(&pgmap->ref));
+	if (nr > 1)
+		percpu_ref_get_many(&pgmap->ref, nr - 1);
+	for (i = 0; i < nr; i++)
+		memremap_page_clean(page + i, pgmap);
+	if (order)
+		prep_compound_page(page, order);
 	set_page_count(page, 1);
 	lock_page(page);
 }
 EXPORT_SYMBOL_GPL(zone_device_page_init);
+
+/**
+ * zone_device_folio_init() - hand out a private or coherent folio for anon use
+ * @folio: the first of 2^@order free pages of @pgmap, as a folio
+ * @pgmap: the pagemap they belong to
+ * @order: the folio's order (see zone_device_page_init())
+ *
+ * zone_device_page_init(), and a large folio is also made ready for the
+ * anonymous rmap (its pages counted when mapped by a PMD or by PTEs), as
+ * migrate_vma_pages() needs of a destination of more than one page.
+ *
+ * Context: process context (the folio lock may sleep).
+ */
+void zone_device_folio_init(struct folio *folio, struct dev_pagemap *pgmap,
+			    unsigned int order)
+{
+	zone_device_page_init(&folio->page, pgmap, order);
+	if (order)
+		folio_set_large_rmappable(folio);
+}
+EXPORT_SYMBOL_GPL(zone_device_folio_init);
 
 /*
  * Clear what the folio's last user left behind, so the driver gets a clean
@@ -681,36 +751,47 @@ EXPORT_SYMBOL_GPL(zone_device_page_init);
  */
 static void memremap_folio_reset(struct folio *folio)
 {
+	long i;
+
 	mem_cgroup_uncharge(folio);
+	folio_unqueue_deferred_split(folio);
 	if (folio_test_anon(folio)) {
-		/* Large device folios are never anonymous here. */
-		VM_WARN_ON_ONCE_FOLIO(folio_test_large(folio), folio);
-		__ClearPageAnonExclusive(&folio->page);
+		for (i = 0; i < folio_nr_pages(folio); i++)
+			__ClearPageAnonExclusive(folio_page(folio, i));
 	}
 	folio->mapping = NULL;
 }
 
 /*
  * The last reference to a ZONE_DEVICE folio is gone (from folio_put()).
- * Everything the core needs of the folio is read before ops->page_free():
- * after that the driver may already have handed the page to someone else.
+ * Everything the core needs of the folio is read before the driver's
+ * callback: after that the driver may already have handed its pages to
+ * someone else, at another order.
  */
 void free_zone_device_folio(struct folio *folio)
 {
-	struct dev_pagemap *pgmap = folio->page.pgmap;
+	struct dev_pagemap *pgmap = folio->pgmap;
+	const struct dev_pagemap_ops *ops = pgmap->ops;
 	bool free_at_zero = memremap_kind_of(pgmap)->free_at_zero;
+	unsigned long nr = folio_nr_pages(folio);
 
-	if (WARN_ON_ONCE(!pgmap->ops || !pgmap->ops->page_free))
+	if (WARN_ON_ONCE(!ops || (!ops->folio_free && !ops->page_free)))
+		return;
+	/* A driver of order-0 pages cannot take back a large folio. */
+	if (WARN_ON_ONCE(free_at_zero && nr > 1 && !ops->folio_free))
 		return;
 
 	memremap_folio_reset(folio);
 	/* Types whose idle pages hold refcount 1 get it back before the driver. */
 	if (!free_at_zero)
 		folio_set_count(folio, 1);
-	pgmap->ops->page_free(&folio->page);
-	/* Only the pagemap now: the reference zone_device_page_init() took. */
+	if (ops->folio_free)
+		ops->folio_free(folio);
+	else
+		ops->page_free(&folio->page);
+	/* Only the pagemap now: the references zone_device_page_init() took. */
 	if (free_at_zero)
-		put_dev_pagemap(pgmap);
+		percpu_ref_put_many(&pgmap->ref, nr);
 }
 
 #ifndef CONFIG_ARCH_HAS_MEMREMAP_COMPAT_ALIGN

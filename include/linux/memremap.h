@@ -14,6 +14,7 @@
 #ifndef _LINUX_MEMREMAP_H_
 #define _LINUX_MEMREMAP_H_
 
+#include <linux/args.h>
 #include <linux/ioport.h>
 #include <linux/mmzone.h>
 #include <linux/percpu-refcount.h>
@@ -56,14 +57,16 @@ struct vmem_altmap {
  * @MEMORY_DEVICE_PRIVATE: memory the CPU cannot address at all. Pages are
  *	mapped in a process only through device-private swap entries; a CPU
  *	access faults into ops->migrate_to_ram(), which must move the data to
- *	system memory. No linear mapping is created. Needs ops->page_free(),
- *	ops->migrate_to_ram() and an owner. A page is free at refcount 0 and
- *	handed out by the driver with zone_device_page_init().
+ *	system memory. No linear mapping is created. Needs ops->folio_free()
+ *	or ops->page_free(), ops->migrate_to_ram() and an owner. A folio is
+ *	free at refcount 0 and handed out by the driver, at any order up to
+ *	%MAX_FOLIO_ORDER, with zone_device_folio_init() or
+ *	zone_device_page_init().
  * @MEMORY_DEVICE_COHERENT: memory the CPU addresses like system RAM
  *	(coherent buses such as CXL), mapped as ordinary anonymous pages. It
  *	must stay evictable, so a long-term pin migrates the page to system
- *	memory first. Needs ops->page_free() and an owner; pages are handed out
- *	with zone_device_page_init() like private ones.
+ *	memory first. Needs ops->folio_free() or ops->page_free() and an
+ *	owner; folios are handed out like private ones.
  * @MEMORY_DEVICE_FS_DAX: persistent memory mapped by a DAX file system.
  *	Pages may be pinned. An idle page has refcount 1; the drop to 1 wakes
  *	whoever waits on the refcount (truncate, hole punch waiting for DMA).
@@ -93,7 +96,13 @@ enum memory_type {
  *	charge; for the types whose idle pages keep refcount 1 it has already
  *	set that refcount back. The page belongs to the driver from the call
  *	on: the core does not look at it again, so the callback may hand it
- *	out at once. Required for private and coherent memory.
+ *	out at once. Private and coherent memory need this or @folio_free;
+ *	a driver with only this callback must hand out order-0 folios.
+ * @folio_free: the same for a whole folio, of any order: called once,
+ *	with the folio still of the order it was handed out at
+ *	(folio_order() says how many pages came back). Used instead of
+ *	@page_free when set. The driver may split the pages up again, or
+ *	hand them out at another order, with zone_device_page_init().
  * @migrate_to_ram: a CPU fault hit a device-private entry of this pagemap.
  *	Called with the fault's mmap (or VMA) lock held and the page locked
  *	and referenced; must migrate the data to system memory (or fail the fault) and
@@ -108,6 +117,7 @@ enum memory_type {
  */
 struct dev_pagemap_ops {
 	void (*page_free)(struct page *page);
+	void (*folio_free)(struct folio *folio);
 	vm_fault_t (*migrate_to_ram)(struct vm_fault *vmf);
 	int (*memory_failure)(struct dev_pagemap *pgmap, unsigned long pfn,
 			      unsigned long nr_pages, int mf_flags);
@@ -191,13 +201,13 @@ static inline unsigned long pgmap_vmemmap_nr(struct dev_pagemap *pgmap)
 	return 1UL << pgmap->vmemmap_shift;
 }
 
-/* True if @page is a ZONE_DEVICE page of a pagemap of type @type. */
-static inline bool pgmap_page_has_type(const struct page *page,
-				       enum memory_type type)
+/* True if @folio is a ZONE_DEVICE folio of a pagemap of type @type. */
+static inline bool pgmap_folio_has_type(const struct folio *folio,
+					enum memory_type type)
 {
-	if (!is_zone_device_page(page))
+	if (!folio_is_zone_device(folio))
 		return false;
-	return page->pgmap->type == type;
+	return folio->pgmap->type == type;
 }
 
 /**
@@ -210,7 +220,7 @@ static inline bool is_device_private_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE))
 		return false;
-	return pgmap_page_has_type(page, MEMORY_DEVICE_PRIVATE);
+	return pgmap_folio_has_type(page_folio(page), MEMORY_DEVICE_PRIVATE);
 }
 
 /**
@@ -221,7 +231,39 @@ static inline bool is_device_private_page(const struct page *page)
  */
 static inline bool folio_is_device_private(const struct folio *folio)
 {
-	return is_device_private_page(&folio->page);
+	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE))
+		return false;
+	return pgmap_folio_has_type(folio, MEMORY_DEVICE_PRIVATE);
+}
+
+/**
+ * folio_zone_device_data() - the driver's word of a device-private folio
+ * @folio: a device-private folio
+ *
+ * The pointer a driver keeps with each folio it hands out (its own
+ * bookkeeping: the backing copy, the owning chunk). Only the first page of
+ * a large folio has one.
+ *
+ * Context: any context.
+ * Return: what folio_set_zone_device_data() last stored.
+ */
+static inline void *folio_zone_device_data(const struct folio *folio)
+{
+	VM_WARN_ON_ONCE_FOLIO(!folio_is_device_private(folio), folio);
+	return folio->page.zone_device_data;
+}
+
+/**
+ * folio_set_zone_device_data() - set the driver's word of a device-private folio
+ * @folio: a device-private folio
+ * @data: what folio_zone_device_data() is to return
+ *
+ * Context: any context; the driver serialises its own updates.
+ */
+static inline void folio_set_zone_device_data(struct folio *folio, void *data)
+{
+	VM_WARN_ON_ONCE_FOLIO(!folio_is_device_private(folio), folio);
+	folio->page.zone_device_data = data;
 }
 
 /**
@@ -234,7 +276,7 @@ static inline bool is_pci_p2pdma_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_PCI_P2PDMA))
 		return false;
-	return pgmap_page_has_type(page, MEMORY_DEVICE_PCI_P2PDMA);
+	return pgmap_folio_has_type(page_folio(page), MEMORY_DEVICE_PCI_P2PDMA);
 }
 
 /**
@@ -245,7 +287,7 @@ static inline bool is_pci_p2pdma_page(const struct page *page)
  */
 static inline bool is_device_coherent_page(const struct page *page)
 {
-	return pgmap_page_has_type(page, MEMORY_DEVICE_COHERENT);
+	return pgmap_folio_has_type(page_folio(page), MEMORY_DEVICE_COHERENT);
 }
 
 /**
@@ -256,7 +298,7 @@ static inline bool is_device_coherent_page(const struct page *page)
  */
 static inline bool folio_is_device_coherent(const struct folio *folio)
 {
-	return is_device_coherent_page(&folio->page);
+	return pgmap_folio_has_type(folio, MEMORY_DEVICE_COHERENT);
 }
 
 #ifdef CONFIG_ZONE_DEVICE
@@ -267,8 +309,27 @@ void devm_memunmap_pages(struct device *dev, struct dev_pagemap *pgmap);
 struct dev_pagemap *get_dev_pagemap(unsigned long pfn,
 				    struct dev_pagemap *pgmap);
 bool pgmap_pfn_valid(struct dev_pagemap *pgmap, unsigned long pfn);
-void zone_device_page_init(struct page *page);
+void zone_device_page_init(struct page *page, struct dev_pagemap *pgmap,
+			   unsigned int order);
+void zone_device_folio_init(struct folio *folio, struct dev_pagemap *pgmap,
+			    unsigned int order);
 unsigned long memremap_compat_align(void);
+
+/*
+ * Drivers written for 6.12 hand out one page of the pagemap it points at
+ * with zone_device_page_init(page); mainline's form names the pagemap and
+ * an order. Both build: the call is routed by its number of arguments.
+ */
+static inline void __zone_device_page_init_1(struct page *page)
+{
+	zone_device_page_init(page, page_pgmap(page), 0);
+}
+
+#define __zone_device_page_init_3(page, pgmap, order)			\
+	((zone_device_page_init)(page, pgmap, order))
+#define zone_device_page_init(...)					\
+	CONCATENATE(__zone_device_page_init_,				\
+		    COUNT_ARGS(__VA_ARGS__))(__VA_ARGS__)
 #else
 /* Without ZONE_DEVICE no frame has a pagemap. */
 static inline struct dev_pagemap *get_dev_pagemap(unsigned long pfn,
