@@ -676,6 +676,7 @@ static void memremap_page_clean(struct page *page, struct dev_pagemap *pgmap)
 	page->flags &= ~PAGE_FLAGS_SECOND;
 	page->pgmap = pgmap;
 	page->mapping = NULL;
+	page->index = 0;
 	set_page_private(page, 0);
 }
 
@@ -708,10 +709,19 @@ void zone_device_page_init(struct page *page, struct dev_pagemap *pgmap,
 	VM_WARN_ON_ONCE_PAGE(!memremap_kind_of(pgmap)->free_at_zero, page);
 	VM_WARN_ON_ONCE_PAGE(order > MAX_FOLIO_ORDER, page);
 	VM_WARN_ON_ONCE_PAGE(!IS_ALIGNED(page_to_pfn(page), nr), page);
-	VM_WARN_ON_ONCE_PAGE(order && !pgmap->ops->folio_free, page);
 	VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page)), page);
+	VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page) + nr - 1),
+			     page);
+	/* The free path could not give such a folio back: say so now. */
+	WARN_ON_ONCE(order && !pgmap->ops->folio_free);
 
-	WARN_ON_ONCE(!percpu_ref_tryget_live(&pgmap->ref));
+	/*
+	 * A driver too late (memunmap_pages() has begun) is told, and still
+	 * takes its references, so that the count the free path puts back
+	 * stays balanced.
+	 */
+	if (WARN_ON_ONCE(!percpu_ref_tryget_live(&pgmap->ref)))
+		percpu_ref_get(&pgmap->ref);
 	if (nr > 1)
 		percpu_ref_get_many(&pgmap->ref, nr - 1);
 	for (i = 0; i < nr; i++)
@@ -753,8 +763,9 @@ static void memremap_folio_reset(struct folio *folio)
 {
 	long i;
 
-	mem_cgroup_uncharge(folio);
+	/* The queue is the memcg's: leave it before the charge goes. */
 	folio_unqueue_deferred_split(folio);
+	mem_cgroup_uncharge(folio);
 	if (folio_test_anon(folio)) {
 		for (i = 0; i < folio_nr_pages(folio); i++)
 			__ClearPageAnonExclusive(folio_page(folio, i));
@@ -775,11 +786,16 @@ void free_zone_device_folio(struct folio *folio)
 	bool free_at_zero = memremap_kind_of(pgmap)->free_at_zero;
 	unsigned long nr = folio_nr_pages(folio);
 
-	if (WARN_ON_ONCE(!ops || (!ops->folio_free && !ops->page_free)))
+	/*
+	 * A folio the driver cannot take back is kept from everyone, but its
+	 * pagemap references go, so that memunmap_pages() does not wait for it.
+	 */
+	if (WARN_ON_ONCE(!ops || (!ops->folio_free && !ops->page_free) ||
+			 (free_at_zero && nr > 1 && !ops->folio_free))) {
+		if (free_at_zero)
+			percpu_ref_put_many(&pgmap->ref, nr);
 		return;
-	/* A driver of order-0 pages cannot take back a large folio. */
-	if (WARN_ON_ONCE(free_at_zero && nr > 1 && !ops->folio_free))
-		return;
+	}
 
 	memremap_folio_reset(folio);
 	/* Types whose idle pages hold refcount 1 get it back before the driver. */

@@ -242,7 +242,8 @@ static inline bool folio_is_device_private(const struct folio *folio)
  *
  * The pointer a driver keeps with each folio it hands out (its own
  * bookkeeping: the backing copy, the owning chunk). Only the first page of
- * a large folio has one.
+ * a large folio has one: in its second and third pages the same word holds
+ * the folio's own counters, which page->zone_device_data must not touch.
  *
  * Context: any context.
  * Return: what folio_set_zone_device_data() last stored.
