@@ -84,13 +84,16 @@ prepare_kunit() {
 	cp "${kunit_mods[@]}" "$root/lib/modules/kunit/"
 }
 
-# On flavour upstream, the regression tests of bugs pristine 6.12.117 still
-# has, whose failure leaves test_hmm unable to unload, are left out unless
-# REGRESSIONS_UPSTREAM_BUGS=1 (the guest then hangs until TIMEOUT after
-# reporting them). Expanded into the regressions row's environment.
+# On flavour upstream, the regression tests of problems pristine 6.12.118
+# still has are left out unless REGRESSIONS_UPSTREAM_BUGS=1: a device
+# holding exclusive access loses a page reference for good (test_hmm can
+# then never unload: the guest hangs until TIMEOUT after reporting it), and
+# the pages of a THP mapped by PTEs are never collected for migration (the
+# test fails). The README lists them. Expanded into the regressions row's
+# environment, comma-separated (one word).
 UPSTREAM_BUGS_EXCLUDED=
 if [ "$FLAVOUR" = upstream ] && [ "${REGRESSIONS_UPSTREAM_BUGS:-0}" != 1 ]; then
-	UPSTREAM_BUGS_EXCLUDED=exclusive_entry_is_not_a_migration_entry
+	UPSTREAM_BUGS_EXCLUDED=exclusive_entry_is_not_a_migration_entry,pte_mapped_thp_pages_migrate
 fi
 export UPSTREAM_BUGS_EXCLUDED
 

@@ -792,6 +792,7 @@ void free_zone_device_folio(struct folio *folio)
 	 */
 	if (WARN_ON_ONCE(!ops || (!ops->folio_free && !ops->page_free) ||
 			 (free_at_zero && nr > 1 && !ops->folio_free))) {
+		memremap_folio_reset(folio);
 		if (free_at_zero)
 			percpu_ref_put_many(&pgmap->ref, nr);
 		return;

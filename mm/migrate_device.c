@@ -130,6 +130,15 @@ struct mdev_collect {
 	struct mdev_migration	m;
 	/* Some collected page is still mapped elsewhere (needs the rmap). */
 	bool			mapped_elsewhere;
+	/*
+	 * A large folio the PTE table maps, referenced, that the walk stopped
+	 * at to split; where the last split was tried (a large folio found
+	 * there again is skipped, so every split makes progress); and the
+	 * last folio that would not split (its other pages are skipped).
+	 */
+	struct folio		*to_split;
+	unsigned long		split_addr;
+	struct folio		*unsplittable;
 	/* Present PTEs of the current PTE table cleared but not yet flushed. */
 	unsigned int		nr_pending;
 	struct {
@@ -178,11 +187,18 @@ static bool mdev_device_page_wanted(struct migrate_vma *args,
 }
 
 /*
+ * What mdev_select_pte() returns for a page of a large anonymous folio
+ * mapped by PTEs: split it first. Never a real entry (no pfn is all ones).
+ */
+#define MDEV_SPLIT_FIRST	(~0UL)
+
+/*
  * The per-entry decision: what does the PTE @pte at @addr contribute?
  *
  * Returns the src[] word: 0 for "leave alone", MIGRATE_PFN_MIGRATE alone for
  * an empty source, or a migrate pfn with MIGRATE_PFN_MIGRATE for a page,
- * which is then stored in *@pagep for the caller to lock and unmap. The
+ * which is then stored in *@pagep for the caller to lock and unmap; or
+ * MDEV_SPLIT_FIRST with the page in *@pagep when its folio is large. The
  * choice goes by what the page is, never by what the VMA is: a private file
  * mapping holds both page-cache pages (left alone) and anonymous copies
  * (migrated like any anonymous page).
@@ -228,10 +244,21 @@ static unsigned long mdev_select_pte(struct migrate_vma *args,
 			wflag = MIGRATE_PFN_WRITE;
 	}
 
-	/* Anonymous small pages only: no page cache, KSM or large folios. */
-	if (!PageAnon(page) || PageKsm(page) || PageTransCompound(page))
+	/* Anonymous pages only: no page cache or KSM. */
+	if (!PageAnon(page) || PageKsm(page))
 		return 0;
 
+	/*
+	 * A large folio mapped by PTEs (a THP after an mprotect, munmap or
+	 * mremap of part of it, or an mTHP): its pages move one by one once
+	 * it is split. Device folios cannot be split here: leave them.
+	 */
+	if (folio_test_large(page_folio(page))) {
+		if (is_zone_device_page(page))
+			return 0;
+		*pagep = page;
+		return MDEV_SPLIT_FIRST;
+	}
 	*pagep = page;
 	return migrate_pfn(page_to_pfn(page)) | MIGRATE_PFN_MIGRATE | wflag;
 }
@@ -356,9 +383,14 @@ static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
 	return true;
 }
 
-/* One PTE table: [start, end) lies inside it; called with its lock held. */
-static void mdev_collect_pte_table(struct mdev_collect *mc, pte_t *table,
-				   unsigned long start, unsigned long end)
+/*
+ * One PTE table: [start, end) lies inside it; called with its lock held.
+ * Returns where it stopped: @end, or the address of a page of a large
+ * folio to split first (mc->to_split, referenced).
+ */
+static unsigned long mdev_collect_pte_table(struct mdev_collect *mc,
+					    pte_t *table, unsigned long start,
+					    unsigned long end)
 {
 	struct migrate_vma *args = mc->m.args;
 	struct vm_area_struct *vma = args->vma;
@@ -372,6 +404,18 @@ static void mdev_collect_pte_table(struct mdev_collect *mc, pte_t *table,
 		unsigned long mpfn;
 
 		mpfn = mdev_select_pte(args, vma, addr, pte, &page);
+		if (mpfn == MDEV_SPLIT_FIRST) {
+			struct folio *folio = page_folio(page);
+
+			if (addr != mc->split_addr && folio != mc->unsplittable) {
+				mc->to_split = folio;
+				mc->split_addr = addr;
+				folio_get(folio);
+				break;
+			}
+			mpfn = 0;
+			page = NULL;
+		}
 		if (page && !mdev_collect_grab(mc, page))
 			mpfn = 0;
 		args->src[i] = mpfn;
@@ -395,6 +439,25 @@ static void mdev_collect_pte_table(struct mdev_collect *mc, pte_t *table,
 			mdev_collect_flush(mc, table, start);
 	}
 	mdev_collect_flush(mc, table, start);
+	return addr;
+}
+
+/*
+ * Split a large folio we hold a reference to (the caller's, now ours to
+ * drop), without any page-table lock. False if it could not be split: it
+ * is locked by someone else, or pinned, or mapped in a way that keeps it
+ * whole.
+ */
+static bool mdev_split_folio(struct folio *folio)
+{
+	bool split_ok = folio_trylock(folio);
+
+	if (split_ok) {
+		split_ok = !split_folio(folio);
+		folio_unlock(folio);
+	}
+	folio_put(folio);
+	return split_ok;
 }
 
 /*
@@ -408,7 +471,6 @@ static bool mdev_collect_split_pmd(struct vm_area_struct *vma, pmd_t *pmdp,
 	struct folio *folio = NULL;
 	spinlock_t *ptl;	/* the page-table lock */
 	bool huge_zero = false;
-	bool split_ok;
 
 	ptl = pmd_lock(vma->vm_mm, pmdp);
 	if (pmd_trans_huge(*pmdp)) {
@@ -425,26 +487,24 @@ static bool mdev_collect_split_pmd(struct vm_area_struct *vma, pmd_t *pmdp,
 		split_huge_pmd(vma, pmdp, addr);
 		return true;
 	}
-	split_ok = folio_trylock(folio);
-	if (split_ok) {
-		split_ok = !split_folio(folio);
-		folio_unlock(folio);
-	}
-	folio_put(folio);
-	return split_ok;
+	return mdev_split_folio(folio);
 }
 
-/* The PMD level: holes, huge entries, then the PTE table under its lock. */
+/*
+ * The PMD level: holes, huge entries, then the PTE table under its lock.
+ * The table is walked again from where it stopped for each large folio
+ * split on the way; a PMD that keeps changing under us is left alone.
+ */
 static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 			    unsigned long end, struct mm_walk *walk)
 {
 	struct mdev_collect *mc = walk->private;
 	struct vm_area_struct *vma = walk->vma;
-	unsigned int tries;
+	unsigned int changed = 0;
 	spinlock_t *ptl;	/* the page-table lock */
 	pte_t *table;
 
-	for (tries = 0; tries < 4; tries++) {
+	while (start < end && changed < 4) {
 		pmd_t pmd = pmdp_get_lockless(pmdp);
 
 		if (pmd_none(pmd))
@@ -452,19 +512,27 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
 			if (!mdev_collect_split_pmd(vma, pmdp, start))
 				break;
+			changed++;
 			continue;
 		}
 		if (!pmd_present(pmd))
 			break;	/* a PMD migration entry: busy, skip */
 
 		table = pte_offset_map_lock(vma->vm_mm, pmdp, start, &ptl);
-		if (!table)
-			continue;	/* the PMD changed under us */
-		mdev_collect_pte_table(mc, table, start, end);
+		if (!table) {
+			changed++;	/* the PMD changed under us */
+			continue;
+		}
+		start = mdev_collect_pte_table(mc, table, start, end);
 		pte_unmap_unlock(table, ptl);
-		return 0;
+		if (mc->to_split) {
+			/* The pointer only ever compared: the reference goes. */
+			if (!mdev_split_folio(mc->to_split))
+				mc->unsplittable = mc->to_split;
+			mc->to_split = NULL;
+		}
 	}
-	return 0;	/* busy: leave the range alone */
+	return 0;	/* what is left of the range is busy: skip it */
 }
 
 static const struct mm_walk_ops mdev_collect_ops = {
@@ -766,6 +834,7 @@ int migrate_vma_setup(struct migrate_vma *args)
 	args->cpages = 0;
 
 	mc.m = mdev_migration_of(args);
+	mc.split_addr = -1UL;	/* no split tried: never a page's address */
 	if (mc.m.fault_folio)
 		VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(mc.m.fault_folio),
 				      mc.m.fault_folio);
@@ -995,7 +1064,8 @@ static void mdev_pages(struct mdev_migration *m)
 
 		if (!(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		if (!newpage) {
+		/* Every source is a single page: so must its destination be. */
+		if (!newpage || PageCompound(newpage)) {
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			continue;
 		}

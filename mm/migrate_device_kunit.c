@@ -12,12 +12,13 @@
  * copy_from_user() here) goes through the pagemap's migrate_to_ram(), which
  * migrates the page back.
  *
- * Three cases pin down bugs upstream fixed after 6.12: a source folio that
+ * Four cases pin down bugs upstream fixed after 6.12: a source folio that
  * migrated away must not be put back on the LRU by finalize; a private file
  * mapping is handled by page type (its anonymous copies move, its page
- * cache pages and holes do not); and a CPU fault on a device page another
+ * cache pages and holes do not); a CPU fault on a device page another
  * thread holds locked sleeps instead of spinning, so that the lock holder
- * can wait for work on the faulting CPU.
+ * can wait for work on the faulting CPU; and the pages of a THP mapped by
+ * PTEs are collected (the folio split), not skipped.
  */
 #include <kunit/test.h>
 #include <linux/completion.h>
@@ -83,13 +84,39 @@ static struct page *mdk_alloc_dpage(void)
 	return dpage;
 }
 
-static void mdk_page_free(struct page *dpage)
+/*
+ * A free device folio of 2^@order pages, referenced and locked, or NULL.
+ * (Single pages come from mdk_alloc_dpage(), the 6.12 way.)
+ */
+static struct folio *mdk_alloc_dfolio(unsigned int order)
 {
-	unsigned long idx = page_to_pfn(dpage) - mdk_dev.base_pfn;
+	unsigned long idx, nr = 1UL << order;
+	struct folio *folio;
 
 	spin_lock(&mdk_dev.lock);
-	__clear_bit(idx, mdk_dev.used);
-	mdk_dev.nr_used--;
+	idx = bitmap_find_next_zero_area(mdk_dev.used, MDK_DEV_PAGES, 0, nr,
+					 nr - 1);
+	if (idx >= MDK_DEV_PAGES) {
+		spin_unlock(&mdk_dev.lock);
+		return NULL;
+	}
+	bitmap_set(mdk_dev.used, idx, nr);
+	mdk_dev.nr_used += nr;
+	spin_unlock(&mdk_dev.lock);
+
+	folio = pfn_folio(mdk_dev.base_pfn + idx);
+	zone_device_folio_init(folio, &mdk_dev.pgmap, order);
+	return folio;
+}
+
+static void mdk_folio_free(struct folio *folio)
+{
+	unsigned long idx = folio_pfn(folio) - mdk_dev.base_pfn;
+	unsigned long nr = folio_nr_pages(folio);
+
+	spin_lock(&mdk_dev.lock);
+	bitmap_clear(mdk_dev.used, idx, nr);
+	mdk_dev.nr_used -= nr;
 	spin_unlock(&mdk_dev.lock);
 }
 
@@ -155,7 +182,7 @@ static vm_fault_t mdk_migrate_to_ram(struct vm_fault *vmf)
 }
 
 static const struct dev_pagemap_ops mdk_pgmap_ops = {
-	.page_free	= mdk_page_free,
+	.folio_free	= mdk_folio_free,
 	.migrate_to_ram	= mdk_migrate_to_ram,
 };
 
@@ -548,6 +575,46 @@ static void mdk_no_destination(struct kunit *test)
 }
 
 /*
+ * A destination larger than its single-page source is refused: that entry
+ * does not move (the source keeps its data and mapping), the others do,
+ * and the refused folio goes back to the driver whole.
+ */
+static void mdk_large_destination(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned int used = mdk_nr_used();
+	struct page *dpage;
+	struct folio *big;
+	unsigned long i;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	mdk_fill_device(ctx);
+	big = mdk_alloc_dfolio(2);
+	if (!big) {
+		migrate_vma_finalize(&ctx->m);
+		mmap_read_unlock(current->mm);
+		KUNIT_FAIL_AND_ABORT(test, "no free order-2 device folio");
+	}
+	dpage = migrate_pfn_to_page(ctx->dst[3]);
+	unlock_page(dpage);
+	put_page(dpage);
+	ctx->dst[3] = migrate_pfn(folio_pfn(big));
+
+	migrate_vma_pages(&ctx->m);
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_EQ(test, !!(ctx->src[i] & MIGRATE_PFN_MIGRATE),
+				i != 3);
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+	/* The big folio is back with the driver; 15 pages are on the device. */
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES - 1);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+/*
  * Regression: finalize must not put a folio that lost the migration (and
  * gave its memcg to the winner) back on the LRU. Holding our own reference
  * across finalize, the old system folio must come back off the LRU with
@@ -624,6 +691,63 @@ static void mdk_private_file(struct kunit *test)
 	mdk_fill_system(&ctx->m);
 	mdk_commit(ctx);
 	mdk_expect_data(test, ctx, 8, 4);
+}
+
+/* The folio mapped at @addr in the test's mm, referenced; NULL if none. */
+static struct folio *mdk_folio_at(unsigned long addr)
+{
+	struct page *page;
+
+	if (get_user_pages_fast(addr, 1, 0, &page) != 1)
+		return NULL;
+	return page_folio(page);
+}
+
+/*
+ * Regression: a THP mapped by PTEs (here: its PMD split by unmapping its
+ * last page, the folio left whole) was skipped by the collection, as 6.12
+ * does; its pages must be collected, the folio split on the way, and
+ * move and come back with their data.
+ */
+static void mdk_pte_mapped_thp(struct kunit *test)
+{
+	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+	struct vm_area_struct *vma;
+	struct folio *folio;
+	unsigned long map;
+
+	KUNIT_ASSERT_NOT_NULL(test, ctx);
+	map = kunit_vm_mmap(test, NULL, 0, 2 * SZ_2M, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(map));
+	ctx->addr = ALIGN(map, SZ_2M);
+	/* What madvise(MADV_HUGEPAGE) does. */
+	mmap_write_lock(current->mm);
+	vma = vma_lookup(current->mm, ctx->addr);
+	if (vma)
+		vm_flags_set(vma, VM_HUGEPAGE);
+	mmap_write_unlock(current->mm);
+	KUNIT_ASSERT_NOT_NULL(test, vma);
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	folio = mdk_folio_at(ctx->addr);
+	KUNIT_ASSERT_NOT_NULL(test, folio);
+	KUNIT_EXPECT_EQ(test, folio_order(folio), PMD_ORDER);
+	folio_put(folio);
+	KUNIT_ASSERT_EQ(test, vm_munmap(ctx->addr + SZ_2M - PAGE_SIZE,
+					PAGE_SIZE), 0);
+	folio = mdk_folio_at(ctx->addr);
+	KUNIT_ASSERT_NOT_NULL(test, folio);
+	KUNIT_ASSERT_EQ(test, folio_order(folio), PMD_ORDER);
+	folio_put(folio);
+
+	KUNIT_EXPECT_EQ(test, mdk_to_device(test, ctx), MDK_NPAGES);
+	/* The rest of the old THP stays, as small pages. */
+	folio = mdk_folio_at(ctx->addr + MDK_NPAGES * PAGE_SIZE);
+	KUNIT_ASSERT_NOT_NULL(test, folio);
+	KUNIT_EXPECT_FALSE(test, folio_test_large(folio));
+	folio_put(folio);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 }
 
 /* The faulting side of mdk_fault_on_locked_page(). */
@@ -719,9 +843,11 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_selection),
 	KUNIT_CASE(mdk_busy_pages),
 	KUNIT_CASE(mdk_no_destination),
+	KUNIT_CASE(mdk_large_destination),
 	KUNIT_CASE(mdk_finalize_frees_source),
 	KUNIT_CASE(mdk_private_file),
 	KUNIT_CASE(mdk_fault_on_locked_page),
+	KUNIT_CASE(mdk_pte_mapped_thp),
 	{}
 };
 
