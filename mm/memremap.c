@@ -707,13 +707,16 @@ void zone_device_page_init(struct page *page, struct dev_pagemap *pgmap,
 	unsigned long i, nr = 1UL << order;
 
 	VM_WARN_ON_ONCE_PAGE(!memremap_kind_of(pgmap)->free_at_zero, page);
-	VM_WARN_ON_ONCE_PAGE(order > MAX_FOLIO_ORDER, page);
-	VM_WARN_ON_ONCE_PAGE(!IS_ALIGNED(page_to_pfn(page), nr), page);
-	VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page)), page);
-	VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page) + nr - 1),
-			     page);
-	/* The free path could not give such a folio back: say so now. */
-	WARN_ON_ONCE(order && !pgmap->ops->folio_free);
+	if (order) {
+		/* Checked for large folios only: the 4 KiB path is hot. */
+		VM_WARN_ON_ONCE_PAGE(order > MAX_FOLIO_ORDER, page);
+		VM_WARN_ON_ONCE_PAGE(!IS_ALIGNED(page_to_pfn(page), nr), page);
+		VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page)) ||
+				     !pgmap_pfn_valid(pgmap, page_to_pfn(page) + nr - 1),
+				     page);
+		/* The free path could not give such a folio back: say so now. */
+		WARN_ON_ONCE(!pgmap->ops->folio_free);
+	}
 
 	/*
 	 * A driver too late (memunmap_pages() has begun) is told, and still
@@ -722,12 +725,14 @@ void zone_device_page_init(struct page *page, struct dev_pagemap *pgmap,
 	 */
 	if (WARN_ON_ONCE(!percpu_ref_tryget_live(&pgmap->ref)))
 		percpu_ref_get(&pgmap->ref);
-	if (nr > 1)
+	if (!order) {
+		memremap_page_clean(page, pgmap);
+	} else {
 		percpu_ref_get_many(&pgmap->ref, nr - 1);
-	for (i = 0; i < nr; i++)
-		memremap_page_clean(page + i, pgmap);
-	if (order)
+		for (i = 0; i < nr; i++)
+			memremap_page_clean(page + i, pgmap);
 		prep_compound_page(page, order);
+	}
 	set_page_count(page, 1);
 	lock_page(page);
 }
@@ -759,15 +764,16 @@ EXPORT_SYMBOL_GPL(zone_device_folio_init);
  * page: the memcg charge, the anon-exclusive bit and the (stale) mapping,
  * which could still mark it anonymous.
  */
-static void memremap_folio_reset(struct folio *folio)
+static void memremap_folio_reset(struct folio *folio, unsigned long nr)
 {
-	long i;
+	unsigned long i;
 
 	/* The queue is the memcg's: leave it before the charge goes. */
-	folio_unqueue_deferred_split(folio);
+	if (nr > 1)
+		folio_unqueue_deferred_split(folio);
 	mem_cgroup_uncharge(folio);
 	if (folio_test_anon(folio)) {
-		for (i = 0; i < folio_nr_pages(folio); i++)
+		for (i = 0; i < nr; i++)
 			__ClearPageAnonExclusive(folio_page(folio, i));
 	}
 	folio->mapping = NULL;
@@ -792,13 +798,13 @@ void free_zone_device_folio(struct folio *folio)
 	 */
 	if (WARN_ON_ONCE(!ops || (!ops->folio_free && !ops->page_free) ||
 			 (free_at_zero && nr > 1 && !ops->folio_free))) {
-		memremap_folio_reset(folio);
+		memremap_folio_reset(folio, nr);
 		if (free_at_zero)
 			percpu_ref_put_many(&pgmap->ref, nr);
 		return;
 	}
 
-	memremap_folio_reset(folio);
+	memremap_folio_reset(folio, nr);
 	/* Types whose idle pages hold refcount 1 get it back before the driver. */
 	if (!free_at_zero)
 		folio_set_count(folio, 1);

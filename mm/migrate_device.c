@@ -253,7 +253,7 @@ static unsigned long mdev_select_pte(struct migrate_vma *args,
 	 * mremap of part of it, or an mTHP): its pages move one by one once
 	 * it is split. Device folios cannot be split here: leave them.
 	 */
-	if (folio_test_large(page_folio(page))) {
+	if (PageCompound(page)) {
 		if (is_zone_device_page(page))
 			return 0;
 		*pagep = page;

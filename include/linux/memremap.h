@@ -210,6 +210,18 @@ static inline bool pgmap_folio_has_type(const struct folio *folio,
 	return folio->pgmap->type == type;
 }
 
+/*
+ * The same for the folio of @page. Every page carries its zone, so most
+ * pages, of system memory, are told apart without a look at their folio.
+ */
+static inline bool pgmap_page_has_type(const struct page *page,
+				       enum memory_type type)
+{
+	if (!is_zone_device_page(page))
+		return false;
+	return page_pgmap(page)->type == type;
+}
+
 /**
  * is_device_private_page() - is this page CPU-unaddressable device memory?
  * @page: any page
@@ -220,7 +232,7 @@ static inline bool is_device_private_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_DEVICE_PRIVATE))
 		return false;
-	return pgmap_folio_has_type(page_folio(page), MEMORY_DEVICE_PRIVATE);
+	return pgmap_page_has_type(page, MEMORY_DEVICE_PRIVATE);
 }
 
 /**
@@ -277,7 +289,7 @@ static inline bool is_pci_p2pdma_page(const struct page *page)
 {
 	if (!IS_ENABLED(CONFIG_PCI_P2PDMA))
 		return false;
-	return pgmap_folio_has_type(page_folio(page), MEMORY_DEVICE_PCI_P2PDMA);
+	return pgmap_page_has_type(page, MEMORY_DEVICE_PCI_P2PDMA);
 }
 
 /**
@@ -288,7 +300,7 @@ static inline bool is_pci_p2pdma_page(const struct page *page)
  */
 static inline bool is_device_coherent_page(const struct page *page)
 {
-	return pgmap_folio_has_type(page_folio(page), MEMORY_DEVICE_COHERENT);
+	return pgmap_page_has_type(page, MEMORY_DEVICE_COHERENT);
 }
 
 /**
