@@ -74,7 +74,7 @@ enum memremap_prot {
 };
 
 /* Callbacks and fields a type cannot do without. */
-#define MEMREMAP_NEEDS_PAGE_FREE	BIT(0)
+#define MEMREMAP_NEEDS_FREE	BIT(0)
 #define MEMREMAP_NEEDS_MIGRATE_TO_RAM	BIT(1)
 #define MEMREMAP_NEEDS_OWNER		BIT(2)
 
@@ -102,7 +102,7 @@ static const struct memremap_kind memremap_kinds[] = {
 	[MEMORY_DEVICE_PRIVATE] = {
 		.name = "device-private",
 		.supported = IS_ENABLED(CONFIG_DEVICE_PRIVATE),
-		.needs = MEMREMAP_NEEDS_PAGE_FREE | MEMREMAP_NEEDS_MIGRATE_TO_RAM |
+		.needs = MEMREMAP_NEEDS_FREE | MEMREMAP_NEEDS_MIGRATE_TO_RAM |
 			 MEMREMAP_NEEDS_OWNER,
 		.unaddressable = true,
 		.free_at_zero = true,
@@ -110,7 +110,7 @@ static const struct memremap_kind memremap_kinds[] = {
 	[MEMORY_DEVICE_COHERENT] = {
 		.name = "device-coherent",
 		.supported = true,
-		.needs = MEMREMAP_NEEDS_PAGE_FREE | MEMREMAP_NEEDS_OWNER,
+		.needs = MEMREMAP_NEEDS_FREE | MEMREMAP_NEEDS_OWNER,
 		.free_at_zero = true,
 	},
 	[MEMORY_DEVICE_FS_DAX] = {
@@ -293,7 +293,7 @@ static int memremap_check_needs(struct dev_pagemap *pgmap,
 	const struct dev_pagemap_ops *ops = pgmap->ops;
 	const char *missing = NULL;
 
-	if ((kind->needs & MEMREMAP_NEEDS_PAGE_FREE) &&
+	if ((kind->needs & MEMREMAP_NEEDS_FREE) &&
 	    (!ops || (!ops->page_free && !ops->folio_free)))
 		missing = "a folio_free or page_free callback";
 	else if ((kind->needs & MEMREMAP_NEEDS_MIGRATE_TO_RAM) &&
@@ -791,27 +791,25 @@ void free_zone_device_folio(struct folio *folio)
 	const struct dev_pagemap_ops *ops = pgmap->ops;
 	bool free_at_zero = memremap_kind_of(pgmap)->free_at_zero;
 	unsigned long nr = folio_nr_pages(folio);
-
-	/*
-	 * A folio the driver cannot take back is kept from everyone, but its
-	 * pagemap references go, so that memunmap_pages() does not wait for it.
-	 */
-	if (WARN_ON_ONCE(!ops || (!ops->folio_free && !ops->page_free) ||
-			 (free_at_zero && nr > 1 && !ops->folio_free))) {
-		memremap_folio_reset(folio, nr);
-		if (free_at_zero)
-			percpu_ref_put_many(&pgmap->ref, nr);
-		return;
-	}
+	/* No callback; or a large folio and a driver of order-0 pages. */
+	bool refused = !ops || (!ops->folio_free && !ops->page_free) ||
+		       (free_at_zero && nr > 1 && !ops->folio_free);
 
 	memremap_folio_reset(folio, nr);
 	/* Types whose idle pages hold refcount 1 get it back before the driver. */
 	if (!free_at_zero)
 		folio_set_count(folio, 1);
-	if (ops->folio_free)
-		ops->folio_free(folio);
-	else
-		ops->page_free(&folio->page);
+	/*
+	 * A folio the driver cannot take back is kept from everyone, but its
+	 * pagemap references go below, so that memunmap_pages() does not
+	 * wait for it.
+	 */
+	if (!WARN_ON_ONCE(refused)) {
+		if (ops->folio_free)
+			ops->folio_free(folio);
+		else
+			ops->page_free(&folio->page);
+	}
 	/* Only the pagemap now: the references zone_device_page_init() took. */
 	if (free_at_zero)
 		percpu_ref_put_many(&pgmap->ref, nr);

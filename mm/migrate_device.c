@@ -1213,12 +1213,13 @@ static void mdev_remap_range(struct migrate_vma *args)
 }
 
 /*
- * The finalize step of both interfaces: map the winner of each entry
- * (unless @remapped: mdev_remap_range() did it for every page not marked
- * MDEV_PFN_ELSEWHERE), unlock and release both pages.
+ * The finalize step of both interfaces: map the winner of each entry,
+ * unlock and release both pages. On a range, mdev_remap_range() has
+ * mapped every page not marked MDEV_PFN_ELSEWHERE already.
  */
-static void mdev_finalize(struct mdev_migration *m, bool remapped)
+static void mdev_finalize(struct mdev_migration *m)
 {
+	bool remapped = m->args;
 	unsigned long i;
 
 	for (i = 0; i < m->npages; i++) {
@@ -1286,7 +1287,7 @@ void migrate_vma_finalize(struct migrate_vma *migrate)
 	struct mdev_migration m = mdev_migration_of(migrate);
 
 	mdev_remap_range(migrate);
-	mdev_finalize(&m, true);
+	mdev_finalize(&m);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -1375,7 +1376,7 @@ void migrate_device_finalize(unsigned long *src_pfns,
 	struct mdev_migration m = mdev_migration_of_pfns(src_pfns, dst_pfns,
 							 npages);
 
-	mdev_finalize(&m, false);
+	mdev_finalize(&m);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
 
@@ -1409,6 +1410,6 @@ int migrate_device_coherent_folio(struct folio *folio)
 		folio_copy(copy, folio);
 		ret = 0;
 	}
-	mdev_finalize(&m, false);
+	mdev_finalize(&m);
 	return ret;
 }
