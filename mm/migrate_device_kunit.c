@@ -709,7 +709,12 @@ static struct folio *mdk_folio_at(unsigned long addr)
  * does; its pages must be collected, the folio split on the way, and
  * move and come back with their data.
  */
-static void mdk_pte_mapped_thp(struct kunit *test)
+/*
+ * A THP at ctx->addr holding the pattern in its first MDK_NPAGES pages,
+ * mapped by PTEs: its PMD split by unmapping its last page, the folio left
+ * whole.
+ */
+static struct mdk_ctx *mdk_ctx_pte_mapped_thp(struct kunit *test)
 {
 	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
 	struct vm_area_struct *vma;
@@ -740,6 +745,18 @@ static void mdk_pte_mapped_thp(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, folio);
 	KUNIT_ASSERT_EQ(test, folio_order(folio), PMD_ORDER);
 	folio_put(folio);
+	return ctx;
+}
+
+/*
+ * Regression: a THP mapped by PTEs was skipped by the collection, as 6.12
+ * does; its pages must be collected, the folio split on the way, and
+ * move and come back with their data.
+ */
+static void mdk_pte_mapped_thp(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_pte_mapped_thp(test);
+	struct folio *folio;
 
 	KUNIT_EXPECT_EQ(test, mdk_to_device(test, ctx), MDK_NPAGES);
 	/* The rest of the old THP stays, as small pages. */
@@ -747,6 +764,31 @@ static void mdk_pte_mapped_thp(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, folio);
 	KUNIT_EXPECT_FALSE(test, folio_test_large(folio));
 	folio_put(folio);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+}
+
+/*
+ * A PTE-mapped THP that cannot be split (a page of it pinned, as a DMA
+ * would) is skipped whole, once: nothing moves, the folio stays whole and
+ * mapped, and the data is where it was.
+ */
+static void mdk_pinned_pte_mapped_thp(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_pte_mapped_thp(test);
+	unsigned int used = mdk_nr_used();
+	struct folio *folio;
+	struct page *pinned;
+
+	KUNIT_ASSERT_EQ(test, pin_user_pages_fast(ctx->addr + 5 * PAGE_SIZE, 1,
+						  0, &pinned), 1);
+	KUNIT_EXPECT_EQ(test, mdk_to_device(test, ctx), 0UL);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	folio = mdk_folio_at(ctx->addr);
+	KUNIT_ASSERT_NOT_NULL(test, folio);
+	KUNIT_EXPECT_EQ(test, folio_order(folio), PMD_ORDER);
+	KUNIT_EXPECT_PTR_EQ(test, page_folio(pinned), folio);
+	folio_put(folio);
+	unpin_user_page(pinned);
 	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 }
 
@@ -848,6 +890,7 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_private_file),
 	KUNIT_CASE(mdk_fault_on_locked_page),
 	KUNIT_CASE(mdk_pte_mapped_thp),
+	KUNIT_CASE(mdk_pinned_pte_mapped_thp),
 	{}
 };
 
