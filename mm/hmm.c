@@ -381,13 +381,30 @@ static unsigned long hmm_leaf_offer(bool writable, unsigned int order)
 }
 
 /*
- * A PMD that is not present: a THP under migration is waited for if any of
- * its pages is asked for; anything else cannot be mirrored.
+ * A PMD that is not present. One that maps a large device-private folio of
+ * the caller's is reported where it is, as one entry of the folio's order
+ * (as hmm_swap_verdict() reports a page); anyone else's comes back to
+ * system memory by a CPU fault if asked for. A THP under migration is
+ * waited for if any of its pages is asked for; anything else cannot be
+ * mirrored.
  */
 static int hmm_walk_pmd_nonpresent(struct hmm_walk *w, struct mm_walk *walk,
 				   pmd_t *pmdp, pmd_t pmd, unsigned long start,
 				   unsigned long end)
 {
+	struct hmm_devp devp = hmm_devp_from_pmd(pmd);
+
+	if (devp.page) {
+		unsigned long pfn = page_to_pfn(devp.page) +
+				    ((start & ~PMD_MASK) >> PAGE_SHIFT);
+
+		if (page_pgmap(devp.page)->owner != w->range->dev_private_owner)
+			return hmm_report_span(w, walk->vma, start, end, 0, 0);
+		hmm_write_span(w, start, end, pfn,
+			       hmm_leaf_offer(devp.writable,
+					      PMD_SHIFT - PAGE_SHIFT));
+		return 0;
+	}
 	if (!thp_migration_supported() || !is_pmd_migration_entry(pmd))
 		return hmm_report_unusable(w, start, end);
 	if (hmm_span_shortfall(w, start, end, 0) == HMM_NEED_NOTHING) {

@@ -8,9 +8,8 @@
  * the caller's own device memory), mm/migrate_device.c reads them (to
  * collect device pages) and writes them (to map a device page, fresh or
  * migrated). They all go through the helpers below, so that the entry has
- * one definition; a second entry size (a PMD mapping a large device folio)
- * then adds one builder and one reader beside these, not a case to every
- * caller.
+ * one definition. A PMD that maps a whole PMD-sized device folio has its
+ * own reader and builder beside them, the same entry one level up.
  *
  * These are for mm/ only.
  */
@@ -68,5 +67,48 @@ static inline pte_t hmm_devp_mkpte(struct page *page, bool writable,
 		pte = pte_swp_mkuffd_wp(pte);
 	return pte;
 }
+
+#ifdef CONFIG_ARCH_ENABLE_THP_MIGRATION
+/* The device-private folio a non-present PMD maps, if it maps one. */
+static inline struct hmm_devp hmm_devp_from_pmd(pmd_t pmd)
+{
+	struct hmm_devp devp = {};
+
+	if (is_pmd_device_private_entry(pmd))
+		devp = hmm_devp_from_swp(pmd_to_swp_entry(pmd));
+	return devp;
+}
+
+/*
+ * The PMD that maps the PMD-sized device-private folio whose first page is
+ * @page: hmm_devp_mkpte() one level up, keeping the bits of @old.
+ */
+static inline pmd_t hmm_devp_mkpmd(struct page *page, bool writable,
+				   pmd_t old)
+{
+	unsigned long pfn = page_to_pfn(page);
+	pmd_t pmd;
+
+	pmd = swp_entry_to_pmd(writable ?
+			       make_writable_device_private_entry(pfn) :
+			       make_readable_device_private_entry(pfn));
+	if (pmd_swp_soft_dirty(old))
+		pmd = pmd_swp_mksoft_dirty(pmd);
+	if (pmd_swp_uffd_wp(old))
+		pmd = pmd_swp_mkuffd_wp(pmd);
+	return pmd;
+}
+#else
+static inline struct hmm_devp hmm_devp_from_pmd(pmd_t pmd)
+{
+	return (struct hmm_devp) {};
+}
+
+static inline pmd_t hmm_devp_mkpmd(struct page *page, bool writable,
+				   pmd_t old)
+{
+	return old;	/* never called: no device-private PMD is made */
+}
+#endif
 
 #endif /* _MM_HMM_ENTRY_H */

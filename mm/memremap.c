@@ -775,6 +775,8 @@ static void memremap_folio_reset(struct folio *folio, unsigned long nr)
 	if (folio_test_anon(folio)) {
 		for (i = 0; i < nr; i++)
 			__ClearPageAnonExclusive(folio_page(folio, i));
+		/* Counted when it became anonymous, as the page allocator does. */
+		mod_mthp_stat(folio_order(folio), MTHP_STAT_NR_ANON, -1);
 	}
 	folio->mapping = NULL;
 }

@@ -66,6 +66,7 @@
 #include <linux/rmap.h>
 #include <linux/swapops.h>
 #include <linux/userfaultfd_k.h>
+#include <asm/pgalloc.h>
 #include <asm/tlbflush.h>
 
 #include "hmm_entry.h"
@@ -73,6 +74,20 @@
 
 /* Present PTEs cleared per TLB flush while collecting. */
 #define MDEV_BATCH	16
+
+/*
+ * The order and the number of entries of a compound entry: a PMD's worth.
+ * Without THP migration there are no compound entries (mdev_compound_ok()
+ * and mdev_grab_pfn() never make one), and the HPAGE_PMD_* constants are
+ * build errors; stand-ins keep the code that never runs compiling.
+ */
+#ifdef CONFIG_ARCH_ENABLE_THP_MIGRATION
+#define MDEV_PMD_ORDER	HPAGE_PMD_ORDER
+#else
+#define MDEV_PMD_ORDER	(PMD_SHIFT - PAGE_SHIFT)
+#endif
+#define MDEV_PMD_NR	BIT(MDEV_PMD_ORDER)
+#define MDEV_PMD_SIZE	(MDEV_PMD_NR << PAGE_SHIFT)
 
 /*
  * A bit of a src[] word that no MIGRATE_PFN_* flag uses, the core's own:
@@ -159,22 +174,48 @@ static unsigned long mdev_addr(struct migrate_vma *args, unsigned long i)
 }
 
 /*
+ * May the PMD-sized range at @addr (its end no further than @end) be one
+ * compound entry? Only if the driver asked for them, and only in anonymous
+ * memory, the only kind a PMD-sized device folio ever stands for.
+ */
+static bool mdev_compound_ok(struct migrate_vma *args,
+			     struct vm_area_struct *vma, unsigned long addr,
+			     unsigned long end)
+{
+	return thp_migration_supported() &&
+	       (args->flags & MIGRATE_VMA_SELECT_COMPOUND) &&
+	       vma_is_anonymous(vma) && IS_ALIGNED(addr, MDEV_PMD_SIZE) &&
+	       end - addr >= MDEV_PMD_SIZE;
+}
+
+/*
  * Unpopulated addresses can be filled with fresh pages only where a fresh
- * page is what the CPU would get on a fault: in anonymous memory.
+ * page is what the CPU would get on a fault: in anonymous memory. Each
+ * whole PMD-sized piece is one compound entry if the driver asked for
+ * them (the words after it stay 0).
  */
 static int mdev_collect_hole(unsigned long start, unsigned long end,
 			     __always_unused int depth, struct mm_walk *walk)
 {
 	struct mdev_collect *mc = walk->private;
 	struct migrate_vma *args = mc->m.args;
-	unsigned long i;
+	unsigned long addr = start;
 
 	if (!vma_is_anonymous(walk->vma))
 		return 0;	/* left alone: setup zeroed src[] */
 
-	for (i = mdev_index(args, start); i < mdev_index(args, end); i++)
-		args->src[i] = MIGRATE_PFN_MIGRATE;
-	args->cpages += (end - start) >> PAGE_SHIFT;
+	while (addr < end) {
+		unsigned long i = mdev_index(args, addr);
+
+		args->cpages++;
+		if (mdev_compound_ok(args, walk->vma, addr, end)) {
+			args->src[i] = MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND;
+			addr += MDEV_PMD_SIZE;
+		} else {
+			args->src[i] = MIGRATE_PFN_MIGRATE;
+			addr += PAGE_SIZE;
+		}
+	}
 	return 0;
 }
 
@@ -249,13 +290,11 @@ static unsigned long mdev_select_pte(struct migrate_vma *args,
 		return 0;
 
 	/*
-	 * A large folio mapped by PTEs (a THP after an mprotect, munmap or
-	 * mremap of part of it, or an mTHP): its pages move one by one once
-	 * it is split. Device folios cannot be split here: leave them.
+	 * A large folio mapped by PTEs (a THP or a PMD-sized device folio
+	 * after an mprotect, munmap or mremap of part of it, or an mTHP): its
+	 * pages move one by one once it is split.
 	 */
 	if (PageCompound(page)) {
-		if (is_zone_device_page(page))
-			return 0;
 		*pagep = page;
 		return MDEV_SPLIT_FIRST;
 	}
@@ -410,7 +449,9 @@ static unsigned long mdev_collect_pte_table(struct mdev_collect *mc,
 			if (addr != mc->split_addr && folio != mc->unsplittable) {
 				mc->to_split = folio;
 				mc->split_addr = addr;
-				folio_get(folio);
+				/* The fault path's reference is the split's. */
+				if (folio != mc->m.fault_folio)
+					folio_get(folio);
 				break;
 			}
 			mpfn = 0;
@@ -461,6 +502,25 @@ static bool mdev_split_folio(struct folio *folio)
 }
 
 /*
+ * Split mc->to_split, the large folio a PTE table walk stopped at. The
+ * fault folio (a PMD-sized device folio mapped by PTEs since a partial
+ * munmap or mprotect) is locked and referenced by the fault path already:
+ * it is split around the fault page, which keeps that lock and reference,
+ * and becomes the fault folio.
+ */
+static bool mdev_split_to_collect(struct mdev_collect *mc)
+{
+	struct page *fault_page = mc->m.args->fault_page;
+	bool split_ok;
+
+	if (mc->to_split != mc->m.fault_folio)
+		return mdev_split_folio(mc->to_split);
+	split_ok = !split_huge_page(fault_page);
+	mc->m.fault_folio = page_folio(fault_page);
+	return split_ok;
+}
+
+/*
  * A huge PMD cannot be migrated as such: split it (the huge zero page by
  * splitting the mapping, a THP by splitting the folio) and let the caller
  * look again. Returns false if the range must be skipped.
@@ -490,6 +550,99 @@ static bool mdev_collect_split_pmd(struct vm_area_struct *vma, pmd_t *pmdp,
 	return mdev_split_folio(folio);
 }
 
+/* What mdev_collect_compound() did with a PMD. */
+enum mdev_pmd_result {
+	MDEV_PMD_DONE,		/* one compound entry, or skipped whole */
+	MDEV_PMD_NOT_HUGE,	/* no PMD-sized entry there: look closer */
+};
+
+/*
+ * The PMD at @addr, whose whole range is in the migration, as one compound
+ * entry (mdev_compound_ok() holds): the huge zero page (an empty source;
+ * the insert step replaces it), a PMD-mapped anonymous THP or a PMD that
+ * maps a large device-private folio. The folio is locked and referenced,
+ * and its PMD becomes a migration entry (set_pmd_migration_entry(), the
+ * PMD-sized sibling of mdev_collect_commit()); its mappings elsewhere are
+ * found through the rmap later, as for a page.
+ */
+static enum mdev_pmd_result mdev_collect_compound(struct mdev_collect *mc,
+						  pmd_t *pmdp,
+						  unsigned long addr)
+{
+	struct migrate_vma *args = mc->m.args;
+	struct vm_area_struct *vma = args->vma;
+	struct page_vma_mapped_walk pvmw = {
+		.vma = vma, .address = addr, .pmd = pmdp,
+	};
+	unsigned long i = mdev_index(args, addr);
+	unsigned long wflag = 0;
+	struct page *page;
+	struct folio *folio;
+	spinlock_t *ptl;	/* the page-table lock */
+	pmd_t pmd;
+
+	ptl = pmd_lock(vma->vm_mm, pmdp);
+	pmd = *pmdp;
+	if (is_huge_zero_pmd(pmd)) {
+		if (args->flags & MIGRATE_VMA_SELECT_SYSTEM) {
+			args->src[i] = MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND;
+			args->cpages++;
+		}
+		goto done;
+	}
+	if (pmd_trans_huge(pmd)) {
+		page = pmd_page(pmd);
+		if (is_device_coherent_page(page)) {
+			if (!mdev_device_page_wanted(args, page,
+						     MIGRATE_VMA_SELECT_DEVICE_COHERENT))
+				goto done;
+		} else if (is_zone_device_page(page) ||
+			   !(args->flags & MIGRATE_VMA_SELECT_SYSTEM)) {
+			goto done;
+		}
+		if (pmd_write(pmd))
+			wflag = MIGRATE_PFN_WRITE;
+	} else if (is_pmd_device_private_entry(pmd)) {
+		struct hmm_devp devp = hmm_devp_from_pmd(pmd);
+
+		page = devp.page;
+		if (!mdev_device_page_wanted(args, page,
+					     MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
+			goto done;
+		if (devp.writable)
+			wflag = MIGRATE_PFN_WRITE;
+	} else {
+		spin_unlock(ptl);
+		/* A PMD migration entry is busy: skip the whole range. */
+		if (pmd_none(pmd) || pmd_present(pmd))
+			return MDEV_PMD_NOT_HUGE;
+		return MDEV_PMD_DONE;
+	}
+
+	folio = page_folio(page);
+	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
+	    folio_order(folio) != MDEV_PMD_ORDER ||
+	    !mdev_collect_grab(mc, page))
+		goto done;
+	if (set_pmd_migration_entry(&pvmw, page)) {
+		/* Maybe pinned: it stays mapped. */
+		if (folio != mc->m.fault_folio)
+			folio_unlock(folio);
+		folio_put(folio);
+		goto done;
+	}
+	args->src[i] = migrate_pfn(page_to_pfn(page)) | MIGRATE_PFN_MIGRATE |
+		       MIGRATE_PFN_COMPOUND | wflag;
+	args->cpages++;
+	if (folio_mapped(folio)) {
+		args->src[i] |= MDEV_PFN_ELSEWHERE;
+		mc->mapped_elsewhere = true;
+	}
+done:
+	spin_unlock(ptl);
+	return MDEV_PMD_DONE;
+}
+
 /*
  * The PMD level: holes, huge entries, then the PTE table under its lock.
  * The table is walked again from where it stopped for each large folio
@@ -509,14 +662,29 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 
 		if (pmd_none(pmd))
 			return mdev_collect_hole(start, end, -1, walk);
+		if (mdev_compound_ok(mc->m.args, vma, start, end) &&
+		    mdev_collect_compound(mc, pmdp, start) == MDEV_PMD_DONE)
+			return 0;
+		/* Before pmd_devmap(), which may be set in a swap entry. */
+		if (is_pmd_device_private_entry(pmd)) {
+			struct hmm_devp devp = hmm_devp_from_pmd(pmd);
+
+			/* Ours to move page by page: split its mapping. */
+			if (!mdev_device_page_wanted(mc->m.args, devp.page,
+						     MIGRATE_VMA_SELECT_DEVICE_PRIVATE))
+				break;
+			split_huge_pmd(vma, pmdp, start);
+			changed++;
+			continue;
+		}
+		if (!pmd_present(pmd))
+			break;	/* a PMD migration entry: busy, skip */
 		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
 			if (!mdev_collect_split_pmd(vma, pmdp, start))
 				break;
 			changed++;
 			continue;
 		}
-		if (!pmd_present(pmd))
-			break;	/* a PMD migration entry: busy, skip */
 
 		table = pte_offset_map_lock(vma->vm_mm, pmdp, start, &ptl);
 		if (!table) {
@@ -527,7 +695,7 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 		pte_unmap_unlock(table, ptl);
 		if (mc->to_split) {
 			/* The pointer only ever compared: the reference goes. */
-			if (!mdev_split_folio(mc->to_split))
+			if (!mdev_split_to_collect(mc))
 				mc->unsplittable = mc->to_split;
 			mc->to_split = NULL;
 		}
@@ -560,14 +728,15 @@ static void mdev_collect(struct mdev_collect *mc)
  * References a page may have beyond its mappings while it is one of ours
  * and still be migrated: ours (the walk's, or the LRU isolation's), the
  * fault path's on the faulting page, the page cache's and its private
- * data's, and slack of one for ZONE_DEVICE pages.
+ * data's, and slack of one for ZONE_DEVICE pages. A large folio moves only
+ * as a compound entry (@mpfn, its src[] word, says).
  */
 static bool mdev_page_unpinned(const struct mdev_migration *m,
-			       struct folio *folio)
+			       struct folio *folio, unsigned long mpfn)
 {
 	int expected = 1;
 
-	if (folio_test_large(folio))
+	if (folio_test_large(folio) && !(mpfn & MIGRATE_PFN_COMPOUND))
 		return false;
 	if (folio == m->fault_folio)
 		expected++;
@@ -619,16 +788,21 @@ static bool mdev_take_exclusive_one(struct folio *folio,
 				addr, addr + folio_size(folio));
 	mmu_notifier_invalidate_range_start(&range);
 	while (page_vma_mapped_walk(&pvmw)) {
-		struct page *page = folio_page(folio, 0);
-		pte_t orig = ptep_get(pvmw.pte);
 		bool writable, exclusive;
+		struct page *page;
 		swp_entry_t entry;
+		pte_t orig;
 
+		/* A PMD maps it present: no device-exclusive entry there. */
+		if (!pvmw.pte)
+			continue;
+		orig = ptep_get(pvmw.pte);
 		if (pte_present(orig))
 			continue;
 		entry = pte_to_swp_entry(orig);
 		if (!is_device_exclusive_entry(entry))
 			continue;
+		page = pfn_swap_entry_to_page(entry);
 		writable = is_writable_device_exclusive_entry(entry);
 		exclusive = PageAnonExclusive(page);
 		/* Not present: no TLB holds it, nothing to flush first. */
@@ -760,7 +934,8 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 			}
 			folio_put(folio);	/* the isolation holds one now */
 		}
-		if (folio_mapped(folio) || !mdev_page_unpinned(m, folio)) {
+		if (folio_mapped(folio) ||
+		    !mdev_page_unpinned(m, folio, src_pfns[i])) {
 			mdev_give_up(m, i, isolated);
 			continue;
 		}
@@ -915,6 +1090,9 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 	if (!vma_is_anonymous(vma) || unlikely(anon_vma_prepare(vma)))
 		goto fail_all;
 	pmdp = mdev_alloc_pmd(mm, addr0);
+	/* The huge zero page of an empty compound entry filled page by page. */
+	if (pmdp && is_huge_zero_pmd(pmdp_get_lockless(pmdp)))
+		split_huge_pmd(vma, pmdp, addr0);
 	if (!pmdp || pmd_trans_huge(*pmdp) || pmd_devmap(*pmdp) ||
 	    pte_alloc(mm, pmdp))
 		goto fail_all;
@@ -980,9 +1158,83 @@ fail_all:
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
 }
 
+/* The PMD that maps a fresh PMD-sized destination @page in @vma. */
+static pmd_t mdev_fresh_pmd(struct vm_area_struct *vma, struct page *page)
+{
+	bool writable = vma->vm_flags & VM_WRITE;
+	pmd_t pmd;
+
+	if (is_device_private_page(page))
+		return hmm_devp_mkpmd(page, writable, __pmd(0));
+	pmd = mk_huge_pmd(page, vma->vm_page_prot);
+	if (writable)
+		pmd = pmd_mkwrite(pmd_mkdirty(pmd), vma);
+	return pmd;
+}
+
 /*
- * Fill the empty sources of @args that have a destination, a run of
- * entries per PTE table at a time.
+ * Install the PMD-sized destination of the empty compound source @i: in
+ * an empty PMD, with a page table deposited under it as under any
+ * anonymous huge PMD, or in place of the huge zero page, whose deposited
+ * table it keeps. Anything else there now: the entry loses
+ * MIGRATE_PFN_MIGRATE.
+ */
+static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
+{
+	struct vm_area_struct *vma = args->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long addr = mdev_addr(args, i);
+	struct page *page = migrate_pfn_to_page(args->dst[i]);
+	struct folio *folio = page_folio(page);
+	pgtable_t pgtable;
+	spinlock_t *ptl;	/* the page-table lock */
+	pmd_t *pmdp;
+	bool zero;
+
+	if (!vma_is_anonymous(vma) || unlikely(anon_vma_prepare(vma)))
+		goto fail;
+	pmdp = mdev_alloc_pmd(mm, addr);
+	if (!pmdp || !mdev_fresh_page_ok(vma, page))
+		goto fail;
+	pgtable = pte_alloc_one(mm);
+	if (!pgtable)
+		goto fail;
+
+	ptl = pmd_lock(mm, pmdp);
+	zero = is_huge_zero_pmd(*pmdp);
+	if ((!zero && !pmd_none(*pmdp)) || check_stable_address_space(mm) ||
+	    userfaultfd_missing(vma)) {
+		spin_unlock(ptl);
+		pte_free(mm, pgtable);
+		goto fail;
+	}
+	if (zero) {
+		pmdp_huge_clear_flush(vma, addr, pmdp);
+	} else {
+		pgtable_trans_huge_deposit(mm, pmdp, pgtable);
+		mm_inc_nr_ptes(mm);
+		pgtable = NULL;
+	}
+	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
+	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
+	if (!folio_is_zone_device(folio))
+		folio_add_lru_vma(folio, vma);
+	folio_get(folio);	/* the mapping's reference */
+	set_pmd_at(mm, addr, pmdp, mdev_fresh_pmd(vma, page));
+	if (!is_device_private_page(page))
+		update_mmu_cache_pmd(vma, addr, pmdp);
+	spin_unlock(ptl);
+	if (pgtable)
+		pte_free(mm, pgtable);
+	return;
+
+fail:
+	args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+}
+
+/*
+ * Fill the empty sources of @args that have a destination: a compound one
+ * by its PMD, the others a run of entries per PTE table at a time.
  */
 static void mdev_insert_empty(struct migrate_vma *args)
 {
@@ -1006,6 +1258,11 @@ static void mdev_insert_empty(struct migrate_vma *args)
 						      args->pgmap_owner);
 			mmu_notifier_invalidate_range_start(&range);
 			notified = true;
+		}
+		if (args->src[i] & MIGRATE_PFN_COMPOUND) {
+			mdev_insert_pmd(args, i);
+			i += MDEV_PMD_NR;
+			continue;
 		}
 		/* Extend the run to the end of this PTE table. */
 		table_end = pmd_addr_end(mdev_addr(args, i), args->end);
@@ -1051,6 +1308,33 @@ static bool mdev_move_page(const struct mdev_migration *m, struct page *page,
 	return true;
 }
 
+/*
+ * Does the driver's answer @dst to compound source @src name a folio of the
+ * source's order? If not, and @src is empty, the empty range becomes
+ * MDEV_PMD_NR empty sources for whatever order-0 destinations the driver
+ * gave instead. A populated source stays where it is for now (it would
+ * have to be split while unmapped).
+ */
+static bool mdev_compound_answer(unsigned long *src, unsigned long dst)
+{
+	struct page *newpage = migrate_pfn_to_page(dst);
+	unsigned long j;
+
+	/* Large-rmappable: a THP, or a device folio of zone_device_folio_init(). */
+	if (newpage && (dst & MIGRATE_PFN_COMPOUND) &&
+	    folio_order(page_folio(newpage)) == MDEV_PMD_ORDER &&
+	    folio_test_large_rmappable(page_folio(newpage)) &&
+	    newpage == folio_page(page_folio(newpage), 0))
+		return true;
+	if (*src & MIGRATE_PFN_VALID) {
+		*src &= ~MIGRATE_PFN_MIGRATE;
+		return false;
+	}
+	for (j = 0; j < MDEV_PMD_NR; j++)
+		src[j] = MIGRATE_PFN_MIGRATE;
+	return false;
+}
+
 /* The commit step of both interfaces. */
 static void mdev_pages(struct mdev_migration *m)
 {
@@ -1064,8 +1348,14 @@ static void mdev_pages(struct mdev_migration *m)
 
 		if (!(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		/* Every source is a single page: so must its destination be. */
-		if (!newpage || PageCompound(newpage)) {
+		/* A compound source left out, or become 4 KiB holes? */
+		if ((src_pfns[i] & MIGRATE_PFN_COMPOUND) &&
+		    !mdev_compound_answer(&src_pfns[i], dst_pfns[i]) &&
+		    !(src_pfns[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		/* A page, or an empty source, wants a page of its size. */
+		if (!newpage || (PageCompound(newpage) !=
+				 !!(src_pfns[i] & MIGRATE_PFN_COMPOUND))) {
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			continue;
 		}
@@ -1203,6 +1493,11 @@ static void mdev_remap_range(struct migrate_vma *args)
 		pmd_t *pmdp;
 
 		last = i + ((table_end - addr) >> PAGE_SHIFT) - 1;
+		/* A compound entry's PMD is mapped again through the rmap. */
+		if (args->src[i] & MIGRATE_PFN_COMPOUND) {
+			i = last + 1;
+			continue;
+		}
 		pmdp = mm_find_pmd(args->vma->vm_mm, addr);
 		if (pmdp)
 			mdev_remap_table(args, pmdp, i, last);
@@ -1235,7 +1530,8 @@ static void mdev_finalize(struct mdev_migration *m)
 				mdev_release(dst, false);
 			continue;
 		}
-		if (!remapped || (m->src[i] & MDEV_PFN_ELSEWHERE))
+		if (!remapped ||
+		    (m->src[i] & (MDEV_PFN_ELSEWHERE | MIGRATE_PFN_COMPOUND)))
 			remove_migration_ptes(src, moved ? dst : src, 0);
 		if (src == m->fault_folio)
 			folio_put(src);	/* a device page; its caller unlocks it */
@@ -1302,7 +1598,10 @@ static unsigned long mdev_grab_pfn(unsigned long pfn)
 	if (!folio)
 		return 0;
 	if (folio_trylock(folio))
-		return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE;
+		return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE |
+		       (thp_migration_supported() &&
+			folio_order(folio) == MDEV_PMD_ORDER ?
+			MIGRATE_PFN_COMPOUND : 0);
 	folio_put(folio);
 	return 0;
 }

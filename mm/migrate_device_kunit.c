@@ -2,7 +2,7 @@
 /*
  * KUnit tests for device migration (mm/migrate_device.c).
  *
- * The suite plays a tiny device: one 2 MiB device-private pagemap whose
+ * The suite plays a tiny device: one 8 MiB device-private pagemap whose
  * "device memory" is a vmalloc'ed buffer, one page of it per device page
  * frame. Each case maps memory in the test thread's own mm
  * (kunit_vm_mmap()), fills it through copy_to_user(), and drives
@@ -24,11 +24,13 @@
 #include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/highmem.h>
+#include <linux/hmm.h>
 #include <linux/kthread.h>
 #include <linux/memremap.h>
 #include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
+#include <linux/mmu_notifier.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -36,7 +38,7 @@
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 
-#define MDK_DEV_SIZE	SZ_2M
+#define MDK_DEV_SIZE	SZ_8M
 #define MDK_DEV_PAGES	(MDK_DEV_SIZE >> PAGE_SHIFT)
 #define MDK_NPAGES	16
 
@@ -52,6 +54,8 @@ static struct mdk_device {
 	/* migrate_to_ram() calls, and those that found the page unlocked */
 	atomic_t		faults;
 	atomic_t		fault_page_unlocked;
+	/* folio_split() calls */
+	atomic_t		splits;
 } mdk_dev;
 
 /* An owner no pagemap of this suite has. */
@@ -120,6 +124,12 @@ static void mdk_folio_free(struct folio *folio)
 	spin_unlock(&mdk_dev.lock);
 }
 
+/* A device folio was split: its pages are still the device's, in use. */
+static void mdk_folio_split(struct folio *head, struct folio *tail)
+{
+	atomic_inc(&mdk_dev.splits);
+}
+
 static unsigned int mdk_nr_used(void)
 {
 	unsigned int n;
@@ -150,6 +160,66 @@ static void mdk_fill_system(struct migrate_vma *m)
 	}
 }
 
+/*
+ * Give the compound source src[0] (a PMD-sized device folio) a system THP
+ * holding its data; false if no THP could be allocated.
+ */
+static bool mdk_thp_fill_system(unsigned long *src, unsigned long *dst)
+{
+	struct page *dpage = migrate_pfn_to_page(src[0]);
+	struct folio *folio;
+	unsigned long j;
+
+	folio = folio_alloc(GFP_TRANSHUGE, HPAGE_PMD_ORDER);
+	if (!folio)
+		return false;
+	folio_lock(folio);
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		memcpy_to_page(folio_page(folio, j), 0,
+			       mdk_store(nth_page(dpage, j)), PAGE_SIZE);
+	dst[0] = migrate_pfn(folio_pfn(folio)) | MIGRATE_PFN_COMPOUND;
+	return true;
+}
+
+/*
+ * migrate_to_ram() of a PMD-sized device folio: the 2 MiB around the fault,
+ * as much of it as the VMA still covers. Mapped by its PMD, the folio
+ * comes back as one compound entry, into a system THP; mapped by PTEs (a
+ * part of it unmapped), it is split and its pages come back one by one.
+ */
+static vm_fault_t mdk_migrate_to_ram_thp(struct vm_fault *vmf)
+{
+	unsigned long start = ALIGN_DOWN(vmf->address, HPAGE_PMD_SIZE);
+	struct migrate_vma m = {
+		.vma		= vmf->vma,
+		.start		= max(start, vmf->vma->vm_start),
+		.end		= min(start + HPAGE_PMD_SIZE, vmf->vma->vm_end),
+		.pgmap_owner	= &mdk_dev,
+		.flags		= MIGRATE_VMA_SELECT_DEVICE_PRIVATE |
+				  MIGRATE_VMA_SELECT_COMPOUND,
+		.fault_page	= vmf->page,
+	};
+	vm_fault_t ret = 0;
+
+	m.src = kcalloc(2 * HPAGE_PMD_NR, sizeof(*m.src), GFP_KERNEL);
+	if (!m.src)
+		return VM_FAULT_OOM;
+	m.dst = m.src + HPAGE_PMD_NR;
+	if (migrate_vma_setup(&m)) {
+		kfree(m.src);
+		return VM_FAULT_SIGBUS;
+	}
+	if (!(m.src[0] & MIGRATE_PFN_COMPOUND))
+		mdk_fill_system(&m);
+	else if ((m.src[0] & MIGRATE_PFN_MIGRATE) &&
+		 !mdk_thp_fill_system(m.src, m.dst))
+		ret = VM_FAULT_OOM;
+	migrate_vma_pages(&m);
+	migrate_vma_finalize(&m);
+	kfree(m.src);
+	return ret;
+}
+
 static vm_fault_t mdk_migrate_to_ram(struct vm_fault *vmf)
 {
 	unsigned long src = 0, dst = 0;
@@ -171,6 +241,13 @@ static vm_fault_t mdk_migrate_to_ram(struct vm_fault *vmf)
 	atomic_inc(&mdk_dev.faults);
 	if (!folio_test_locked(page_folio(vmf->page)))
 		atomic_inc(&mdk_dev.fault_page_unlocked);
+	if (folio_order(page_folio(vmf->page)) == HPAGE_PMD_ORDER) {
+		vm_fault_t ret = mdk_migrate_to_ram_thp(vmf);
+
+		if (!folio_test_locked(page_folio(vmf->page)))
+			atomic_inc(&mdk_dev.fault_page_unlocked);
+		return ret;
+	}
 	if (migrate_vma_setup(&m))
 		return VM_FAULT_SIGBUS;
 	mdk_fill_system(&m);
@@ -183,6 +260,7 @@ static vm_fault_t mdk_migrate_to_ram(struct vm_fault *vmf)
 
 static const struct dev_pagemap_ops mdk_pgmap_ops = {
 	.folio_free	= mdk_folio_free,
+	.folio_split	= mdk_folio_split,
 	.migrate_to_ram	= mdk_migrate_to_ram,
 };
 
@@ -714,26 +792,36 @@ static struct folio *mdk_folio_at(unsigned long addr)
  * mapped by PTEs: its PMD split by unmapping its last page, the folio left
  * whole.
  */
-static struct mdk_ctx *mdk_ctx_pte_mapped_thp(struct kunit *test)
+/*
+ * A 2 MiB-aligned address with a 2 MiB anonymous mapping (or more) from
+ * there on, that the fault path fills with THPs.
+ */
+static unsigned long mdk_map_huge(struct kunit *test)
 {
-	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
 	struct vm_area_struct *vma;
-	struct folio *folio;
-	unsigned long map;
+	unsigned long map, addr;
 
-	KUNIT_ASSERT_NOT_NULL(test, ctx);
 	map = kunit_vm_mmap(test, NULL, 0, 2 * SZ_2M, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS, 0);
 	KUNIT_ASSERT_FALSE(test, IS_ERR_VALUE(map));
-	ctx->addr = ALIGN(map, SZ_2M);
+	addr = ALIGN(map, SZ_2M);
 	/* What madvise(MADV_HUGEPAGE) does. */
 	mmap_write_lock(current->mm);
-	vma = vma_lookup(current->mm, ctx->addr);
+	vma = vma_lookup(current->mm, addr);
 	if (vma)
 		vm_flags_set(vma, VM_HUGEPAGE);
 	mmap_write_unlock(current->mm);
 	KUNIT_ASSERT_NOT_NULL(test, vma);
+	return addr;
+}
 
+static struct mdk_ctx *mdk_ctx_pte_mapped_thp(struct kunit *test)
+{
+	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+	struct folio *folio;
+
+	KUNIT_ASSERT_NOT_NULL(test, ctx);
+	ctx->addr = mdk_map_huge(test);
 	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
 	folio = mdk_folio_at(ctx->addr);
 	KUNIT_ASSERT_NOT_NULL(test, folio);
@@ -790,6 +878,521 @@ static void mdk_pinned_pte_mapped_thp(struct kunit *test)
 	folio_put(folio);
 	unpin_user_page(pinned);
 	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+}
+
+/* ---- Compound entries: a PMD-sized folio moving whole ---- */
+
+/* A PMD-sized range at a 2 MiB boundary and its migration arrays. */
+struct mdk_thp {
+	struct mdk_ctx		c;	/* c.addr: the range, for the data helpers */
+	unsigned long		src[HPAGE_PMD_NR];
+	unsigned long		dst[HPAGE_PMD_NR];
+	struct migrate_vma	m;
+};
+
+/* What the PMD of an address holds. */
+enum mdk_pmd_kind {
+	MDK_PMD_NONE,		/* nothing, not even a page table */
+	MDK_PMD_TABLE,		/* a PTE table */
+	MDK_PMD_THP,		/* a PMD-mapped THP */
+	MDK_PMD_DEVICE,		/* a PMD-sized device-private folio */
+	MDK_PMD_OTHER,		/* a migration entry, ... */
+};
+
+/* The PMD of @addr in @mm, if the levels above it are there. */
+static pmd_t *mdk_find_pmd(struct mm_struct *mm, unsigned long addr)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+
+	if (!pgd_present(*pgd))
+		return NULL;
+	p4d = p4d_offset(pgd, addr);
+	if (!p4d_present(*p4d))
+		return NULL;
+	pud = pud_offset(p4d, addr);
+	if (!pud_present(*pud) || pud_leaf(*pud))
+		return NULL;
+	return pmd_offset(pud, addr);
+}
+
+static enum mdk_pmd_kind mdk_pmd_kind(unsigned long addr)
+{
+	struct mm_struct *mm = current->mm;
+	enum mdk_pmd_kind kind = MDK_PMD_NONE;
+	pmd_t *pmdp, pmd;
+
+	mmap_read_lock(mm);
+	pmdp = mdk_find_pmd(mm, addr);
+	if (pmdp) {
+		pmd = pmdp_get_lockless(pmdp);
+		if (pmd_none(pmd))
+			kind = MDK_PMD_NONE;
+		else if (pmd_trans_huge(pmd))
+			kind = MDK_PMD_THP;
+		else if (is_pmd_device_private_entry(pmd))
+			kind = MDK_PMD_DEVICE;
+		else if (pmd_present(pmd))
+			kind = MDK_PMD_TABLE;
+		else
+			kind = MDK_PMD_OTHER;
+	}
+	mmap_read_unlock(mm);
+	return kind;
+}
+
+/* A THP range, holding the pattern in a PMD-mapped THP if @populate. */
+static struct mdk_thp *mdk_thp_new(struct kunit *test, bool populate)
+{
+	struct mdk_thp *t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
+	struct folio *folio;
+
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	t->c.addr = mdk_map_huge(test);
+	if (!populate)
+		return t;
+	mdk_write_pages(test, &t->c, 0, HPAGE_PMD_NR);
+	folio = mdk_folio_at(t->c.addr);
+	KUNIT_ASSERT_NOT_NULL(test, folio);
+	KUNIT_EXPECT_EQ(test, folio_order(folio), HPAGE_PMD_ORDER);
+	folio_put(folio);
+	KUNIT_ASSERT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
+	return t;
+}
+
+/* migrate_vma_setup() of the range with compound entries asked for. */
+static int mdk_thp_setup(struct kunit *test, struct mdk_thp *t,
+			 unsigned long flags)
+{
+	struct mm_struct *mm = current->mm;
+	int ret;
+
+	memset(&t->m, 0, sizeof(t->m));
+	t->m.start = t->c.addr;
+	t->m.end = t->c.addr + HPAGE_PMD_SIZE;
+	t->m.src = t->src;
+	t->m.dst = t->dst;
+	t->m.flags = flags | MIGRATE_VMA_SELECT_COMPOUND;
+	t->m.pgmap_owner = &mdk_dev;
+	mmap_read_lock(mm);
+	t->m.vma = vma_lookup(mm, t->c.addr);
+	ret = migrate_vma_setup(&t->m);
+	if (ret)
+		mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * Give compound entry 0 a PMD-sized device folio holding its data (zeroes
+ * for an empty source); false if the device has none free.
+ */
+static bool mdk_thp_fill_device(struct mdk_thp *t)
+{
+	struct page *spage = migrate_pfn_to_page(t->src[0]);
+	struct folio *dfolio = mdk_alloc_dfolio(HPAGE_PMD_ORDER);
+	unsigned long j;
+
+	if (!dfolio)
+		return false;
+	for (j = 0; j < HPAGE_PMD_NR; j++) {
+		void *to = mdk_store(folio_page(dfolio, j));
+
+		if (spage)
+			memcpy_from_page(to, nth_page(spage, j), 0, PAGE_SIZE);
+		else
+			memset(to, 0, PAGE_SIZE);
+	}
+	t->dst[0] = migrate_pfn(folio_pfn(dfolio)) | MIGRATE_PFN_COMPOUND;
+	return true;
+}
+
+/*
+ * Commit and end the migration of the range; check whether compound entry
+ * 0 moved, and what the PMD holds afterwards.
+ */
+static void mdk_thp_commit(struct kunit *test, struct mdk_thp *t, bool moved,
+			   enum mdk_pmd_kind kind)
+{
+	migrate_vma_pages(&t->m);
+	KUNIT_EXPECT_EQ(test, !!(t->src[0] & MIGRATE_PFN_MIGRATE), moved);
+	migrate_vma_finalize(&t->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), kind);
+}
+
+/* The whole range to the device as one compound entry. */
+static void mdk_thp_to_device(struct kunit *test, struct mdk_thp *t)
+{
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	if (!mdk_thp_fill_device(t)) {
+		migrate_vma_finalize(&t->m);
+		mmap_read_unlock(current->mm);
+		KUNIT_FAIL_AND_ABORT(test, "no free 2 MiB device folio");
+	}
+	mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
+}
+
+/*
+ * A PMD-mapped THP is one compound entry; it moves to a 2 MiB device folio
+ * mapped by one device-private PMD, and back into a THP, whole both ways.
+ */
+static void mdk_thp_round_trip(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	struct page *page;
+	unsigned long j;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_EXPECT_EQ(test, t->m.cpages, 1UL);
+	KUNIT_EXPECT_EQ(test, t->src[0] & ~PAGE_MASK & ((1UL << MIGRATE_PFN_SHIFT) - 1),
+			MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE |
+			MIGRATE_PFN_WRITE | MIGRATE_PFN_COMPOUND);
+	for (j = 1; j < HPAGE_PMD_NR; j++)
+		KUNIT_EXPECT_EQ_MSG(test, t->src[j], 0UL, "entry %lu", j);
+	page = migrate_pfn_to_page(t->src[0]);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_EQ(test, folio_order(page_folio(page)), HPAGE_PMD_ORDER);
+	KUNIT_EXPECT_TRUE(test, PageLocked(page));
+	KUNIT_EXPECT_FALSE(test, folio_mapped(page_folio(page)));
+	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+	mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+
+	/* Back, explicitly: the device folio is one compound entry too. */
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_DEVICE_PRIVATE));
+	KUNIT_EXPECT_EQ(test, t->m.cpages, 1UL);
+	page = migrate_pfn_to_page(t->src[0]);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_TRUE(test, is_device_private_page(page));
+	KUNIT_EXPECT_TRUE(test, t->src[0] & MIGRATE_PFN_WRITE);
+	KUNIT_EXPECT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_system(t->src, t->dst));
+	mdk_thp_commit(test, t, true, MDK_PMD_THP);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
+/*
+ * A CPU access anywhere in a device-private PMD faults the whole folio
+ * back at once: one migrate_to_ram() call, with the folio locked.
+ */
+static void mdk_thp_cpu_fault(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	int faults = atomic_read(&mdk_dev.faults);
+	int unlocked = atomic_read(&mdk_dev.fault_page_unlocked);
+
+	mdk_thp_to_device(test, t);
+	KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, &t->c, 300, false));
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults, 1);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.fault_page_unlocked),
+			unlocked);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults, 1);
+}
+
+/*
+ * An empty PMD-sized range, and one mapping the huge zero page, are one
+ * empty compound entry; a 2 MiB device folio fills it by a PMD.
+ */
+static void mdk_thp_empty_sources(struct kunit *test)
+{
+	unsigned int used = mdk_nr_used();
+	int zero_page;
+
+	for (zero_page = 0; zero_page < 2; zero_page++) {
+		struct mdk_thp *t = mdk_thp_new(test, false);
+
+		if (zero_page) {
+			KUNIT_ASSERT_TRUE(test, mdk_page_holds(test, &t->c, 0,
+							       true));
+			if (mdk_pmd_kind(t->c.addr) != MDK_PMD_THP)
+				kunit_info(test, "no huge zero page here");
+		}
+		KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+						       MIGRATE_VMA_SELECT_SYSTEM));
+		KUNIT_EXPECT_EQ(test, t->m.cpages, 1UL);
+		KUNIT_EXPECT_EQ(test, t->src[0],
+				MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+		KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+		mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
+		KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+		/* Zeroes come back, whole. */
+		mdk_expect_data(test, &t->c, HPAGE_PMD_NR, 0);
+		KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
+		KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	}
+}
+
+/*
+ * A driver without a 2 MiB folio answers an empty compound entry (an empty
+ * range, or the huge zero page) with order-0 pages: the range becomes
+ * HPAGE_PMD_NR empty sources, each filled by its own page under a PTE
+ * table.
+ */
+static void mdk_thp_empty_small_destinations(struct kunit *test)
+{
+	unsigned int used = mdk_nr_used();
+	int zero_page;
+
+	for (zero_page = 0; zero_page < 2; zero_page++) {
+		struct mdk_thp *t = mdk_thp_new(test, false);
+		unsigned long j;
+
+		if (zero_page)
+			KUNIT_ASSERT_TRUE(test, mdk_page_holds(test, &t->c, 0,
+							       true));
+		KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+						       MIGRATE_VMA_SELECT_SYSTEM));
+		KUNIT_ASSERT_EQ(test, t->src[0],
+				MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+		for (j = 0; j < HPAGE_PMD_NR; j++) {
+			struct page *dpage = mdk_alloc_dpage();
+
+			if (!dpage)
+				break;
+			memset(mdk_store(dpage), 0, PAGE_SIZE);
+			t->dst[j] = migrate_pfn(page_to_pfn(dpage));
+		}
+		KUNIT_EXPECT_EQ(test, j, HPAGE_PMD_NR);
+		migrate_vma_pages(&t->m);
+		for (j = 0; j < HPAGE_PMD_NR; j++)
+			KUNIT_EXPECT_EQ_MSG(test, t->src[j], MIGRATE_PFN_MIGRATE,
+					    "entry %lu (zero page: %d)", j,
+					    zero_page);
+		migrate_vma_finalize(&t->m);
+		mmap_read_unlock(current->mm);
+		KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+		KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+		mdk_expect_data(test, &t->c, HPAGE_PMD_NR, 0);
+		KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	}
+}
+
+/*
+ * Order-0 destinations for a populated compound source: for now the source
+ * stays where it was, whole, with its data, and the destinations go back to
+ * the driver. (Splitting an unmapped THP is the next step.)
+ */
+static void mdk_thp_populated_small_destinations(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	unsigned long j;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	for (j = 0; j < HPAGE_PMD_NR; j++) {
+		struct page *dpage = mdk_alloc_dpage();
+
+		if (!dpage)
+			break;
+		t->dst[j] = migrate_pfn(page_to_pfn(dpage));
+	}
+	mdk_thp_commit(test, t, false, MDK_PMD_THP);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
+/*
+ * munmap() of a device-private PMD frees the folio whole; of half of it,
+ * splits the PMD into device-private PTEs and keeps the folio until the
+ * rest goes too.
+ */
+static void mdk_thp_munmap(struct kunit *test)
+{
+	unsigned int used = mdk_nr_used();
+	struct mdk_thp *t;
+
+	t = mdk_thp_new(test, true);
+	mdk_thp_to_device(test, t);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, vm_munmap(t->c.addr, HPAGE_PMD_SIZE), 0);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+
+	t = mdk_thp_new(test, true);
+	mdk_thp_to_device(test, t);
+	KUNIT_EXPECT_EQ(test, vm_munmap(t->c.addr + HPAGE_PMD_SIZE / 2,
+					HPAGE_PMD_SIZE / 2), 0);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, vm_munmap(t->c.addr, HPAGE_PMD_SIZE / 2), 0);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+/*
+ * A device-private PMD partly unmapped is mapped by PTEs of a folio still
+ * whole. A CPU fault there splits the folio (the driver hears of each new
+ * folio), its unmapped pages go back to the driver and the mapped ones
+ * come back with their data.
+ */
+static void mdk_thp_partial_munmap_fault(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	int splits = atomic_read(&mdk_dev.splits);
+	int faults = atomic_read(&mdk_dev.faults);
+
+	mdk_thp_to_device(test, t);
+	KUNIT_ASSERT_EQ(test, vm_munmap(t->c.addr + HPAGE_PMD_SIZE / 2,
+					HPAGE_PMD_SIZE / 2), 0);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, &t->c, 3, false));
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults, 1);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.splits) - splits,
+			HPAGE_PMD_NR - 1);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR / 2, HPAGE_PMD_NR / 2);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults, 1);
+}
+
+/*
+ * A migration without compound entries over part of a device-private PMD
+ * splits the PMD and the folio, and moves just the pages asked for; the
+ * rest stays on the device, as single pages, until touched.
+ */
+static void mdk_thp_migrate_part(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	struct mdk_ctx *ctx = &t->c;
+	unsigned long i;
+
+	mdk_thp_to_device(test, t);
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx,
+					   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES);
+	for (i = 0; i < MDK_NPAGES; i++) {
+		struct page *dpage = migrate_pfn_to_page(ctx->src[i]);
+
+		KUNIT_ASSERT_NOT_NULL(test, dpage);
+		KUNIT_EXPECT_TRUE(test, is_device_private_page(dpage));
+		KUNIT_EXPECT_FALSE(test, PageCompound(dpage));
+	}
+	mdk_fill_system(&ctx->m);
+	mdk_commit(ctx);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR - MDK_NPAGES);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+#if IS_ENABLED(CONFIG_HMM_MIRROR)
+static bool mdk_mni_invalidate(struct mmu_interval_notifier *mni,
+			       const struct mmu_notifier_range *range,
+			       unsigned long cur_seq)
+{
+	mmu_interval_set_seq(mni, cur_seq);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops mdk_mni_ops = {
+	.invalidate = mdk_mni_invalidate,
+};
+
+/* hmm_range_fault() of the range for @owner, faulting every page in. */
+static int mdk_thp_mirror(struct mdk_thp *t, struct mmu_interval_notifier *mni,
+			  unsigned long *pfns, void *owner)
+{
+	struct hmm_range range = {
+		.notifier		= mni,
+		.start			= t->c.addr,
+		.end			= t->c.addr + HPAGE_PMD_SIZE,
+		.hmm_pfns		= pfns,
+		.default_flags		= HMM_PFN_REQ_FAULT,
+		.dev_private_owner	= owner,
+	};
+	int ret;
+
+	do {
+		range.notifier_seq = mmu_interval_read_begin(mni);
+		mmap_read_lock(current->mm);
+		ret = hmm_range_fault(&range);
+		mmap_read_unlock(current->mm);
+		if (!ret && mmu_interval_read_retry(mni, range.notifier_seq))
+			ret = -EBUSY;
+	} while (ret == -EBUSY);
+	return ret;
+}
+
+/*
+ * hmm_range_fault() reports a device-private PMD of the caller's as
+ * HPAGE_PMD_NR entries of order HPAGE_PMD_ORDER naming the folio's pages;
+ * for anyone else it faults the folio back, whole.
+ */
+static void mdk_thp_hmm_range_fault(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	struct mmu_interval_notifier mni;
+	unsigned long *pfns, dpfn, j, bad = 0;
+
+	pfns = kunit_kcalloc(test, HPAGE_PMD_NR, sizeof(*pfns), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pfns);
+	mdk_thp_to_device(test, t);
+	dpfn = t->dst[0] >> MIGRATE_PFN_SHIFT;
+	KUNIT_ASSERT_EQ(test, 0,
+			mmu_interval_notifier_insert(&mni, current->mm,
+						     t->c.addr, HPAGE_PMD_SIZE,
+						     &mdk_mni_ops));
+
+	KUNIT_EXPECT_EQ(test, mdk_thp_mirror(t, &mni, pfns, &mdk_dev), 0);
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		bad += hmm_pfn_to_map_order(pfns[j]) != HPAGE_PMD_ORDER ||
+		       !(pfns[j] & HMM_PFN_WRITE) ||
+		       page_to_pfn(hmm_pfn_to_page(pfns[j])) != dpfn + j;
+	KUNIT_EXPECT_EQ(test, bad, 0UL);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_DEVICE);
+
+	KUNIT_EXPECT_EQ(test, mdk_thp_mirror(t, &mni, pfns, &mdk_other_owner), 0);
+	for (j = 0, bad = 0; j < HPAGE_PMD_NR; j++)
+		bad += hmm_pfn_to_map_order(pfns[j]) != HPAGE_PMD_ORDER ||
+		       is_zone_device_page(hmm_pfn_to_page(pfns[j]));
+	KUNIT_EXPECT_EQ(test, bad, 0UL);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
+	mmu_interval_notifier_remove(&mni);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+#endif
+
+/*
+ * Eviction: migrate_device_range() over a PMD-sized device folio collects
+ * it as one compound entry (its tail frames as 0), unmaps its PMD through
+ * the rmap, and the folio comes back into a THP, whole.
+ */
+static void mdk_thp_evict(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	unsigned long pfn, j;
+
+	mdk_thp_to_device(test, t);
+	pfn = t->dst[0] >> MIGRATE_PFN_SHIFT;
+	memset(t->dst, 0, sizeof(t->dst));
+	KUNIT_ASSERT_EQ(test, migrate_device_range(t->src, pfn, HPAGE_PMD_NR),
+			0);
+	KUNIT_EXPECT_EQ(test, t->src[0],
+			migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE |
+			MIGRATE_PFN_COMPOUND);
+	for (j = 1; j < HPAGE_PMD_NR; j++)
+		KUNIT_EXPECT_EQ_MSG(test, t->src[j], 0UL, "entry %lu", j);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_OTHER);
+	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_system(t->src, t->dst));
+	migrate_device_pages(t->src, t->dst, HPAGE_PMD_NR);
+	KUNIT_EXPECT_TRUE(test, t->src[0] & MIGRATE_PFN_MIGRATE);
+	migrate_device_finalize(t->src, t->dst, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
 }
 
 /* The faulting side of mdk_fault_on_locked_page(). */
@@ -891,6 +1494,18 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_fault_on_locked_page),
 	KUNIT_CASE(mdk_pte_mapped_thp),
 	KUNIT_CASE(mdk_pinned_pte_mapped_thp),
+	KUNIT_CASE(mdk_thp_round_trip),
+	KUNIT_CASE(mdk_thp_cpu_fault),
+	KUNIT_CASE(mdk_thp_empty_sources),
+	KUNIT_CASE(mdk_thp_empty_small_destinations),
+	KUNIT_CASE(mdk_thp_populated_small_destinations),
+	KUNIT_CASE(mdk_thp_munmap),
+	KUNIT_CASE(mdk_thp_evict),
+	KUNIT_CASE(mdk_thp_partial_munmap_fault),
+	KUNIT_CASE(mdk_thp_migrate_part),
+#if IS_ENABLED(CONFIG_HMM_MIRROR)
+	KUNIT_CASE(mdk_thp_hmm_range_fault),
+#endif
 	{}
 };
 

@@ -103,6 +103,12 @@ enum memory_type {
  *	(folio_order() says how many pages came back). Used instead of
  *	@page_free when set. The driver may split the pages up again, or
  *	hand them out at another order, with zone_device_page_init().
+ * @folio_split: a large folio of this pagemap was split into smaller ones
+ *	(a partly unmapped PMD-sized device folio, when it migrates): called
+ *	for each new folio @tail after the first, @head being the first,
+ *	now of the new order too. Each new folio has the pagemap and starts
+ *	with @head's zone_device_data; the driver splits its bookkeeping
+ *	here. All of them are locked and unmapped; must not sleep. Optional.
  * @migrate_to_ram: a CPU fault hit a device-private entry of this pagemap.
  *	Called with the fault's mmap (or VMA) lock held and the page locked
  *	and referenced; must migrate the data to system memory (or fail the fault) and
@@ -118,6 +124,7 @@ enum memory_type {
 struct dev_pagemap_ops {
 	void (*page_free)(struct page *page);
 	void (*folio_free)(struct folio *folio);
+	void (*folio_split)(struct folio *head, struct folio *tail);
 	vm_fault_t (*migrate_to_ram)(struct vm_fault *vmf);
 	int (*memory_failure)(struct dev_pagemap *pgmap, unsigned long pfn,
 			      unsigned long nr_pages, int mf_flags);

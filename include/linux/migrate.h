@@ -212,6 +212,15 @@ static inline int migrate_misplaced_folio(struct folio *folio,
  *			after migrate_vma_pages() it says the page moved.
  * MIGRATE_PFN_WRITE	src[]: the CPU mapped the page writable; dst[]: map
  *			the destination writable.
+ * MIGRATE_PFN_COMPOUND	src[]: the entry stands for a PMD-sized folio (or
+ *			an empty, PMD-aligned range) that moves whole; the
+ *			HPAGE_PMD_NR - 1 words after it are 0. Only with
+ *			MIGRATE_VMA_SELECT_COMPOUND. dst[]: the destination
+ *			is a folio of the same order. A driver that cannot
+ *			give one fills the HPAGE_PMD_NR words with order-0
+ *			destinations instead: an empty source is then
+ *			filled page by page; a populated one does not move
+ *			(its folio would have to be split while unmapped).
  *
  * The bits below MIGRATE_PFN_SHIFT that no flag here names are the core's:
  * a driver never sets them, and may find them set in src[] between
@@ -220,6 +229,7 @@ static inline int migrate_misplaced_folio(struct folio *folio,
 #define MIGRATE_PFN_VALID	BIT(0)
 #define MIGRATE_PFN_MIGRATE	BIT(1)
 #define MIGRATE_PFN_WRITE	BIT(3)
+#define MIGRATE_PFN_COMPOUND	BIT(4)
 #define MIGRATE_PFN_SHIFT	6
 
 /**
@@ -256,6 +266,10 @@ static inline unsigned long migrate_pfn(unsigned long pfn)
  *	pgmap->owner is migrate_vma.pgmap_owner; "back from the device".
  * @MIGRATE_VMA_SELECT_DEVICE_COHERENT: device-coherent pages whose
  *	pgmap->owner is migrate_vma.pgmap_owner.
+ * @MIGRATE_VMA_SELECT_COMPOUND: a PMD-sized folio mapped by a PMD that
+ *	the range covers whole (an anonymous THP, a large device-private
+ *	folio), or such an empty range, is one MIGRATE_PFN_COMPOUND entry
+ *	instead of HPAGE_PMD_NR entries of a split folio.
  *
  * The flags combine; pages not selected are left alone (src[] word 0).
  */
@@ -263,6 +277,7 @@ enum migrate_vma_direction {
 	MIGRATE_VMA_SELECT_SYSTEM = 1 << 0,
 	MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1,
 	MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2,
+	MIGRATE_VMA_SELECT_COMPOUND = 1 << 3,
 };
 
 /**
