@@ -46,6 +46,16 @@
  * migrate_device_range(), which skips pages it cannot lock, so it repeats
  * until nothing is left.
  *
+ * 2 MiB device pages: on the device-private device a migration window that
+ * covers a whole PMD asks for compound entries, and a THP (or an empty
+ * range, or the huge zero page) takes DMIRROR_PMD_NR aligned blocks as one
+ * folio. A THP that finds no such run (or meets HMM_DMIRROR_FLAG_FAIL_ALLOC)
+ * is migrated again in windows of single pages, which splits it; an empty
+ * range just gets single pages. Back to system memory, a 2 MiB page goes
+ * into a THP when one can be had and page by page otherwise (the core
+ * splits the device folio). Each block keeps its own store page, so a
+ * split folio's pages go back one by one.
+ *
  * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
  * removing chunks, eviction; a migration grows the device under
  * mmap_lock), dmirror->lock (pt; eviction's invalidations take it),
@@ -92,6 +102,15 @@
 #define DMIRROR_SPM_CHUNKS	(DMIRROR_SPM_SIZE / DMIRROR_CHUNK_SIZE)
 /* How long the release of a file keeps trying to evict its pages. */
 #define DMIRROR_EVICT_TRIES	100
+
+/*
+ * A 2 MiB device page: a PMD's worth of blocks, aligned in its chunk. Used
+ * when the kernel can migrate PMD-sized folios (THP migration); otherwise
+ * every migration moves single pages, as in 6.12.
+ */
+#define DMIRROR_PMD_ORDER	(PMD_SHIFT - PAGE_SHIFT)
+#define DMIRROR_PMD_NR		BIT(DMIRROR_PMD_ORDER)
+#define DMIRROR_HUGE		IS_ENABLED(CONFIG_ARCH_ENABLE_THP_MIGRATION)
 
 /*
  * Where the reserved memory of the device-coherent devices 2 and 3 starts;
@@ -152,6 +171,7 @@ struct dmirror {
 	struct mmu_interval_notifier	notifier;
 	struct mutex			lock;	/* pt; see the top */
 	struct xarray			pt;
+	unsigned long			flags;	/* HMM_DMIRROR_FLAG_*, bitops */
 };
 
 static struct dmirror_device *dmirror_devices[DMIRROR_NR_DEVICES];
@@ -377,6 +397,113 @@ static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
 	return dpage;
 }
 
+/* The first block of a free, aligned run of DMIRROR_PMD_NR, or -1UL. */
+static unsigned long dmirror_free_run(struct dmirror_chunk *chunk)
+{
+	unsigned long base, i;
+
+	lockdep_assert_held(&chunk->mdevice->lock);
+	if (chunk->retiring || DMIRROR_CHUNK_PAGES - chunk->nr_used < DMIRROR_PMD_NR)
+		return -1UL;
+	for (base = 0; base < DMIRROR_CHUNK_PAGES; base += DMIRROR_PMD_NR) {
+		for (i = 0; i < DMIRROR_PMD_NR; i++)
+			if (chunk->blocks[base + i].in_use)
+				break;
+		if (i == DMIRROR_PMD_NR)
+			return base;
+	}
+	return -1UL;
+}
+
+/* Is there room for a 2 MiB device page? */
+static bool dmirror_has_free_run(struct dmirror_device *mdevice)
+{
+	struct dmirror_chunk *chunk;
+	bool found = false;
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link)
+		if (dmirror_free_run(chunk) != -1UL) {
+			found = true;
+			break;
+		}
+	spin_unlock(&mdevice->lock);
+	return found;
+}
+
+/* Best effort: a chunk more if none has room for a 2 MiB device page. */
+static void dmirror_reserve_huge(struct dmirror_device *mdevice)
+{
+	mutex_lock(&mdevice->grow_lock);
+	if (!dmirror_has_free_run(mdevice))
+		dmirror_add_chunk(mdevice);
+	mutex_unlock(&mdevice->grow_lock);
+}
+
+/*
+ * A 2 MiB device folio for data placed by @dmirror, locked and with one
+ * reference, or NULL: no aligned run of free blocks (or no store pages
+ * for them), or the file asked for a failure (HMM_DMIRROR_FLAG_FAIL_ALLOC).
+ * Its blocks are taken off the free list in one pass; each gets a store
+ * page of its own, so that they can go back one by one once the folio is
+ * split.
+ */
+static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
+{
+	struct dmirror_device *mdevice = dmirror->mdevice;
+	struct dmirror_block **link, *blk;
+	unsigned long base = -1UL, i;
+	struct dmirror_chunk *chunk;
+	struct page *store = NULL;
+	struct folio *folio;
+
+	if (test_and_clear_bit(ilog2(HMM_DMIRROR_FLAG_FAIL_ALLOC),
+			       &dmirror->flags))
+		return NULL;
+	if (dmirror_is_private(mdevice)) {
+		store = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN,
+				    DMIRROR_PMD_ORDER);
+		if (!store)
+			return NULL;
+		split_page(store, DMIRROR_PMD_ORDER);
+	}
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link) {
+		base = dmirror_free_run(chunk);
+		if (base != -1UL)
+			break;
+	}
+	if (base == -1UL) {
+		spin_unlock(&mdevice->lock);
+		for (i = 0; store && i < DMIRROR_PMD_NR; i++)
+			__free_page(nth_page(store, i));
+		return NULL;
+	}
+	for (link = &chunk->free; *link;) {
+		blk = *link;
+		if (blk >= chunk->blocks + base &&
+		    blk < chunk->blocks + base + DMIRROR_PMD_NR) {
+			*link = blk->next_free;
+			blk->next_free = NULL;
+		} else {
+			link = &blk->next_free;
+		}
+	}
+	for (i = 0; i < DMIRROR_PMD_NR; i++) {
+		blk = &chunk->blocks[base + i];
+		blk->store = store ? nth_page(store, i) : NULL;
+		blk->owner = dmirror;
+		blk->in_use = true;
+	}
+	chunk->nr_used += DMIRROR_PMD_NR;
+	spin_unlock(&mdevice->lock);
+
+	folio = pfn_folio(dmirror_chunk_pfn(chunk) + base);
+	zone_device_folio_init(folio, &chunk->pgmap, DMIRROR_PMD_ORDER);
+	return folio;
+}
+
 /* Put one block back on its chunk's free list, with its store freed. */
 static void dmirror_block_put(struct dmirror_chunk *chunk,
 			      struct dmirror_block *blk)
@@ -415,26 +542,46 @@ static void dmirror_folio_free(struct folio *folio)
 /* ---- Back to system memory ---- */
 
 /*
- * Give every device page of @src that is being migrated a new system page
- * holding its data, in @dst. @vma and @addr say where the pages are mapped,
- * for the memory policy; eviction has no mapping to go by and passes NULL,
- * and for it the allocation cannot fail.
- * Return: 0, or -ENOMEM if some page got no system page (it stays put).
+ * A system THP for the 2 MiB device page @dpage, with its data, locked;
+ * NULL if none can be allocated now (the caller gives single pages
+ * instead, and the core splits the device page).
  */
-static int dmirror_copy_home(const unsigned long *src, unsigned long *dst,
-			     unsigned long npages, struct vm_area_struct *vma,
-			     unsigned long addr)
+static struct folio *dmirror_copy_home_huge(struct page *dpage,
+					    struct vm_area_struct *vma,
+					    unsigned long addr)
 {
-	unsigned long i;
+	struct folio *folio;
+	unsigned long j;
+
+	if (vma)
+		folio = vma_alloc_folio(GFP_TRANSHUGE | __GFP_NOWARN,
+					DMIRROR_PMD_ORDER, vma, addr, true);
+	else
+		folio = folio_alloc(GFP_TRANSHUGE | __GFP_NOWARN,
+				    DMIRROR_PMD_ORDER);
+	if (!folio)
+		return NULL;
+	folio_lock(folio);
+	for (j = 0; j < DMIRROR_PMD_NR; j++)
+		copy_highpage(folio_page(folio, j),
+			      dmirror_data_page(nth_page(dpage, j)));
+	return folio;
+}
+
+/*
+ * Single system pages for @nr consecutive device pages from @dpage, each
+ * with its data, in @dst. Returns -ENOMEM if some got none (it stays put).
+ */
+static int dmirror_copy_home_pages(struct page *dpage, unsigned long *dst,
+				   unsigned long nr, struct vm_area_struct *vma,
+				   unsigned long addr)
+{
+	unsigned long j;
 	int ret = 0;
 
-	for (i = 0; i < npages; i++, addr += PAGE_SIZE) {
-		struct page *dpage = migrate_pfn_to_page(src[i]);
+	for (j = 0; j < nr; j++, addr += PAGE_SIZE) {
 		struct page *spage;
 
-		dst[i] = 0;
-		if (!dpage || !(src[i] & MIGRATE_PFN_MIGRATE))
-			continue;
 		if (vma)
 			spage = alloc_page_vma(GFP_HIGHUSER_MOVABLE, vma, addr);
 		else
@@ -444,34 +591,90 @@ static int dmirror_copy_home(const unsigned long *src, unsigned long *dst,
 			continue;
 		}
 		lock_page(spage);
-		copy_highpage(spage, dmirror_data_page(dpage));
-		dst[i] = migrate_pfn(page_to_pfn(spage));
+		copy_highpage(spage, dmirror_data_page(nth_page(dpage, j)));
+		dst[j] = migrate_pfn(page_to_pfn(spage));
 	}
 	return ret;
 }
 
-/* dev_pagemap_ops.migrate_to_ram: the CPU touched a device-private page. */
+/*
+ * Give every device page of @src that is being migrated a new system page
+ * holding its data, in @dst: a THP for a compound entry if one can be
+ * had, single pages otherwise (the core then splits the device page).
+ * @vma and @addr say where the pages are mapped, for the memory policy;
+ * eviction has no mapping to go by and passes NULL, and for it the
+ * allocation of single pages cannot fail.
+ * Return: 0, or -ENOMEM if some page got no system page (it stays put).
+ */
+static int dmirror_copy_home(const unsigned long *src, unsigned long *dst,
+			     unsigned long npages, struct vm_area_struct *vma,
+			     unsigned long addr)
+{
+	unsigned long i, nr;
+	int ret = 0;
+
+	memset(dst, 0, npages * sizeof(*dst));
+	for (i = 0; i < npages; i += nr, addr += nr << PAGE_SHIFT) {
+		struct page *dpage = migrate_pfn_to_page(src[i]);
+		struct folio *folio = NULL;
+
+		nr = src[i] & MIGRATE_PFN_COMPOUND ? DMIRROR_PMD_NR : 1;
+		if (!dpage || !(src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (nr > 1)
+			folio = dmirror_copy_home_huge(dpage, vma, addr);
+		if (folio)
+			dst[i] = migrate_pfn(folio_pfn(folio)) |
+				 MIGRATE_PFN_COMPOUND;
+		else if (dmirror_copy_home_pages(dpage, &dst[i], nr, vma, addr))
+			ret = -ENOMEM;
+	}
+	return ret;
+}
+
+/*
+ * dev_pagemap_ops.migrate_to_ram: the CPU touched a device-private page.
+ * A page of a 2 MiB device page brings back as much of it as the VMA
+ * still covers: into a THP if its PMD maps it whole and one can be had,
+ * page by page otherwise.
+ */
 static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
 {
-	unsigned long src_pfn, dst_pfn;
+	struct folio *folio = page_folio(vmf->page);
+	unsigned long size = folio_size(folio);
+	unsigned long start = ALIGN_DOWN(vmf->address, size);
+	unsigned long one_src, one_dst, *src = &one_src, *dst = &one_dst;
 	struct migrate_vma args = {
 		.vma		= vmf->vma,
-		.start		= vmf->address,
-		.end		= vmf->address + PAGE_SIZE,
-		.src		= &src_pfn,
-		.dst		= &dst_pfn,
+		.start		= max(start, vmf->vma->vm_start),
+		.end		= min(start + size, vmf->vma->vm_end),
 		.pgmap_owner	= page_pgmap(vmf->page)->owner,
 		.flags		= MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page	= vmf->page,
 	};
+	unsigned long npages = (args.end - args.start) >> PAGE_SHIFT;
 	vm_fault_t ret = 0;
 
-	if (migrate_vma_setup(&args))
-		return VM_FAULT_SIGBUS;
-	if (dmirror_copy_home(&src_pfn, &dst_pfn, 1, vmf->vma, vmf->address))
-		ret = VM_FAULT_OOM;
-	migrate_vma_pages(&args);
-	migrate_vma_finalize(&args);
+	if (folio_test_large(folio)) {
+		src = kcalloc(2 * npages, sizeof(*src), GFP_KERNEL);
+		if (!src)
+			return VM_FAULT_OOM;
+		dst = src + npages;
+		args.flags |= MIGRATE_VMA_SELECT_COMPOUND;
+	}
+	args.src = src;
+	args.dst = dst;
+	if (migrate_vma_setup(&args)) {
+		ret = VM_FAULT_SIGBUS;
+	} else {
+		if (dmirror_copy_home(src, dst, args.npages, vmf->vma,
+				      args.start))
+			ret = VM_FAULT_OOM;
+		migrate_vma_pages(&args);
+		migrate_vma_finalize(&args);
+	}
+	if (src != &one_src)
+		kfree(src);
 	return ret;
 }
 
@@ -487,8 +690,9 @@ static bool dmirror_block_matches(const struct dmirror_block *blk,
 }
 
 /*
- * From block *@first on, find the next run of at most DMIRROR_WINDOW
- * blocks in use by @owner (by anyone when @owner is NULL).
+ * From block *@first on, find the next run of blocks in use by @owner (by
+ * anyone when @owner is NULL), up to the next DMIRROR_PMD_NR boundary: a
+ * 2 MiB device page, aligned, is never cut in two.
  * Return: the length of the run, which starts at *@first; 0 if none.
  */
 static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
@@ -500,7 +704,8 @@ static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
 	while (i < DMIRROR_CHUNK_PAGES &&
 	       !dmirror_block_matches(&chunk->blocks[i], owner))
 		i++;
-	while (i + n < DMIRROR_CHUNK_PAGES && n < DMIRROR_WINDOW &&
+	while (i + n < DMIRROR_CHUNK_PAGES &&
+	       (!n || (i + n) % DMIRROR_PMD_NR) &&
 	       dmirror_block_matches(&chunk->blocks[i + n], owner))
 		n++;
 	spin_unlock(&chunk->mdevice->lock);
@@ -517,10 +722,14 @@ static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
 static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 					 const void *owner)
 {
-	unsigned long src[DMIRROR_WINDOW], dst[DMIRROR_WINDOW];
 	unsigned long first = 0, n, left = 0, i;
+	unsigned long *src, *dst;
 
 	lockdep_assert_held(&chunk->mdevice->grow_lock);
+	src = kvmalloc_array(2 * DMIRROR_PMD_NR, sizeof(*src), GFP_KERNEL);
+	if (!src)
+		return DMIRROR_CHUNK_PAGES;	/* try again later */
+	dst = src + DMIRROR_PMD_NR;
 	while ((n = dmirror_next_run(chunk, owner, &first))) {
 		migrate_device_range(src, dmirror_chunk_pfn(chunk) + first, n);
 		dmirror_copy_home(src, dst, n, NULL, 0);
@@ -528,6 +737,7 @@ static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 		migrate_device_finalize(src, dst, n);
 		first += n;
 	}
+	kvfree(src);
 
 	spin_lock(&chunk->mdevice->lock);
 	for (i = 0; i < DMIRROR_CHUNK_PAGES; i++)
@@ -1100,16 +1310,72 @@ struct dmirror_direction {
 	int		stuck_error;	/* a selected page did not move */
 };
 
-/* Fill args->dst with device pages holding the data of args->src. */
+/* Copy @spage (NULL: zeroes) into device page @dpage. */
+static void dmirror_fill_dpage(struct page *dpage, struct page *spage)
+{
+	if (spage)
+		copy_highpage(dmirror_data_page(dpage), spage);
+	else
+		clear_highpage(dmirror_data_page(dpage));
+}
+
+/*
+ * The compound entry @i of @args: a 2 MiB device page with its data, or,
+ * for an empty source, single pages. Returns -EAGAIN for a THP that gets
+ * no 2 MiB page: it moves only if asked for again without compound
+ * entries (the core then splits it first).
+ */
+static int dmirror_copy_compound(struct dmirror *dmirror,
+				 struct migrate_vma *args, unsigned long i)
+{
+	struct page *spage = migrate_pfn_to_page(args->src[i]);
+	struct folio *dfolio = dmirror_alloc_dfolio(dmirror);
+	unsigned long j;
+
+	if (dfolio) {
+		for (j = 0; j < DMIRROR_PMD_NR; j++)
+			dmirror_fill_dpage(folio_page(dfolio, j),
+					   spage ? nth_page(spage, j) : NULL);
+		args->dst[i] = migrate_pfn(folio_pfn(dfolio)) |
+			       MIGRATE_PFN_COMPOUND;
+		return 0;
+	}
+	if (spage)
+		return -EAGAIN;
+	for (j = 0; j < DMIRROR_PMD_NR; j++) {
+		struct page *dpage = dmirror_alloc_dpage(dmirror->mdevice,
+							 dmirror);
+
+		if (!dpage)
+			return -ENOMEM;
+		dmirror_fill_dpage(dpage, NULL);
+		args->dst[i + j] = migrate_pfn(page_to_pfn(dpage));
+	}
+	return 0;
+}
+
+/*
+ * Fill args->dst with device pages holding the data of args->src.
+ * Return: 0, -ENOMEM, or -EAGAIN if a THP must be asked for again without
+ * compound entries (the others have their pages).
+ */
 static int dmirror_copy_to_device(struct dmirror *dmirror,
 				  struct migrate_vma *args)
 {
 	unsigned long i, wanted = 0;
-	int ret;
+	int ret, again = 0;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
-	for (i = 0; i < args->npages; i++)
-		wanted += !!(args->src[i] & MIGRATE_PFN_MIGRATE);
+	for (i = 0; i < args->npages; i++) {
+		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		if (args->src[i] & MIGRATE_PFN_COMPOUND) {
+			wanted += DMIRROR_PMD_NR;
+			dmirror_reserve_huge(dmirror->mdevice);
+		} else {
+			wanted++;
+		}
+	}
 	ret = dmirror_reserve(dmirror->mdevice, wanted);
 	if (ret)
 		return ret;
@@ -1120,17 +1386,23 @@ static int dmirror_copy_to_device(struct dmirror *dmirror,
 
 		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
 			continue;
+		if (args->src[i] & MIGRATE_PFN_COMPOUND) {
+			ret = dmirror_copy_compound(dmirror, args, i);
+			if (ret == -EAGAIN)
+				again = ret;
+			else if (ret)
+				return ret;
+			i += DMIRROR_PMD_NR - 1;
+			continue;
+		}
 		/* SELECT_SYSTEM: spage is system memory, or none (zero/empty). */
 		dpage = dmirror_alloc_dpage(dmirror->mdevice, dmirror);
 		if (!dpage)
 			return -ENOMEM;
-		if (spage)
-			copy_highpage(dmirror_data_page(dpage), spage);
-		else
-			clear_highpage(dmirror_data_page(dpage));
+		dmirror_fill_dpage(dpage, spage);
 		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
 	}
-	return 0;
+	return again;
 }
 
 static int dmirror_copy_to_system(struct dmirror *dmirror,
@@ -1201,17 +1473,20 @@ static int dmirror_vma_exclusive(const struct vm_area_struct *vma)
 }
 
 /*
- * One window of a migration, inside one VMA.
+ * One window of a migration, inside one VMA, with compound entries if
+ * @huge (then [start, end) is one PMD's range). @src and @dst have room
+ * for its pages.
  * Return: 0, the error of the copy, or dir->stuck_error if a page that
- * was selected did not move. *@moved counts the pages that moved.
+ * was selected did not move; -EAGAIN if a THP must be migrated again
+ * without compound entries. *@moved counts the pages that moved.
  */
 static int dmirror_migrate_window(struct dmirror *dmirror,
 				  const struct dmirror_direction *dir,
 				  struct vm_area_struct *vma,
 				  unsigned long start, unsigned long end,
-				  u64 *moved)
+				  bool huge, unsigned long *src,
+				  unsigned long *dst, u64 *moved)
 {
-	unsigned long src[DMIRROR_WINDOW], dst[DMIRROR_WINDOW];
 	struct migrate_vma args = {
 		.vma		= vma,
 		.start		= start,
@@ -1219,7 +1494,8 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 		.src		= src,
 		.dst		= dst,
 		.pgmap_owner	= dmirror->mdevice,
-		.flags		= dir->select,
+		.flags		= dir->select |
+				  (huge ? MIGRATE_VMA_SELECT_COMPOUND : 0),
 	};
 	unsigned long i;
 	int ret, copy_err;
@@ -1231,9 +1507,11 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 	copy_err = dir->copy(dmirror, &args);
 	migrate_vma_pages(&args);
 	for (i = 0; i < args.npages; i++) {
+		/* A compound entry counts for the pages it stands for. */
 		if (args.src[i] & MIGRATE_PFN_MIGRATE)
-			(*moved)++;
-		else if (migrate_pfn_to_page(args.src[i]))
+			*moved += args.src[i] & MIGRATE_PFN_COMPOUND ?
+				  DMIRROR_PMD_NR : 1;
+		else if (migrate_pfn_to_page(args.src[i]) && copy_err != -EAGAIN)
 			ret = dir->stuck_error;
 	}
 	migrate_vma_finalize(&args);
@@ -1242,32 +1520,59 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 
 /*
  * Migrate [start, end) in the direction @dir, after checking that all of
- * it can be. An error of the copy (out of memory) ends the migration; a
- * page that did not move does not, and is reported at the end.
+ * it can be. Each whole PMD's range is one window with compound entries,
+ * the rest windows of single pages; a THP that found no 2 MiB device page
+ * goes again in single pages. An error of the copy (out of memory) ends
+ * the migration; a page that did not move does not, and is reported at
+ * the end.
  */
 static int dmirror_migrate(struct dmirror *dmirror,
 			   const struct dmirror_direction *dir,
 			   unsigned long start, unsigned long end, u64 *moved)
 {
+	unsigned long nr = DMIRROR_HUGE ? DMIRROR_PMD_NR : DMIRROR_WINDOW;
+	unsigned long addr, next, limit, small_until = 0;
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct vm_area_struct *vma;
-	unsigned long addr, next;
+	unsigned long *pfns;
 	int ret, stuck = 0;
 
-	if (mmap_read_lock_killable(mm))
+	pfns = kvmalloc_array(2 * nr, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	if (mmap_read_lock_killable(mm)) {
+		kvfree(pfns);
 		return -EINTR;
+	}
 	ret = dmirror_check_vmas(mm, start, end, dmirror_vma_migratable);
 	for (addr = start; !ret && addr < end; addr = next) {
+		bool huge;
+
 		vma = vma_lookup(mm, addr);
-		next = min3(end, vma->vm_end, addr + DMIRROR_WINDOW * PAGE_SIZE);
+		limit = min(end, vma->vm_end);
+		/* 2 MiB device pages: device-private memory only, for now. */
+		huge = DMIRROR_HUGE && dmirror_is_private(dmirror->mdevice) &&
+		       addr >= small_until && IS_ALIGNED(addr, PMD_SIZE) &&
+		       limit - addr >= PMD_SIZE;
+		if (huge)
+			next = addr + PMD_SIZE;
+		else
+			next = min3(limit, addr + DMIRROR_WINDOW * PAGE_SIZE,
+				    ALIGN(addr + 1, PMD_SIZE));
 		ret = dmirror_migrate_window(dmirror, dir, vma, addr, next,
-					     moved);
-		if (ret == dir->stuck_error) {
+					     huge, pfns, pfns + nr, moved);
+		if (ret == -EAGAIN) {
+			/* The same range again, in windows of single pages. */
+			small_until = next;
+			next = addr;
+			ret = 0;
+		} else if (ret == dir->stuck_error) {
 			stuck = ret;
 			ret = 0;
 		}
 	}
 	mmap_read_unlock(mm);
+	kvfree(pfns);
 	return ret ?: stuck;
 }
 
@@ -1514,10 +1819,17 @@ static long dmirror_ioctl(struct file *file, unsigned int request,
 	int ret;
 
 	command = dmirror_find_command(request);
-	if (!command && request != HMM_DMIRROR_RELEASE)
+	if (!command && request != HMM_DMIRROR_RELEASE &&
+	    request != HMM_DMIRROR_FLAGS)
 		return -ENOTTY;
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
+	if (request == HMM_DMIRROR_FLAGS) {
+		if (cmd.npages & ~HMM_DMIRROR_FLAG_FAIL_ALLOC)
+			return -EINVAL;
+		WRITE_ONCE(dmirror->flags, cmd.npages);
+		return 0;
+	}
 	if (!command)
 		return dmirror_remove_chunks(dmirror->mdevice, true);
 

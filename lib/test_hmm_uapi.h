@@ -177,4 +177,16 @@ enum {
  */
 #define HMM_DMIRROR_RELEASE		HMM_DMIRROR_IOC(0x07)
 
+/*
+ * HMM_DMIRROR_FLAGS: set the flags of this open file to npages, a mask of
+ * HMM_DMIRROR_FLAG_*; the other fields are not used, nothing is written
+ * back. EINVAL: an unknown flag.
+ *
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC: the next allocation of a 2 MiB device page
+ * fails, as if device memory were fragmented, and the flag clears: the
+ * migration falls back to 4 KiB pages.
+ */
+#define HMM_DMIRROR_FLAGS		HMM_DMIRROR_IOC(0x08)
+#define HMM_DMIRROR_FLAG_FAIL_ALLOC	(1ULL << 0)
+
 #endif /* _LIB_TEST_HMM_UAPI_H */

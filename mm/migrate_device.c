@@ -1309,15 +1309,102 @@ static bool mdev_move_page(const struct mdev_migration *m, struct page *page,
 }
 
 /*
- * Does the driver's answer @dst to compound source @src name a folio of the
- * source's order? If not, and @src is empty, the empty range becomes
- * MDEV_PMD_NR empty sources for whatever order-0 destinations the driver
- * gave instead. A populated source stays where it is for now (it would
- * have to be split while unmapped).
+ * Take page @page of a just split device folio into the migration as
+ * entry @i: referenced (unless it is gone: unmapped, the split freed it),
+ * locked and unmapped through the rmap. The page the split kept (@kept)
+ * is locked and referenced already. A page freed by the split may be in
+ * use again already, by someone else: it must still be the anonymous page
+ * at @mapping and @index it was. Returns whether it is in.
  */
-static bool mdev_compound_answer(unsigned long *src, unsigned long dst)
+static bool mdev_regrab(struct mdev_migration *m, unsigned long i,
+			struct page *page, struct page *kept,
+			struct address_space *mapping, pgoff_t index,
+			unsigned long wflag)
 {
-	struct page *newpage = migrate_pfn_to_page(dst);
+	struct folio *folio = page_folio(page);
+
+	if (page != kept) {
+		if (!folio_try_get(folio))
+			return false;
+		if (!folio_trylock(folio)) {
+			folio_put(folio);
+			return false;
+		}
+		if (folio->mapping != mapping || folio->index != index) {
+			folio_unlock(folio);
+			folio_put(folio);
+			return false;
+		}
+	} else if (folio == m->fault_folio) {
+		folio_get(folio);	/* ours, beside the fault path's */
+	}
+	m->src[i] = migrate_pfn(page_to_pfn(page)) | MIGRATE_PFN_MIGRATE |
+		    MDEV_PFN_ELSEWHERE | wflag;
+	try_to_migrate(folio, 0);
+	if (folio_mapped(folio) || !mdev_page_unpinned(m, folio, m->src[i])) {
+		mdev_give_up(m, i, false);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A device-private compound source @i the driver answered with single
+ * pages: split it and take its pages into the migration one by one. The
+ * folio is locked, so nobody can change its data while it is mapped again
+ * for the split (a CPU access faults and waits for the lock; the device is
+ * the driver's), and the copies the driver made stay good. Each page then
+ * has an entry of its own, found through the rmap at finalize; a page that
+ * cannot be taken back (another fault got it first) does not move.
+ */
+static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
+{
+	struct page *head = migrate_pfn_to_page(m->src[i]);
+	unsigned long wflag = m->src[i] & MIGRATE_PFN_WRITE;
+	struct folio *folio = page_folio(head);
+	struct address_space *mapping = folio->mapping;
+	pgoff_t index = folio->index;
+	struct page *kept = head;
+	unsigned long j;
+	bool split_ok;
+
+	remove_migration_ptes(folio, folio, 0);
+	if (folio == m->fault_folio) {
+		/* The fault path's reference and lock follow its page. */
+		kept = m->args->fault_page;
+		folio_put(folio);
+	}
+	split_ok = !split_huge_page(kept);
+	if (folio == m->fault_folio)
+		m->fault_folio = page_folio(kept);
+	if (!split_ok) {
+		/* Still whole and mapped again: it stays. */
+		m->src[i] = 0;
+		if (folio != m->fault_folio) {
+			folio_unlock(folio);
+			folio_put(folio);
+		}
+		return;
+	}
+	for (j = 0; j < MDEV_PMD_NR; j++)
+		if (!mdev_regrab(m, i + j, nth_page(head, j), kept, mapping,
+				 index + j, wflag))
+			m->src[i + j] = 0;
+}
+
+/*
+ * Does the driver's answer @dst to compound source @i name a folio of the
+ * source's order? If not, an empty range becomes MDEV_PMD_NR empty sources
+ * for whatever order-0 destinations the driver gave instead, and a
+ * device-private folio is split (mdev_split_compound()). A populated
+ * system THP stays where it is for now: it would have to be split while
+ * unmapped, as the CPU may write to it once it is mapped again.
+ */
+static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
+{
+	struct page *newpage = migrate_pfn_to_page(m->dst[i]);
+	struct page *page = migrate_pfn_to_page(m->src[i]);
+	unsigned long dst = m->dst[i], *src = &m->src[i];
 	unsigned long j;
 
 	/* Large-rmappable: a THP, or a device folio of zone_device_folio_init(). */
@@ -1326,7 +1413,11 @@ static bool mdev_compound_answer(unsigned long *src, unsigned long dst)
 	    folio_test_large_rmappable(page_folio(newpage)) &&
 	    newpage == folio_page(page_folio(newpage), 0))
 		return true;
-	if (*src & MIGRATE_PFN_VALID) {
+	if (page && is_device_private_page(page)) {
+		mdev_split_compound(m, i);
+		return false;
+	}
+	if (page) {
 		*src &= ~MIGRATE_PFN_MIGRATE;
 		return false;
 	}
@@ -1344,15 +1435,16 @@ static void mdev_pages(struct mdev_migration *m)
 
 	for (i = 0; i < m->npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(dst_pfns[i]);
-		struct page *page = migrate_pfn_to_page(src_pfns[i]);
+		struct page *page;
 
 		if (!(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
-		/* A compound source left out, or become 4 KiB holes? */
+		/* A compound source left out, or become single pages? */
 		if ((src_pfns[i] & MIGRATE_PFN_COMPOUND) &&
-		    !mdev_compound_answer(&src_pfns[i], dst_pfns[i]) &&
+		    !mdev_compound_answer(m, i) &&
 		    !(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
+		page = migrate_pfn_to_page(src_pfns[i]);
 		/* A page, or an empty source, wants a page of its size. */
 		if (!newpage || (PageCompound(newpage) !=
 				 !!(src_pfns[i] & MIGRATE_PFN_COMPOUND))) {
@@ -1589,19 +1681,26 @@ EXPORT_SYMBOL(migrate_vma_finalize);
 
 /*
  * Reference and lock the page at @pfn if it is in use and not locked by
- * anyone else; its src word (0 if not).
+ * anyone else; its src word (0 if not). A PMD-sized folio is one compound
+ * entry, if its frames all fit in the @room entries left; a larger one,
+ * or one that does not fit, is left alone (a large folio moves whole).
  */
-static unsigned long mdev_grab_pfn(unsigned long pfn)
+static unsigned long mdev_grab_pfn(unsigned long pfn, unsigned long room)
 {
 	struct folio *folio = folio_get_nontail_page(pfn_to_page(pfn));
+	unsigned long flags = MIGRATE_PFN_MIGRATE;
 
 	if (!folio)
 		return 0;
+	if (folio_test_large(folio)) {
+		if (!thp_migration_supported() ||
+		    folio_order(folio) != MDEV_PMD_ORDER || room < MDEV_PMD_NR)
+			goto skip;
+		flags |= MIGRATE_PFN_COMPOUND;
+	}
 	if (folio_trylock(folio))
-		return migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE |
-		       (thp_migration_supported() &&
-			folio_order(folio) == MDEV_PMD_ORDER ?
-			MIGRATE_PFN_COMPOUND : 0);
+		return migrate_pfn(pfn) | flags;
+skip:
 	folio_put(folio);
 	return 0;
 }
@@ -1616,8 +1715,10 @@ static unsigned long mdev_grab_pfn(unsigned long pfn)
  * mapped: each page frame in use that can be locked without waiting is
  * locked, referenced and unmapped, and gets MIGRATE_PFN_MIGRATE. Free
  * pages and pages that cannot move get 0; a driver that must empty its
- * memory calls this again for what is left. Continue with
- * migrate_device_pages() and migrate_device_finalize().
+ * memory calls this again for what is left. A PMD-sized folio is one
+ * MIGRATE_PFN_COMPOUND entry at its first frame (its other frames get 0)
+ * when all its frames are in the range, and is left alone otherwise.
+ * Continue with migrate_device_pages() and migrate_device_finalize().
  *
  * Context: process context, may sleep; no mmap_lock needed.
  * Return: 0.
@@ -1630,7 +1731,7 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 	unsigned long i;
 
 	for (i = 0; i < npages; i++)
-		src_pfns[i] = mdev_grab_pfn(start + i);
+		src_pfns[i] = mdev_grab_pfn(start + i, npages - i);
 	mdev_unmap(&m, true);
 	return 0;
 }

@@ -56,6 +56,8 @@ static struct mdk_device {
 	atomic_t		fault_page_unlocked;
 	/* folio_split() calls */
 	atomic_t		splits;
+	/* migrate_to_ram() pretends no THP can be allocated */
+	bool			no_thp;
 } mdk_dev;
 
 /* An owner no pagemap of this suite has. */
@@ -161,6 +163,27 @@ static void mdk_fill_system(struct migrate_vma *m)
 }
 
 /*
+ * Give the compound source src[0] (a PMD-sized device folio) HPAGE_PMD_NR
+ * single system pages holding its data, as a driver does that has no THP.
+ */
+static void mdk_thp_fill_system_small(unsigned long *src, unsigned long *dst)
+{
+	struct page *dpage = migrate_pfn_to_page(src[0]);
+	unsigned long j;
+
+	for (j = 0; j < HPAGE_PMD_NR; j++) {
+		struct page *page = alloc_page(GFP_HIGHUSER_MOVABLE);
+
+		if (!page)
+			continue;
+		lock_page(page);
+		memcpy_to_page(page, 0, mdk_store(nth_page(dpage, j)),
+			       PAGE_SIZE);
+		dst[j] = migrate_pfn(page_to_pfn(page));
+	}
+}
+
+/*
  * Give the compound source src[0] (a PMD-sized device folio) a system THP
  * holding its data; false if no THP could be allocated.
  */
@@ -211,9 +234,11 @@ static vm_fault_t mdk_migrate_to_ram_thp(struct vm_fault *vmf)
 	}
 	if (!(m.src[0] & MIGRATE_PFN_COMPOUND))
 		mdk_fill_system(&m);
-	else if ((m.src[0] & MIGRATE_PFN_MIGRATE) &&
+	else if (!(m.src[0] & MIGRATE_PFN_MIGRATE))
+		;	/* busy: the fault is retried */
+	else if (READ_ONCE(mdk_dev.no_thp) ||
 		 !mdk_thp_fill_system(m.src, m.dst))
-		ret = VM_FAULT_OOM;
+		mdk_thp_fill_system_small(m.src, m.dst);
 	migrate_vma_pages(&m);
 	migrate_vma_finalize(&m);
 	kfree(m.src);
@@ -1205,6 +1230,56 @@ static void mdk_thp_populated_small_destinations(struct kunit *test)
 }
 
 /*
+ * A driver without a THP answers a device-private compound entry with
+ * single system pages: the core splits the device folio (still locked, so
+ * the copies stay good) and its pages move one by one.
+ */
+static void mdk_thp_back_small_destinations(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	unsigned long j, moved = 0;
+
+	mdk_thp_to_device(test, t);
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_DEVICE_PRIVATE));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	mdk_thp_fill_system_small(t->src, t->dst);
+	migrate_vma_pages(&t->m);
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		moved += (t->src[j] & (MIGRATE_PFN_MIGRATE |
+				       MIGRATE_PFN_COMPOUND)) ==
+			 MIGRATE_PFN_MIGRATE;
+	KUNIT_EXPECT_EQ(test, moved, HPAGE_PMD_NR);
+	migrate_vma_finalize(&t->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
+/*
+ * The same from a CPU fault: with no THP to be had, the fault brings the
+ * folio back as single pages, in one migrate_to_ram() call.
+ */
+static void mdk_thp_cpu_fault_small(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	int faults = atomic_read(&mdk_dev.faults);
+
+	mdk_thp_to_device(test, t);
+	WRITE_ONCE(mdk_dev.no_thp, true);
+	KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, &t->c, 100, false));
+	WRITE_ONCE(mdk_dev.no_thp, false);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults, 1);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults) - faults, 1);
+}
+
+/*
  * munmap() of a device-private PMD frees the folio whole; of half of it,
  * splits the PMD into device-private PTEs and keeps the folio until the
  * rest goes too.
@@ -1366,33 +1441,46 @@ static void mdk_thp_hmm_range_fault(struct kunit *test)
 
 /*
  * Eviction: migrate_device_range() over a PMD-sized device folio collects
- * it as one compound entry (its tail frames as 0), unmaps its PMD through
- * the rmap, and the folio comes back into a THP, whole.
+ * it as one compound entry (its tail frames as 0) and unmaps its PMD
+ * through the rmap; the folio comes back into a THP, whole, or, given
+ * single pages, split and page by page.
  */
 static void mdk_thp_evict(struct kunit *test)
 {
-	struct mdk_thp *t = mdk_thp_new(test, true);
 	unsigned int used = mdk_nr_used();
-	unsigned long pfn, j;
+	int small;
 
-	mdk_thp_to_device(test, t);
-	pfn = t->dst[0] >> MIGRATE_PFN_SHIFT;
-	memset(t->dst, 0, sizeof(t->dst));
-	KUNIT_ASSERT_EQ(test, migrate_device_range(t->src, pfn, HPAGE_PMD_NR),
-			0);
-	KUNIT_EXPECT_EQ(test, t->src[0],
-			migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE |
-			MIGRATE_PFN_COMPOUND);
-	for (j = 1; j < HPAGE_PMD_NR; j++)
-		KUNIT_EXPECT_EQ_MSG(test, t->src[j], 0UL, "entry %lu", j);
-	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_OTHER);
-	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_system(t->src, t->dst));
-	migrate_device_pages(t->src, t->dst, HPAGE_PMD_NR);
-	KUNIT_EXPECT_TRUE(test, t->src[0] & MIGRATE_PFN_MIGRATE);
-	migrate_device_finalize(t->src, t->dst, HPAGE_PMD_NR);
-	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
-	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
-	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+	for (small = 0; small < 2; small++) {
+		struct mdk_thp *t = mdk_thp_new(test, true);
+		unsigned long pfn, j, moved = 0;
+
+		mdk_thp_to_device(test, t);
+		pfn = t->dst[0] >> MIGRATE_PFN_SHIFT;
+		memset(t->dst, 0, sizeof(t->dst));
+		KUNIT_ASSERT_EQ(test, migrate_device_range(t->src, pfn,
+							   HPAGE_PMD_NR), 0);
+		KUNIT_EXPECT_EQ(test, t->src[0],
+				migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE |
+				MIGRATE_PFN_COMPOUND);
+		for (j = 1; j < HPAGE_PMD_NR; j++)
+			KUNIT_EXPECT_EQ_MSG(test, t->src[j], 0UL, "entry %lu",
+					    j);
+		KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_OTHER);
+		if (small)
+			mdk_thp_fill_system_small(t->src, t->dst);
+		else
+			KUNIT_ASSERT_TRUE(test, mdk_thp_fill_system(t->src,
+								    t->dst));
+		migrate_device_pages(t->src, t->dst, HPAGE_PMD_NR);
+		for (j = 0; j < HPAGE_PMD_NR; j++)
+			moved += !!(t->src[j] & MIGRATE_PFN_MIGRATE);
+		KUNIT_EXPECT_EQ(test, moved, small ? HPAGE_PMD_NR : 1UL);
+		migrate_device_finalize(t->src, t->dst, HPAGE_PMD_NR);
+		KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr),
+				small ? MDK_PMD_TABLE : MDK_PMD_THP);
+		KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+		mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+	}
 }
 
 /* The faulting side of mdk_fault_on_locked_page(). */
@@ -1499,6 +1587,8 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_thp_empty_sources),
 	KUNIT_CASE(mdk_thp_empty_small_destinations),
 	KUNIT_CASE(mdk_thp_populated_small_destinations),
+	KUNIT_CASE(mdk_thp_back_small_destinations),
+	KUNIT_CASE(mdk_thp_cpu_fault_small),
 	KUNIT_CASE(mdk_thp_munmap),
 	KUNIT_CASE(mdk_thp_evict),
 	KUNIT_CASE(mdk_thp_partial_munmap_fault),

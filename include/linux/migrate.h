@@ -219,8 +219,10 @@ static inline int migrate_misplaced_folio(struct folio *folio,
  *			is a folio of the same order. A driver that cannot
  *			give one fills the HPAGE_PMD_NR words with order-0
  *			destinations instead: an empty source is then
- *			filled page by page; a populated one does not move
- *			(its folio would have to be split while unmapped).
+ *			filled page by page and a device-private folio is
+ *			split and moves page by page; a system THP does
+ *			not move (it would have to be split unmapped): ask
+ *			again without MIGRATE_VMA_SELECT_COMPOUND.
  *
  * The bits below MIGRATE_PFN_SHIFT that no flag here names are the core's:
  * a driver never sets them, and may find them set in src[] between

@@ -10,7 +10,10 @@
  *   - closing the file, HMM_DMIRROR_RELEASE and unloading the module bring
  *     pages in device memory back to system memory, intact;
  *   - device memory grows past one chunk; cpages and faults count what the
- *     header says.
+ *     header says;
+ *   - a THP moves to the device-private device whole, as one 2 MiB device
+ *     page, and back whole; HMM_DMIRROR_FLAG_FAIL_ALLOC makes it fall back
+ *     to single pages (the device-coherent device always uses those).
  * Each test runs on a device-private (0) and a device-coherent (2) device;
  * the module must be loaded with spm_addr_dev0/1 (the guest's init does).
  * One test unloads and reloads the module itself.
@@ -708,6 +711,238 @@ TEST_F_TIMEOUT(driver, release_races_exit_of_exclusive_holder, 180)
 	EXPECT_LT(0, r.rounds);
 	TH_LOG("%lu releases while 40 holders exited", r.rounds);
 	close(r.fd);
+}
+
+/* ---- 2 MiB device pages ---- */
+
+#define THP_PAGES	512UL	/* base pages under one PMD */
+
+/*
+ * A buffer of one PMD's pages at a 2 MiB boundary, advised for THP, filled
+ * with pattern @seed when @populate (the fault path then maps a THP).
+ */
+static char *thp_buffer(unsigned long seed, bool populate)
+{
+	size_t size = THP_PAGES * page_size;
+	char *raw = map(2 * THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *buf;
+
+	if (!raw)
+		return NULL;
+	buf = (char *)(((uintptr_t)raw + size - 1) & ~(size - 1));
+	if (madvise(buf, size, MADV_HUGEPAGE))
+		return NULL;
+	if (populate)
+		fill(buf, THP_PAGES, seed);
+	return buf;
+}
+
+/* How many snapshot bytes of [addr, +npages) are exactly @want. */
+static unsigned long count_snap(int fd, void *addr, unsigned long npages,
+				uint8_t want)
+{
+	uint8_t snap[THP_PAGES];
+	unsigned long i, n = 0;
+
+	if (npages > THP_PAGES ||
+	    device_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, snap, npages, NULL))
+		return ~0UL;
+	for (i = 0; i < npages; i++)
+		n += snap[i] == want;
+	return n;
+}
+
+/* Is every byte of [buf, +npages) zero? */
+static bool all_zero(const char *buf, unsigned long npages)
+{
+	unsigned long i;
+
+	for (i = 0; i < npages * page_size; i++)
+		if (buf[i])
+			return false;
+	return true;
+}
+
+/*
+ * What a snapshot shows for a page of a THP moved to this device: on the
+ * device-private device the THP moves whole, mapped by one device-private
+ * PMD; the device-coherent device moves it page by page.
+ */
+static uint8_t thp_on_device(bool coherent, uint8_t local)
+{
+	return local | HMM_DMIRROR_PROT_WRITE |
+	       (coherent ? 0 : HMM_DMIRROR_PROT_PMD);
+}
+
+#define SN_THP	(HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD)
+
+/*
+ * A THP goes to the device and comes back to a CPU access with its data:
+ * whole both ways on the private device (one device-private PMD, then a
+ * THP again), page by page on the coherent one (used in place).
+ */
+TEST_F(driver, thp_moves_whole)
+{
+	char *buf = thp_buffer(21, true);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct hmm_dmirror_cmd cmd = {};
+
+	ASSERT_TRUE(buf && mirror);
+	ASSERT_EQ(count_snap(self->fd, buf, THP_PAGES, SN_THP), THP_PAGES);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, THP_PAGES);
+	EXPECT_EQ(first_bad(mirror, THP_PAGES, 21), -1);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES,
+			     thp_on_device(variant->coherent, self->local)),
+		  THP_PAGES);
+	EXPECT_EQ(first_bad(buf, THP_PAGES, 21), -1);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES,
+			     variant->coherent ?
+			     (self->local | HMM_DMIRROR_PROT_WRITE) : SN_THP),
+		  THP_PAGES);
+}
+
+/*
+ * An empty 2 MiB range, and one reading as the huge zero page, move as one
+ * 2 MiB device page on the private device, and read back as zeroes.
+ */
+TEST_F(driver, thp_empty_and_zero_move_whole)
+{
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int zero_page;
+
+	ASSERT_NE(mirror, NULL);
+	for (zero_page = 0; zero_page < 2; zero_page++) {
+		char *buf = thp_buffer(0, false);
+
+		ASSERT_NE(buf, NULL);
+		if (zero_page)
+			ASSERT_TRUE(all_zero(buf, 1));
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				     mirror, THP_PAGES, NULL), 0);
+		EXPECT_TRUE(all_zero(mirror, THP_PAGES));
+		EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES,
+				     thp_on_device(variant->coherent,
+						   self->local)),
+			  THP_PAGES) TH_LOG("zero page: %d", zero_page);
+		EXPECT_TRUE(all_zero(buf, THP_PAGES));
+	}
+}
+
+/*
+ * HMM_DMIRROR_FLAG_FAIL_ALLOC: the next 2 MiB device page is not to be
+ * had, and the THP moves page by page instead, data intact; the flag
+ * clears after that one use. An unknown flag is EINVAL.
+ */
+TEST_F(driver, thp_fail_alloc_falls_back)
+{
+	char *buf = thp_buffer(22, true);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *again = thp_buffer(24, true);
+
+	ASSERT_TRUE(buf && mirror && again);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_FLAGS, NULL, NULL, 2, NULL),
+		  -EINVAL);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_FLAGS, NULL, NULL,
+			     HMM_DMIRROR_FLAG_FAIL_ALLOC, NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	EXPECT_EQ(first_bad(mirror, THP_PAGES, 22), -1);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES,
+			     self->local | HMM_DMIRROR_PROT_WRITE), THP_PAGES);
+	EXPECT_EQ(first_bad(buf, THP_PAGES, 22), -1);
+	/* Used up: the next THP moves whole again. */
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, again,
+			     mirror, THP_PAGES, NULL), 0);
+	EXPECT_EQ(count_snap(self->fd, again, THP_PAGES,
+			     thp_on_device(variant->coherent, self->local)),
+		  THP_PAGES);
+	EXPECT_EQ(first_bad(again, THP_PAGES, 24), -1);
+}
+
+/*
+ * Half of a 2 MiB device page unmapped: the rest of it still comes back to
+ * a CPU access, with its data.
+ */
+TEST_F(driver, thp_partial_munmap_then_touch)
+{
+	char *buf = thp_buffer(25, true);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+
+	ASSERT_TRUE(buf && mirror);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	ASSERT_EQ(munmap(buf + THP_PAGES / 2 * page_size,
+			 THP_PAGES / 2 * page_size), 0);
+	EXPECT_EQ(first_bad(buf, THP_PAGES / 2, 25), -1);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES / 2,
+			     variant->coherent ?
+			     (self->local | HMM_DMIRROR_PROT_WRITE) :
+			     HMM_DMIRROR_PROT_WRITE), THP_PAGES / 2);
+}
+
+/*
+ * After fork both processes see a 2 MiB device page's data; a write in
+ * the child shows in the child only.
+ */
+TEST_F(driver, thp_fork_both_see_data)
+{
+	char *buf = thp_buffer(26, true);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int status;
+	pid_t pid;
+
+	ASSERT_TRUE(buf && mirror);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		if (first_bad(buf, THP_PAGES, 26) != -1)
+			_exit(1);
+		fill(buf, THP_PAGES, 27);
+		_exit(first_bad(buf, THP_PAGES, 27) == -1 ? 0 : 2);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(first_bad(buf, THP_PAGES, 26), -1);
+}
+
+/*
+ * HMM_DMIRROR_MIGRATE_TO_SYS counts the pages of a 2 MiB device page and
+ * brings it back as a THP; closing the file and HMM_DMIRROR_RELEASE evict
+ * one with its data.
+ */
+TEST_F(driver, thp_back_close_release)
+{
+	char *buf = thp_buffer(28, true);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t home = variant->coherent ? HMM_DMIRROR_PROT_WRITE : SN_THP;
+	struct hmm_dmirror_cmd cmd = {};
+
+	ASSERT_TRUE(buf && mirror);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+			     THP_PAGES, &cmd), 0);
+	EXPECT_EQ(cmd.cpages, THP_PAGES);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES, home), THP_PAGES);
+
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	ASSERT_EQ(close(self->fd), 0);
+	self->fd = device_open(variant->device);
+	ASSERT_GE(self->fd, 0);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES, home), THP_PAGES);
+
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0,
+			     NULL), 0);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES, home), THP_PAGES);
+	EXPECT_EQ(first_bad(buf, THP_PAGES, 28), -1);
 }
 
 /*

@@ -57,6 +57,9 @@
 #ifndef UFFD_FEATURE_WP_UNPOPULATED		/* older libc headers */
 #define UFFD_FEATURE_WP_UNPOPULATED	(1 << 13)
 #endif
+#ifndef HMM_DMIRROR_FLAGS			/* 6.12's driver has none */
+#define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
+#endif
 
 #define M		struct __test_metadata *_metadata
 #define PMD_PAGES	512		/* base pages under one PMD (4 KiB pages) */
@@ -261,6 +264,7 @@ struct ctx {
 	unsigned long first, n;	/* tested range: layout page first, n pages */
 	struct page_info *page;	/* by layout page */
 	int dev, fd;
+	bool huge;		/* the device takes 2 MiB pages (see moves_whole()) */
 	int *gen;		/* expected generation, by range page */
 	char *buf;		/* device side of READ, WRITE, MIGRATE */
 	unsigned char *snap, *want;
@@ -348,6 +352,9 @@ static void ctx_init(M, struct ctx *c, const struct backing *b, int dev)
 	c->dev = dev;
 	c->fd = dev_open(dev);
 	ASSERT_GE(c->fd, 0);
+	/* A driver with 2 MiB device pages has HMM_DMIRROR_FLAGS too. */
+	c->huge = !coherent(dev) &&
+		  !dmirror(c->fd, HMM_DMIRROR_FLAGS, NULL, NULL, 0, NULL);
 }
 
 /* First range page whose CPU view differs from gen[], or -1. */
@@ -487,6 +494,31 @@ static int perm(const struct kind *k)
 	return k->prot & PROT_WRITE ? SN_W : SN_R;
 }
 
+/*
+ * Does page i move as part of a 2 MiB device page? A THP whose whole PMD
+ * lies in the range does, on a device-private device of a driver that has
+ * them; it comes back to system memory whole too. Anything else moves page
+ * by page (a THP split first).
+ */
+static bool moves_whole(const struct ctx *c, unsigned long i)
+{
+	unsigned long p = c->first + i, head = p - p % PMD_PAGES, q;
+
+	if (!c->huge || kind_of(c, i) != &kinds[THP] || head < c->first ||
+	    head + PMD_PAGES > c->first + c->n)
+		return false;
+	for (q = head; q < head + PMD_PAGES; q++)
+		if (c->page[q].kind != THP)
+			return false;
+	return true;
+}
+
+/* The snapshot PMD bit of page i once it moved (either way). */
+static int moved_pmd(const struct ctx *c, unsigned long i)
+{
+	return moves_whole(c, i) ? SN_PMD : 0;
+}
+
 /* ---- mem: every operation over every backing ---------------------------- */
 
 FIXTURE(mem) {
@@ -600,8 +632,9 @@ TEST_F(mem, migrate)
 		expect_buf(_metadata, c, 0, c->n);
 	}
 	for (unsigned long i = 0; i < c->n; i++)
-		c->want[i] = moves(c, err, i) ? local(c->dev) | perm(kind_of(c, i)) :
-					   kind_of(c, i)->snap;
+		c->want[i] = moves(c, err, i) ?
+			     local(c->dev) | perm(kind_of(c, i)) | moved_pmd(c, i) :
+			     kind_of(c, i)->snap;
 	expect_snap(_metadata, c, c->fd);
 	/*
 	 * Reading back a range that mixes pages on this device-private device
@@ -626,7 +659,7 @@ TEST_F(mem, cpu_access)
 	for (unsigned long i = 0; i < c->n; i++)
 		c->want[i] = !moves(c, err, i) ? kind_of(c, i)->snap :
 			     coherent(c->dev) ? local(c->dev) | perm(kind_of(c, i)) :
-			     perm(kind_of(c, i));
+			     perm(kind_of(c, i)) | moved_pmd(c, i);
 	expect_snap(_metadata, c, c->fd);
 	if (!access_err(c, false))
 		ASSERT_EQ(!err && coherent(c->dev) ? 0 : 1,
@@ -645,7 +678,8 @@ TEST_F(mem, migrate_back)
 		  dm(c, c->fd, HMM_DMIRROR_MIGRATE_TO_SYS, 0, c->n));
 	for (i = 0; i < c->n; i++) {
 		moved += moves(c, err, i);
-		c->want[i] = moves(c, err, i) ? perm(kind_of(c, i)) : kind_of(c, i)->snap;
+		c->want[i] = moves(c, err, i) ? perm(kind_of(c, i)) | moved_pmd(c, i) :
+			     kind_of(c, i)->snap;
 	}
 	if (err != -EINVAL)
 		ASSERT_EQ(moved, c->cmd.cpages);
@@ -748,8 +782,9 @@ TEST_F(mem, cow_parent_writes)
 	for (unsigned long i = 0; i < c->n; i++) {
 		int snap = kind_of(c, i)->snap;
 
+		/* Shared read-only with the child, a 2 MiB page whole. */
 		if (moves(c, err, i))
-			snap = local(c->dev) | SN_R;
+			snap = local(c->dev) | SN_R | moved_pmd(c, i);
 		else if (!kind_of(c, i)->shared && snap != SN_ERR && snap & SN_W)
 			snap = (snap & ~SN_W) | SN_R;
 		c->want[i] = snap;
