@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -600,6 +601,7 @@ TEST_F(driver, release_evicts_exclusive_pages)
 struct releaser {
 	int fd;
 	bool stop;		/* set by the test, read with __atomic */
+	bool started;		/* set by the thread, read with __atomic */
 	unsigned long rounds;
 	int error;		/* first unexpected errno, or 0 */
 };
@@ -609,6 +611,7 @@ static void *release_loop(void *arg)
 	struct releaser *r = arg;
 	int ret;
 
+	__atomic_store_n(&r->started, true, __ATOMIC_RELEASE);
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		ret = device_cmd(r->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0, NULL);
 		if (ret && !r->error)
@@ -639,6 +642,12 @@ TEST_F_TIMEOUT(driver, release_races_migration, 180)
 	ASSERT_GE(r.fd, 0);
 	ASSERT_TRUE(buffers(npages, 11, &buf, &mirror));
 	ASSERT_EQ(pthread_create(&thread, NULL, release_loop, &r), 0);
+	/*
+	 * The race is the point: on a slow guest the migrations below could
+	 * all be done before the thread first runs.
+	 */
+	while (!__atomic_load_n(&r.started, __ATOMIC_ACQUIRE))
+		sched_yield();
 	for (round = 0; round < 100; round++) {
 		ret = device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
 				 mirror, npages, NULL);
