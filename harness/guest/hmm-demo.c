@@ -131,7 +131,7 @@ static unsigned long demo_thp(int fd, double mig_ms_per_mib)
 	device_cmd(fd, HMM_DMIRROR_SNAPSHOT, buf, snap, THP_PAGES, "snapshot");
 	huge = count_entries(snap, THP_PAGES, 0xf4, pmd_local);
 	snprintf(line, sizeof(line),
-		 "migrate: %lu of %lu pages in one 2 MiB device page (%.2f ms/MiB, 4 KiB: %.2f)",
+		 "2 MiB page: %lu/%lu pages, %.1f ms/MiB (4 KiB pages: %.1f)",
 		 huge, THP_PAGES, ms / 2, mig_ms_per_mib);
 	step(7, line, t0);
 
