@@ -63,10 +63,10 @@
 #include <linux/oom.h>
 #include <linux/page-flags.h>
 #include <linux/pagewalk.h>
+#include <linux/pgalloc.h>
 #include <linux/rmap.h>
 #include <linux/swapops.h>
 #include <linux/userfaultfd_k.h>
-#include <asm/pgalloc.h>
 #include <asm/tlbflush.h>
 
 #include "hmm_entry.h"
