@@ -662,7 +662,12 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 
 		if (pmd_none(pmd))
 			return mdev_collect_hole(start, end, -1, walk);
-		if (mdev_compound_ok(mc->m.args, vma, start, end) &&
+		/*
+		 * Only a PMD-sized entry can be a compound one: a PTE table
+		 * goes on to the table walk without taking the PMD lock.
+		 */
+		if ((pmd_trans_huge(pmd) || !pmd_present(pmd)) &&
+		    mdev_compound_ok(mc->m.args, vma, start, end) &&
 		    mdev_collect_compound(mc, pmdp, start) == MDEV_PMD_DONE)
 			return 0;
 		/* Before pmd_devmap(), which may be set in a swap entry. */
