@@ -6,8 +6,9 @@
  *
  * The device has memory of its own, struct pages in ZONE_DEVICE. It is
  * added in chunks (one pagemap each) the first time a migration needs
- * room, and each chunk keeps a block per page: free (on the chunk's free
- * list) or in use, with a tag naming the file that put data there.
+ * room, and each chunk keeps a block per page, free or in use (a bit of
+ * the chunk's "used" bitmap), with a tag naming the file that put data
+ * there.
  * Devices 0 and 1 have device-private memory: the chunk is a free piece of
  * the physical address space that the CPU cannot touch, so the data of a
  * page in use sits in an ordinary page the device holds on the side (the
@@ -53,13 +54,15 @@
  * is migrated again in windows of single pages, which splits it; an empty
  * range just gets single pages. Back to system memory, a 2 MiB page goes
  * into a THP when one can be had and page by page otherwise (the core
- * splits the device folio). Each block keeps its own store page, so a
- * split folio's pages go back one by one.
+ * splits the device folio). The store of a 2 MiB device page is one
+ * 2 MiB allocation, given back whole; when the core splits the folio
+ * (dmirror_folio_split()) the store is split with it, so that each page
+ * can go back on its own.
  *
  * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
  * removing chunks, eviction; a migration grows the device under
  * mmap_lock), dmirror->lock (pt; eviction's invalidations take it),
- * mdevice->lock (a spinlock over the chunk list, the free lists and the
+ * mdevice->lock (a spinlock over the chunk list, the used bitmaps and the
  * blocks). dmirror->lock is taken by the notifier, which reclaim can call,
  * so nothing under it may touch user memory or allocate memory that can
  * sleep.
@@ -133,12 +136,19 @@ enum dmirror_access {
 	DMIRROR_MAP_ATOMIC	= 3,	/* exclusive: the CPU faults to get it back */
 };
 
-/* What the device knows about one page of its memory. */
+/*
+ * What the device knows about one page of its memory in use; meaningless
+ * while the page is free.
+ */
 struct dmirror_block {
-	struct dmirror_block	*next_free;
 	struct page		*store;	/* device-private: holds the data */
 	const void		*owner;	/* file that placed it; a tag only */
-	bool			in_use;
+	/*
+	 * In the first block of a device folio: the order of the one page
+	 * allocation that is the store of the whole folio, 0 when each
+	 * block's store is a page of its own.
+	 */
+	u8			store_order;
 };
 
 struct dmirror_chunk {
@@ -146,9 +156,9 @@ struct dmirror_chunk {
 	struct dmirror_device	*mdevice;
 	struct list_head	link;		/* in mdevice->chunks */
 	struct resource		*res;		/* device-private: our claim */
-	struct dmirror_block	*free;		/* under mdevice->lock ... */
-	unsigned long		nr_used;
-	bool			retiring;	/* ... up to here */
+	unsigned long		nr_used;	/* under mdevice->lock ... */
+	bool			retiring;
+	DECLARE_BITMAP(used, DMIRROR_CHUNK_PAGES);	/* ... up to here */
 	struct work_struct	unmap_work;	/* memunmap_pages(), see below */
 	struct dmirror_block	blocks[];
 };
@@ -219,26 +229,27 @@ static bool dmirror_is_private(const struct dmirror_device *mdevice)
 	return mdevice->memory_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
 }
 
-/* Pop a free block of a chunk that is not retiring and mark it used. */
+/* Take a free block of a chunk that is not retiring. */
 static struct page *dmirror_take_block(struct dmirror_device *mdevice,
 				       struct page *store, const void *owner)
 {
 	struct dmirror_chunk *chunk;
 	struct dmirror_block *blk;
 	struct page *dpage = NULL;
+	unsigned long i;
 
 	spin_lock(&mdevice->lock);
 	list_for_each_entry(chunk, &mdevice->chunks, link) {
-		if (chunk->retiring || !chunk->free)
+		if (chunk->retiring || chunk->nr_used == DMIRROR_CHUNK_PAGES)
 			continue;
-		blk = chunk->free;
-		chunk->free = blk->next_free;
-		blk->next_free = NULL;
+		i = find_first_zero_bit(chunk->used, DMIRROR_CHUNK_PAGES);
+		__set_bit(i, chunk->used);
+		chunk->nr_used++;
+		blk = &chunk->blocks[i];
 		blk->store = store;
 		blk->owner = owner;
-		blk->in_use = true;
-		chunk->nr_used++;
-		dpage = pfn_to_page(dmirror_chunk_pfn(chunk) + (blk - chunk->blocks));
+		blk->store_order = 0;
+		dpage = pfn_to_page(dmirror_chunk_pfn(chunk) + i);
 		break;
 	}
 	spin_unlock(&mdevice->lock);
@@ -311,11 +322,11 @@ static void dmirror_unclaim_range(struct dmirror_chunk *chunk)
 static int dmirror_add_chunk(struct dmirror_device *mdevice)
 {
 	struct dmirror_chunk *chunk;
-	unsigned long i;
 	void *vaddr;
 	int ret;
 
 	lockdep_assert_held(&mdevice->grow_lock);
+	/* Zeroed: every block free. */
 	chunk = kvzalloc(struct_size(chunk, blocks, DMIRROR_CHUNK_PAGES),
 			 GFP_KERNEL);
 	if (!chunk)
@@ -334,10 +345,6 @@ static int dmirror_add_chunk(struct dmirror_device *mdevice)
 		goto unclaim;
 	}
 
-	for (i = DMIRROR_CHUNK_PAGES; i-- > 0;) {
-		chunk->blocks[i].next_free = chunk->free;
-		chunk->free = &chunk->blocks[i];
-	}
 	spin_lock(&mdevice->lock);
 	list_add_tail(&chunk->link, &mdevice->chunks);
 	spin_unlock(&mdevice->lock);
@@ -400,19 +407,14 @@ static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
 /* The first block of a free, aligned run of DMIRROR_PMD_NR, or -1UL. */
 static unsigned long dmirror_free_run(struct dmirror_chunk *chunk)
 {
-	unsigned long base, i;
+	unsigned long base;
 
 	lockdep_assert_held(&chunk->mdevice->lock);
 	if (chunk->retiring || DMIRROR_CHUNK_PAGES - chunk->nr_used < DMIRROR_PMD_NR)
 		return -1UL;
-	for (base = 0; base < DMIRROR_CHUNK_PAGES; base += DMIRROR_PMD_NR) {
-		for (i = 0; i < DMIRROR_PMD_NR; i++)
-			if (chunk->blocks[base + i].in_use)
-				break;
-		if (i == DMIRROR_PMD_NR)
-			return base;
-	}
-	return -1UL;
+	base = bitmap_find_next_zero_area(chunk->used, DMIRROR_CHUNK_PAGES, 0,
+					  DMIRROR_PMD_NR, DMIRROR_PMD_NR - 1);
+	return base <= DMIRROR_CHUNK_PAGES - DMIRROR_PMD_NR ? base : -1UL;
 }
 
 /* Is there room for a 2 MiB device page? */
@@ -442,18 +444,17 @@ static void dmirror_reserve_huge(struct dmirror_device *mdevice)
 
 /*
  * A 2 MiB device folio for data placed by @dmirror, locked and with one
- * reference, or NULL: no aligned run of free blocks (or no store pages
- * for them), or the file asked for a failure (HMM_DMIRROR_FLAG_FAIL_ALLOC).
- * Its blocks are taken off the free list in one pass; each gets a store
- * page of its own, so that they can go back one by one once the folio is
- * split.
+ * reference, or NULL: no aligned run of free blocks (or no store for
+ * them), or the file asked for a failure (HMM_DMIRROR_FLAG_FAIL_ALLOC).
+ * Its store is one allocation of the same order (not a compound page:
+ * dmirror_folio_split() can cut it up with split_page()).
  */
 static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 {
 	struct dmirror_device *mdevice = dmirror->mdevice;
-	struct dmirror_block **link, *blk;
 	unsigned long base = -1UL, i;
 	struct dmirror_chunk *chunk;
+	struct dmirror_block *blk;
 	struct page *store = NULL;
 	struct folio *folio;
 
@@ -465,7 +466,6 @@ static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 				    DMIRROR_PMD_ORDER);
 		if (!store)
 			return NULL;
-		split_page(store, DMIRROR_PMD_ORDER);
 	}
 
 	spin_lock(&mdevice->lock);
@@ -476,27 +476,20 @@ static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 	}
 	if (base == -1UL) {
 		spin_unlock(&mdevice->lock);
-		for (i = 0; store && i < DMIRROR_PMD_NR; i++)
-			__free_page(nth_page(store, i));
+		if (store)
+			__free_pages(store, DMIRROR_PMD_ORDER);
 		return NULL;
 	}
-	for (link = &chunk->free; *link;) {
-		blk = *link;
-		if (blk >= chunk->blocks + base &&
-		    blk < chunk->blocks + base + DMIRROR_PMD_NR) {
-			*link = blk->next_free;
-			blk->next_free = NULL;
-		} else {
-			link = &blk->next_free;
-		}
-	}
-	for (i = 0; i < DMIRROR_PMD_NR; i++) {
-		blk = &chunk->blocks[base + i];
-		blk->store = store ? nth_page(store, i) : NULL;
-		blk->owner = dmirror;
-		blk->in_use = true;
-	}
+	bitmap_set(chunk->used, base, DMIRROR_PMD_NR);
 	chunk->nr_used += DMIRROR_PMD_NR;
+	blk = &chunk->blocks[base];
+	for (i = 0; i < DMIRROR_PMD_NR; i++) {
+		blk[i].store = store ? nth_page(store, i) : NULL;
+		blk[i].owner = dmirror;
+		blk[i].store_order = 0;
+	}
+	if (store)
+		blk->store_order = DMIRROR_PMD_ORDER;
 	spin_unlock(&mdevice->lock);
 
 	folio = pfn_folio(dmirror_chunk_pfn(chunk) + base);
@@ -504,39 +497,46 @@ static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 	return folio;
 }
 
-/* Put one block back on its chunk's free list, with its store freed. */
-static void dmirror_block_put(struct dmirror_chunk *chunk,
-			      struct dmirror_block *blk)
-{
-	struct dmirror_device *mdevice = chunk->mdevice;
-	struct page *store;
-
-	spin_lock(&mdevice->lock);
-	store = blk->store;
-	blk->store = NULL;
-	blk->owner = NULL;
-	blk->in_use = false;
-	blk->next_free = chunk->free;
-	chunk->free = blk;
-	chunk->nr_used--;
-	spin_unlock(&mdevice->lock);
-	if (store)
-		__free_page(store);
-}
-
 /*
  * dev_pagemap_ops.folio_free: the last reference to a device folio is
- * gone. Its blocks go back one by one; the folio is read before the first
- * does, since another thread may hand that block out again at once.
+ * gone. Its stores are freed first, while its blocks are still in use:
+ * once they are free, another thread may take them at once.
  */
 static void dmirror_folio_free(struct folio *folio)
 {
 	struct dmirror_chunk *chunk = dmirror_page_chunk(&folio->page);
-	struct dmirror_block *blk = dmirror_page_block(&folio->page);
-	long i, nr = folio_nr_pages(folio);
+	unsigned long first = folio_pfn(folio) - dmirror_chunk_pfn(chunk);
+	struct dmirror_block *blk = &chunk->blocks[first];
+	unsigned long i, nr = folio_nr_pages(folio);
 
-	for (i = 0; i < nr; i++)
-		dmirror_block_put(chunk, blk + i);
+	if (blk->store_order) {
+		/* One allocation for the whole folio. */
+		VM_WARN_ON_ONCE(blk->store_order != folio_order(folio));
+		__free_pages(blk->store, blk->store_order);
+	} else {
+		for (i = 0; i < nr; i++)
+			if (blk[i].store)
+				__free_page(blk[i].store);
+	}
+	spin_lock(&chunk->mdevice->lock);
+	bitmap_clear(chunk->used, first, nr);
+	chunk->nr_used -= nr;
+	spin_unlock(&chunk->mdevice->lock);
+}
+
+/*
+ * dev_pagemap_ops.folio_split: the core split a 2 MiB device folio (to
+ * move part of it, or to move it page by page). Its store is cut up with
+ * it, on the first call, so that each new folio frees its own pages.
+ */
+static void dmirror_folio_split(struct folio *head, struct folio *tail)
+{
+	struct dmirror_block *blk = dmirror_page_block(&head->page);
+
+	if (blk->store_order) {
+		split_page(blk->store, blk->store_order);
+		blk->store_order = 0;
+	}
 }
 
 /* ---- Back to system memory ---- */
@@ -680,13 +680,17 @@ static vm_fault_t dmirror_migrate_to_ram(struct vm_fault *vmf)
 
 static const struct dev_pagemap_ops dmirror_pgmap_ops = {
 	.folio_free	= dmirror_folio_free,
+	.folio_split	= dmirror_folio_split,
 	.migrate_to_ram	= dmirror_migrate_to_ram,
 };
 
-static bool dmirror_block_matches(const struct dmirror_block *blk,
-				  const void *owner)
+/* Is block @i of @chunk in use by @owner (by anyone when NULL)? */
+static bool dmirror_block_matches(const struct dmirror_chunk *chunk,
+				  unsigned long i, const void *owner)
 {
-	return blk->in_use && (!owner || blk->owner == owner);
+	lockdep_assert_held(&chunk->mdevice->lock);
+	return test_bit(i, chunk->used) &&
+	       (!owner || chunk->blocks[i].owner == owner);
 }
 
 /*
@@ -701,12 +705,11 @@ static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
 	unsigned long i = *first, n = 0;
 
 	spin_lock(&chunk->mdevice->lock);
-	while (i < DMIRROR_CHUNK_PAGES &&
-	       !dmirror_block_matches(&chunk->blocks[i], owner))
+	while (i < DMIRROR_CHUNK_PAGES && !dmirror_block_matches(chunk, i, owner))
 		i++;
 	while (i + n < DMIRROR_CHUNK_PAGES &&
 	       (!n || (i + n) % DMIRROR_PMD_NR) &&
-	       dmirror_block_matches(&chunk->blocks[i + n], owner))
+	       dmirror_block_matches(chunk, i + n, owner))
 		n++;
 	spin_unlock(&chunk->mdevice->lock);
 	*first = i;
@@ -741,7 +744,7 @@ static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 
 	spin_lock(&chunk->mdevice->lock);
 	for (i = 0; i < DMIRROR_CHUNK_PAGES; i++)
-		left += dmirror_block_matches(&chunk->blocks[i], owner);
+		left += dmirror_block_matches(chunk, i, owner);
 	spin_unlock(&chunk->mdevice->lock);
 	return left;
 }
@@ -749,11 +752,10 @@ static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 /* Show the state of the first page of @chunk that will not leave. */
 static void dmirror_dump_busy(struct dmirror_chunk *chunk)
 {
-	unsigned long i = 0;
+	unsigned long i;
 
 	spin_lock(&chunk->mdevice->lock);
-	while (i < DMIRROR_CHUNK_PAGES && !chunk->blocks[i].in_use)
-		i++;
+	i = find_first_bit(chunk->used, DMIRROR_CHUNK_PAGES);
 	spin_unlock(&chunk->mdevice->lock);
 	if (i < DMIRROR_CHUNK_PAGES)
 		dump_page(pfn_to_page(dmirror_chunk_pfn(chunk) + i),
@@ -879,7 +881,7 @@ static void dmirror_evict_owner(struct dmirror_device *mdevice,
 		spin_lock(&mdevice->lock);
 		list_for_each_entry(chunk, &mdevice->chunks, link)
 			for (i = 0; i < DMIRROR_CHUNK_PAGES; i++)
-				if (chunk->blocks[i].owner == owner)
+				if (dmirror_block_matches(chunk, i, owner))
 					chunk->blocks[i].owner = NULL;
 		spin_unlock(&mdevice->lock);
 	}
