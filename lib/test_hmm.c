@@ -21,6 +21,8 @@
  * the process that opened it through a page table of its own, "pt", an
  * xarray from virtual page number to struct page, tagged with the access
  * the device has (read, write, or atomic after make_device_exclusive).
+ * Where the CPU maps a PMD whole, pt does too: one multi-index entry, a
+ * "huge entry", for its first page.
  * pt holds no page references; it stays correct by one rule:
  *
  *   an entry is stored only under dmirror->lock, and only when
@@ -892,7 +894,9 @@ static void dmirror_evict_owner(struct dmirror_device *mdevice,
 
 /*
  * Forget what pt maps in [start, end) and publish @seq, so that every
- * reader that began before sees mmu_interval_read_retry() fail.
+ * reader that began before sees mmu_interval_read_retry() fail. A huge
+ * entry that [start, end) only cuts goes whole: storing NULL at one index
+ * of a multi-index entry empties all of it.
  */
 static void dmirror_pt_invalidate(struct dmirror *dmirror, unsigned long start,
 				  unsigned long end, unsigned long seq)
@@ -908,16 +912,86 @@ static void dmirror_pt_invalidate(struct dmirror *dmirror, unsigned long start,
 	xas_unlock(&xas);
 }
 
-/* Store a pt entry; no sleeping allocation under dmirror->lock. */
+/*
+ * Store a pt entry for @page at @addr that maps 2^@order pages from there
+ * (@order > 0: a huge entry, one multi-index entry of the xarray, for a
+ * range the CPU maps with one PMD; @addr and @page are its first). A
+ * single page stored into a huge entry takes the huge entry out first,
+ * since a store to one index of it would change them all. No sleeping
+ * allocation under dmirror->lock.
+ */
 static int dmirror_pt_set(struct dmirror *dmirror, unsigned long addr,
-			  struct page *page, enum dmirror_access access)
+			  struct page *page, unsigned int order,
+			  enum dmirror_access access)
 {
-	void *old;
+	XA_STATE_ORDER(xas, &dmirror->pt, addr >> PAGE_SHIFT, order);
 
 	lockdep_assert_held(&dmirror->lock);
-	old = xa_store(&dmirror->pt, addr >> PAGE_SHIFT,
-		       xa_tag_pointer(page, access), GFP_NOWAIT | __GFP_NOWARN);
-	return xa_err(old);
+	do {
+		xas_lock(&xas);
+		if (!order && xas_load(&xas) && xas_get_order(&xas)) {
+			xas_store(&xas, NULL);
+			xas_set(&xas, addr >> PAGE_SHIFT);
+		}
+		xas_store(&xas, xa_tag_pointer(page, access));
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_NOWAIT | __GFP_NOWARN));
+	return xas_error(&xas);
+}
+
+/*
+ * Map page @i of @range, valid in it, with @access: a page the CPU maps
+ * with a PMD (hmm_pfn_to_map_order()) by a huge entry for all of that PMD.
+ * Return: how many pages of the range from @i on are mapped now, or a
+ * negative error.
+ */
+static long dmirror_pt_map(struct dmirror *dmirror,
+			   const struct hmm_range *range, unsigned long i,
+			   enum dmirror_access access)
+{
+	unsigned long hpfn = range->hmm_pfns[i];
+	/* Huge entries need multi-index entries (THP selects them). */
+	unsigned int order = IS_ENABLED(CONFIG_XARRAY_MULTI) ?
+			     hmm_pfn_to_map_order(hpfn) : 0;
+	unsigned long addr = range->start + i * PAGE_SIZE;
+	unsigned long first = ALIGN_DOWN(addr, PAGE_SIZE << order);
+	unsigned long last = first + (PAGE_SIZE << order);
+	unsigned long pfn = page_to_pfn(hmm_pfn_to_page(hpfn));
+	int ret;
+
+	ret = dmirror_pt_set(dmirror, first,
+			     pfn_to_page(pfn - ((addr - first) >> PAGE_SHIFT)),
+			     order, access);
+	if (ret)
+		return ret;
+	return (min(last, range->end) - addr) >> PAGE_SHIFT;
+}
+
+/*
+ * The page pt maps at @addr, and through *@tag the access; NULL if none.
+ * *@nr: how many pages from @addr on the same entry maps (all of a huge
+ * entry's from there).
+ */
+static struct page *dmirror_pt_get(struct dmirror *dmirror, unsigned long addr,
+				   enum dmirror_access *tag, unsigned long *nr)
+{
+	XA_STATE(xas, &dmirror->pt, addr >> PAGE_SHIFT);
+	unsigned long index = addr >> PAGE_SHIFT, off;
+	unsigned int order = 0;
+	void *entry;
+
+	lockdep_assert_held(&dmirror->lock);
+	rcu_read_lock();
+	entry = xas_load(&xas);
+	if (entry)
+		order = xas_get_order(&xas);
+	rcu_read_unlock();
+	if (!entry)
+		return NULL;
+	off = index & ((1UL << order) - 1);
+	*tag = xa_pointer_tag(entry);
+	*nr = (1UL << order) - off;
+	return nth_page((struct page *)xa_untag_pointer(entry), off);
 }
 
 /* Take dmirror->lock the way an invalidation allows: sleep only if it may. */
@@ -1019,21 +1093,21 @@ static int dmirror_pt_fill(struct dmirror *dmirror,
 			   const struct hmm_range *range, void *buf)
 {
 	bool write = range->default_flags & HMM_PFN_REQ_WRITE;
-	unsigned long i;
-	int ret;
+	unsigned long i, npages = dmirror_range_pages(range);
+	long ret;
 
-	for (i = 0; i < dmirror_range_pages(range); i++) {
+	for (i = 0; i < npages; i += ret) {
 		unsigned long hpfn = range->hmm_pfns[i];
 
+		ret = 1;
 		if (!(hpfn & HMM_PFN_VALID))
 			continue;
 		if (write && !(hpfn & HMM_PFN_WRITE))
 			return -EAGAIN;
-		ret = dmirror_pt_set(dmirror, range->start + i * PAGE_SIZE,
-				     hmm_pfn_to_page(hpfn),
+		ret = dmirror_pt_map(dmirror, range, i,
 				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
 							    DMIRROR_MAP_READ);
-		if (ret)
+		if (ret < 0)
 			return ret;
 	}
 	return 0;
@@ -1074,29 +1148,93 @@ static int dmirror_fault_in(struct dmirror *dmirror, unsigned long start,
 }
 
 /*
- * Copy between pt's pages and @buf, from @addr for at most @npages pages,
- * stopping at the first page the device does not map (for a write: does
- * not map writable). Return: pages copied.
+ * A window of the user's buffer cmd->ptr, pinned. The device copies page
+ * data straight between its pages and the user's, under dmirror->lock
+ * where nothing may fault: one copy, page by page, where a bounce buffer
+ * would take two and a byte-wise copy_to_user().
+ */
+struct dmirror_uwin {
+	struct page	*pages[DMIRROR_WINDOW + 1];
+	unsigned int	nr;	/* pinned */
+	unsigned int	off;	/* of the buffer in its first page */
+};
+
+/*
+ * Pin the user pages under @npages pages' worth of buffer at @uptr,
+ * writable if the device copies @to_user. Return: 0 or -EFAULT.
+ */
+static int dmirror_uwin_pin(struct dmirror_uwin *uw, const char __user *uptr,
+			    unsigned long npages, bool to_user)
+{
+	unsigned long start = (unsigned long)uptr;
+	int nr, got;
+
+	uw->off = offset_in_page(start);
+	nr = npages + !!uw->off;
+	got = pin_user_pages_fast(start & PAGE_MASK, nr,
+				  to_user ? FOLL_WRITE : 0, uw->pages);
+	uw->nr = max(got, 0);
+	if (got == nr)
+		return 0;
+	unpin_user_pages(uw->pages, uw->nr);
+	uw->nr = 0;
+	return -EFAULT;
+}
+
+static void dmirror_uwin_unpin(struct dmirror_uwin *uw, bool dirty)
+{
+	unpin_user_pages_dirty_lock(uw->pages, uw->nr, dirty);
+	uw->nr = 0;
+}
+
+/* Copy page @i of the window into @page, or, @to_user, from it. */
+static void dmirror_uwin_copy(struct dmirror_uwin *uw, unsigned long i,
+			      struct page *page, bool to_user)
+{
+	struct page *first = uw->pages[i], *second;
+	unsigned int off = uw->off, head = PAGE_SIZE - off;
+
+	if (!off) {
+		if (to_user)
+			copy_highpage(first, page);
+		else
+			copy_highpage(page, first);
+		return;
+	}
+	/* The page straddles two of the user's. */
+	second = uw->pages[i + 1];
+	if (to_user) {
+		memcpy_page(first, off, page, 0, head);
+		memcpy_page(second, 0, page, head, off);
+	} else {
+		memcpy_page(page, 0, first, off, head);
+		memcpy_page(page, head, second, 0, off);
+	}
+}
+
+/*
+ * Copy between pt's pages and the user's window @uw, from @addr and page
+ * @first of the window for at most @npages pages, stopping at the first
+ * page the device does not map (for a write: does not map writable).
+ * Return: pages copied.
  */
 static unsigned long dmirror_pt_copy(struct dmirror *dmirror,
 				     unsigned long addr, unsigned long npages,
-				     void *buf, bool write)
+				     struct dmirror_uwin *uw,
+				     unsigned long first, bool write)
 {
-	unsigned long i;
+	enum dmirror_access tag;
+	unsigned long i = 0, j, nr;
+	struct page *page;
 
-	lockdep_assert_held(&dmirror->lock);
-	for (i = 0; i < npages; i++, addr += PAGE_SIZE, buf += PAGE_SIZE) {
-		void *entry = xa_load(&dmirror->pt, addr >> PAGE_SHIFT);
-		struct page *page;
-
-		if (!entry ||
-		    (write && xa_pointer_tag(entry) == DMIRROR_MAP_READ))
+	while (i < npages) {
+		page = dmirror_pt_get(dmirror, addr, &tag, &nr);
+		if (!page || (write && tag == DMIRROR_MAP_READ))
 			break;
-		page = dmirror_data_page(xa_untag_pointer(entry));
-		if (write)
-			memcpy_to_page(page, 0, buf, PAGE_SIZE);
-		else
-			memcpy_from_page(buf, page, 0, PAGE_SIZE);
+		for (j = 0; j < nr && i < npages; j++, i++, addr += PAGE_SIZE)
+			dmirror_uwin_copy(uw, first + i,
+					  dmirror_data_page(nth_page(page, j)),
+					  !write);
 	}
 	return i;
 }
@@ -1119,19 +1257,14 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long end = dmirror_cmd_end(cmd);
 	unsigned long addr, n, done, fault_end;
-	void *buf;
+	struct dmirror_uwin uw;
 	int ret = 0;
-
-	buf = kvmalloc(DMIRROR_WINDOW * PAGE_SIZE, GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
 
 	for (addr = cmd->addr; addr < end; addr += n * PAGE_SIZE) {
 		n = min(DMIRROR_WINDOW, (end - addr) >> PAGE_SHIFT);
-		if (write && copy_from_user(buf, uptr, n * PAGE_SIZE)) {
-			ret = -EFAULT;
+		ret = dmirror_uwin_pin(&uw, uptr, n, !write);
+		if (ret)
 			break;
-		}
 		/*
 		 * The first fault of a window maps the rest of the command
 		 * too (one fault round for a whole range); a retry maps only
@@ -1142,8 +1275,7 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 		for (done = 0;;) {
 			mutex_lock(&dmirror->lock);
 			done += dmirror_pt_copy(dmirror, addr + done * PAGE_SIZE,
-						n - done, buf + done * PAGE_SIZE,
-						write);
+						n - done, &uw, done, write);
 			mutex_unlock(&dmirror->lock);
 			if (done == n)
 				break;
@@ -1151,19 +1283,16 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 					       fault_end, write,
 					       dmirror->mdevice);
 			if (ret)
-				goto out;
+				break;
 			cmd->faults++;
 			fault_end = addr + n * PAGE_SIZE;
 		}
-		if (!write && copy_to_user(uptr, buf, n * PAGE_SIZE)) {
-			ret = -EFAULT;
+		dmirror_uwin_unpin(&uw, !write && done);
+		if (ret)
 			break;
-		}
 		uptr += n * PAGE_SIZE;
 		cmd->cpages += n;
 	}
-out:
-	kvfree(buf);
 	return ret;
 }
 
@@ -1181,7 +1310,9 @@ static int dmirror_cmd_write(struct dmirror *dmirror,
 
 /*
  * Look at the CPU page table without faulting anything, window by window:
- * @use turns each window into @unit bytes per page, which go to cmd->ptr.
+ * @use turns each window into @unit bytes per page for cmd->ptr. A page's
+ * worth (@unit PAGE_SIZE) goes straight into the user's pages, pinned: @use
+ * gets a struct dmirror_uwin. Less goes through a buffer.
  */
 static int dmirror_look(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			dmirror_use_fn use, size_t unit)
@@ -1193,27 +1324,37 @@ static int dmirror_look(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 		.hmm_pfns		= pfns,
 		.dev_private_owner	= dmirror->mdevice,
 	};
+	bool pinned = unit == PAGE_SIZE;
+	struct dmirror_uwin uw;
+	void *buf = &uw;
 	unsigned long n;
-	void *buf;
 	int ret = 0;
 
-	buf = kvmalloc(DMIRROR_WINDOW * unit, GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
+	if (!pinned) {
+		buf = kvmalloc(DMIRROR_WINDOW * unit, GFP_KERNEL);
+		if (!buf)
+			return -ENOMEM;
+	}
 	for (range.end = cmd->addr; range.end < end; uptr += n * unit) {
 		range.start = range.end;
 		range.end = min(end, range.start + DMIRROR_WINDOW * PAGE_SIZE);
 		n = dmirror_range_pages(&range);
+		if (pinned) {
+			ret = dmirror_uwin_pin(&uw, uptr, n, true);
+			if (ret)
+				break;
+		}
 		ret = dmirror_with_cpu_view(dmirror, &range, use, buf);
+		if (pinned)
+			dmirror_uwin_unpin(&uw, !ret);
+		else if (!ret && copy_to_user(uptr, buf, n * unit))
+			ret = -EFAULT;
 		if (ret)
 			break;
-		if (copy_to_user(uptr, buf, n * unit)) {
-			ret = -EFAULT;
-			break;
-		}
 		cmd->cpages += n;
 	}
-	kvfree(buf);
+	if (!pinned)
+		kvfree(buf);
 	return ret;
 }
 
@@ -1276,15 +1417,17 @@ static int dmirror_cmd_snapshot(struct dmirror *dmirror,
 /*
  * dmirror_use_fn after HMM_DMIRROR_MIGRATE_TO_DEV: each page must now be
  * in this device's memory; the device maps it, as a device that just
- * moved memory into itself would, and copies it into @buf for the caller.
+ * moved memory into itself would, and copies it to the caller's pinned
+ * buffer, the struct dmirror_uwin @buf.
  */
 static int dmirror_map_local(struct dmirror *dmirror,
 			     const struct hmm_range *range, void *buf)
 {
-	unsigned long i, addr = range->start;
-	int ret;
+	unsigned long i, j, npages = dmirror_range_pages(range);
+	struct dmirror_uwin *uw = buf;
+	long nr;
 
-	for (i = 0; i < dmirror_range_pages(range); i++, addr += PAGE_SIZE) {
+	for (i = 0; i < npages; i += nr) {
 		unsigned long hpfn = range->hmm_pfns[i];
 		struct page *page;
 
@@ -1293,13 +1436,16 @@ static int dmirror_map_local(struct dmirror *dmirror,
 		page = hmm_pfn_to_page(hpfn);
 		if (dmirror_page_device(page) != dmirror->mdevice)
 			return -ENOENT;
-		ret = dmirror_pt_set(dmirror, addr, page,
-				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
-							    DMIRROR_MAP_READ);
-		if (ret)
-			return ret;
-		memcpy_from_page(buf + i * PAGE_SIZE, dmirror_data_page(page),
-				 0, PAGE_SIZE);
+		/* A huge entry: every page of it is of the same folio. */
+		nr = dmirror_pt_map(dmirror, range, i,
+				    hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
+							   DMIRROR_MAP_READ);
+		if (nr < 0)
+			return nr;
+		for (j = 0; j < nr; j++)
+			dmirror_uwin_copy(uw, i + j,
+					  dmirror_data_page(nth_page(page, j)),
+					  true);
 	}
 	return 0;
 }
@@ -1605,10 +1751,12 @@ static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
 
 /*
  * Map the pages make_device_exclusive_range() gave us as atomic and copy
- * their data into @buf. Return: pages mapped, or a negative error.
+ * their data into the user's window @uw.
+ * Return: pages mapped, or a negative error.
  */
 static int dmirror_map_exclusive(struct dmirror *dmirror, unsigned long start,
-				 struct page **pages, int npages, void *buf)
+				 struct page **pages, int npages,
+				 struct dmirror_uwin *uw)
 {
 	int i, mapped = 0, ret;
 
@@ -1617,10 +1765,10 @@ static int dmirror_map_exclusive(struct dmirror *dmirror, unsigned long start,
 		if (!pages[i])
 			continue;
 		ret = dmirror_pt_set(dmirror, start + i * PAGE_SIZE, pages[i],
-				     DMIRROR_MAP_ATOMIC);
+				     0, DMIRROR_MAP_ATOMIC);
 		if (ret)
 			return ret;
-		memcpy_from_page(buf + i * PAGE_SIZE, pages[i], 0, PAGE_SIZE);
+		dmirror_uwin_copy(uw, i, pages[i], true);
 		mapped++;
 	}
 	return mapped;
@@ -1636,7 +1784,7 @@ static int dmirror_map_exclusive(struct dmirror *dmirror, unsigned long start,
  */
 static int dmirror_exclusive_window(struct dmirror *dmirror,
 				    unsigned long start, unsigned long end,
-				    void *buf)
+				    struct dmirror_uwin *uw)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
 	int npages = (end - start) >> PAGE_SHIFT;
@@ -1665,7 +1813,7 @@ static int dmirror_exclusive_window(struct dmirror *dmirror,
 		mutex_lock(&dmirror->lock);
 		if (!mmu_interval_read_retry(&dmirror->notifier, seq))
 			mapped = dmirror_map_exclusive(dmirror, start, pages,
-						       got, buf);
+						       got, uw);
 		mutex_unlock(&dmirror->lock);
 
 		for (i = 0; i < got; i++) {
@@ -1685,26 +1833,23 @@ static int dmirror_cmd_exclusive(struct dmirror *dmirror,
 {
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long end = dmirror_cmd_end(cmd);
+	struct dmirror_uwin uw;
 	unsigned long addr, next;
-	void *buf;
 	int ret = 0;
 
-	buf = kvmalloc(DMIRROR_WINDOW * PAGE_SIZE, GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
 	for (addr = cmd->addr; addr < end; addr = next) {
 		next = min(end, addr + DMIRROR_WINDOW * PAGE_SIZE);
-		ret = dmirror_exclusive_window(dmirror, addr, next, buf);
+		ret = dmirror_uwin_pin(&uw, uptr, (next - addr) >> PAGE_SHIFT,
+				       true);
 		if (ret)
 			break;
-		if (copy_to_user(uptr, buf, next - addr)) {
-			ret = -EFAULT;
+		ret = dmirror_exclusive_window(dmirror, addr, next, &uw);
+		dmirror_uwin_unpin(&uw, !ret);
+		if (ret)
 			break;
-		}
 		uptr += next - addr;
 		cmd->cpages += (next - addr) >> PAGE_SHIFT;
 	}
-	kvfree(buf);
 	return ret;
 }
 
@@ -1772,32 +1917,50 @@ static int dmirror_check_fields(const struct hmm_dmirror_cmd *cmd,
 	return 0;
 }
 
+/* A VMA under ptr, which the device reads from. */
+static int dmirror_vma_ptr_in(const struct vm_area_struct *vma)
+{
+	if (!vma || !(vma->vm_flags & VM_READ) ||
+	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		return -EFAULT;
+	return 0;
+}
+
+/* A VMA under ptr, which the device writes to. */
+static int dmirror_vma_ptr_out(const struct vm_area_struct *vma)
+{
+	if (!vma || !(vma->vm_flags & VM_WRITE) ||
+	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		return -EFAULT;
+	return 0;
+}
+
 /*
  * The memory of the command, before it does anything: the VMAs of the
- * range, then ptr, faulted in the way the command will use it.
+ * range, then those of ptr, which must let the device use it the way the
+ * command will (its pages are pinned window by window later on).
  * Context: the caller holds a reference on the mm (mm_users).
  */
 static int dmirror_check_memory(const struct hmm_dmirror_cmd *cmd,
 				const struct dmirror_command *command,
 				struct mm_struct *mm)
 {
-	const char __user *uptr = u64_to_user_ptr(cmd->ptr);
-	size_t len = cmd->npages * command->ptr_unit;
-	int ret;
+	unsigned long ptr = cmd->ptr, len = cmd->npages * command->ptr_unit;
+	int ret = 0;
 
-	if (command->vma_check) {
-		if (mmap_read_lock_killable(mm))
-			return -EINTR;
+	if (!command->vma_check && !len)
+		return 0;
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	if (command->vma_check)
 		ret = dmirror_check_vmas(mm, cmd->addr, dmirror_cmd_end(cmd),
 					 command->vma_check);
-		mmap_read_unlock(mm);
-		if (ret)
-			return ret;
-	}
-	if (len && (command->ptr_in ? fault_in_readable(uptr, len) :
-				      fault_in_safe_writeable(uptr, len)))
-		return -EFAULT;
-	return 0;
+	if (!ret && len)
+		ret = dmirror_check_vmas(mm, ptr, ptr + len,
+					 command->ptr_in ? dmirror_vma_ptr_in :
+							   dmirror_vma_ptr_out);
+	mmap_read_unlock(mm);
+	return ret;
 }
 
 static const struct dmirror_command *dmirror_find_command(unsigned int request)

@@ -17,8 +17,12 @@
  *           the size the command needs;
  *   ESRCH   the process that opened the file has no address space left;
  *   (the command's own checks of the memory of the range, below);
- *   EFAULT  ptr cannot be read (WRITE) or written (the others) all along.
- * Only then does the command act; bad arguments change nothing. EINTR: a
+ *   EFAULT  ptr is not mapped all along by mappings that let it be read
+ *           (WRITE) or written (the others), and not VM_IO or VM_PFNMAP.
+ * Only then does the command act; bad arguments change nothing. The device
+ * uses ptr's pages in place: a page of ptr that cannot be had when the
+ * device gets to it (unmapped meanwhile, say) fails the command with
+ * EFAULT then, when some pages may have moved already. EINTR: a
  * fatal signal arrived while the command was working. An unknown command
  * fails with ENOTTY. On error, the structure is not written back: cpages
  * and faults are only meaningful on success.
