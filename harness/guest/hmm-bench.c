@@ -104,6 +104,7 @@ static const char *const profile_filter[] = {
 	"__mem_cgroup_*", "__lruvec_stat*", "anon_vma_*", "remove_migration*",
 	"set_pte_*", "ptep_*", "dev_pagemap_*", "get_dev_pagemap",
 	"zone_device_*", "free_zone_device_*", "__put_*", "put_page*",
+	"do_wp_page", "wp_page_reuse", "do_user_addr_fault", "split_page",
 	NULL,
 };
 
@@ -271,7 +272,13 @@ static void dev_cmd(unsigned long request, struct buf *b, void *ptr,
 	}
 }
 
-static char *bounce;	/* the driver's user-side copy buffer */
+/*
+ * The driver's user-side copy buffer: page aligned, as a buffer a device
+ * copies pages into would be (our driver then copies whole pages; an
+ * unaligned buffer costs it two copies of part of a page for each).
+ */
+static struct buf bounce_buf;
+static char *bounce;
 
 /* The state a figure's buffer starts in. */
 enum start { FRESH, WRITTEN, ON_DEVICE };
@@ -456,9 +463,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < nsizes; i++) {
 		size_t bytes = mib[i] << 20;
 
-		bounce = malloc(bytes);
-		if (!bounce)
-			die("malloc");
+		bounce_buf = buf_new(bytes, 0);
+		bounce = bounce_buf.p;
 		memset(bounce, 0, bytes);
 		warm_up(bytes);
 		for (thp = 0; thp < 2; thp++) {
@@ -491,7 +497,7 @@ int main(int argc, char **argv)
 				fflush(stdout);
 			}
 		}
-		free(bounce);
+		buf_free(&bounce_buf);
 	}
 	close(dev_fd);
 	return 0;
