@@ -736,8 +736,9 @@ static void mdev_collect(struct mdev_collect *mc)
  * data's, and slack of one for ZONE_DEVICE pages. A large folio moves only
  * as a compound entry (@mpfn, its src[] word, says).
  */
-static bool mdev_page_unpinned(const struct mdev_migration *m,
-			       struct folio *folio, unsigned long mpfn)
+static __always_inline bool
+mdev_page_unpinned(const struct mdev_migration *m, struct folio *folio,
+		   unsigned long mpfn)
 {
 	int expected = 1;
 
