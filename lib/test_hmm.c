@@ -1679,7 +1679,7 @@ static int dmirror_migrate(struct dmirror *dmirror,
 			   unsigned long start, unsigned long end, u64 *moved)
 {
 	unsigned long nr = DMIRROR_HUGE ? DMIRROR_PMD_NR : DMIRROR_WINDOW;
-	unsigned long addr, next, limit, small_until = 0;
+	unsigned long addr, next, pmd_next, limit, small_until = 0;
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct vm_area_struct *vma;
 	unsigned long *pfns;
@@ -1702,11 +1702,16 @@ static int dmirror_migrate(struct dmirror *dmirror,
 		huge = DMIRROR_HUGE && dmirror_is_private(dmirror->mdevice) &&
 		       addr >= small_until && IS_ALIGNED(addr, PMD_SIZE) &&
 		       limit - addr >= PMD_SIZE;
-		if (huge)
+		if (huge) {
 			next = addr + PMD_SIZE;
-		else
-			next = min3(limit, addr + DMIRROR_WINDOW * PAGE_SIZE,
-				    ALIGN(addr + 1, PMD_SIZE));
+		} else {
+			next = min(limit, addr + DMIRROR_WINDOW * PAGE_SIZE);
+			/* Stop short of a whole PMD that can be one window. */
+			pmd_next = ALIGN(addr + 1, PMD_SIZE);
+			if (DMIRROR_HUGE && dmirror_is_private(dmirror->mdevice) &&
+			    pmd_next < next && limit - pmd_next >= PMD_SIZE)
+				next = pmd_next;
+		}
 		ret = dmirror_migrate_window(dmirror, dir, vma, addr, next,
 					     huge, pfns, pfns + nr, moved);
 		if (ret == -EAGAIN) {
