@@ -57,9 +57,14 @@
  * range just gets single pages. Back to system memory, a 2 MiB page goes
  * into a THP when one can be had and page by page otherwise (the core
  * splits the device folio). The store of a 2 MiB device page is one
- * 2 MiB allocation, given back whole; when the core splits the folio
- * (dmirror_folio_split()) the store is split with it, so that each page
- * can go back on its own.
+ * 2 MiB allocation; when the core splits the folio (dmirror_folio_split())
+ * the store is split with it, so that each page can be handed out on its
+ * own again.
+ *
+ * A block keeps its store when it is freed, as a device keeps its RAM:
+ * the next page placed there needs no allocation, and freeing a device
+ * page frees no memory. The stores of free blocks are a cache the device
+ * gives back under memory pressure (a shrinker), and when a chunk goes.
  *
  * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
  * removing chunks, eviction; a migration grows the device under
@@ -86,6 +91,7 @@
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/shrinker.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -159,6 +165,7 @@ struct dmirror_chunk {
 	struct list_head	link;		/* in mdevice->chunks */
 	struct resource		*res;		/* device-private: our claim */
 	unsigned long		nr_used;	/* under mdevice->lock ... */
+	unsigned long		nr_cached;	/* free blocks with a store */
 	bool			retiring;
 	DECLARE_BITMAP(used, DMIRROR_CHUNK_PAGES);	/* ... up to here */
 	struct work_struct	unmap_work;	/* memunmap_pages(), see below */
@@ -175,6 +182,7 @@ struct dmirror_device {
 	spinlock_t		lock;
 	/* Changed under grow_lock and lock both; read under either. */
 	struct list_head	chunks;
+	struct shrinker		*shrinker;	/* device-private: the stores */
 };
 
 /* One open file: a user of the device and its view of the user's memory. */
@@ -231,12 +239,16 @@ static bool dmirror_is_private(const struct dmirror_device *mdevice)
 	return mdevice->memory_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
 }
 
-/* Take a free block of a chunk that is not retiring. */
+/*
+ * Take a free block of a chunk that is not retiring, with the store it
+ * kept if it kept one. A block of a free 2 MiB run whose store is still
+ * one allocation gets a page of its own: the store is split.
+ */
 static struct page *dmirror_take_block(struct dmirror_device *mdevice,
-				       struct page *store, const void *owner)
+				       const void *owner)
 {
+	struct dmirror_block *blk, *head;
 	struct dmirror_chunk *chunk;
-	struct dmirror_block *blk;
 	struct page *dpage = NULL;
 	unsigned long i;
 
@@ -247,15 +259,40 @@ static struct page *dmirror_take_block(struct dmirror_device *mdevice,
 		i = find_first_zero_bit(chunk->used, DMIRROR_CHUNK_PAGES);
 		__set_bit(i, chunk->used);
 		chunk->nr_used++;
+		head = &chunk->blocks[ALIGN_DOWN(i, DMIRROR_PMD_NR)];
+		if (head->store_order) {
+			split_page(head->store, head->store_order);
+			head->store_order = 0;
+		}
 		blk = &chunk->blocks[i];
-		blk->store = store;
+		if (blk->store)
+			chunk->nr_cached--;
 		blk->owner = owner;
-		blk->store_order = 0;
 		dpage = pfn_to_page(dmirror_chunk_pfn(chunk) + i);
 		break;
 	}
 	spin_unlock(&mdevice->lock);
 	return dpage;
+}
+
+/*
+ * Free blocks [@first, @first + @nr) of @chunk again; their stores stay
+ * with them, cached.
+ */
+static void dmirror_put_blocks(struct dmirror_chunk *chunk,
+			       unsigned long first, unsigned long nr)
+{
+	unsigned long i;
+
+	spin_lock(&chunk->mdevice->lock);
+	for (i = first; i < first + nr; i++)
+		chunk->nr_cached += !!chunk->blocks[i].store;
+	if (nr == 1)
+		__clear_bit(first, chunk->used);
+	else
+		bitmap_clear(chunk->used, first, nr);
+	chunk->nr_used -= nr;
+	spin_unlock(&chunk->mdevice->lock);
 }
 
 /* Free blocks in chunks that are not retiring. */
@@ -388,19 +425,22 @@ static int dmirror_reserve(struct dmirror_device *mdevice, unsigned long n)
 static struct page *dmirror_alloc_dpage(struct dmirror_device *mdevice,
 					const void *owner)
 {
-	struct page *store = NULL;
+	struct dmirror_chunk *chunk;
+	struct dmirror_block *blk;
 	struct page *dpage;
 
-	if (dmirror_is_private(mdevice)) {
-		store = alloc_page(GFP_HIGHUSER);
-		if (!store)
-			return NULL;
-	}
-	dpage = dmirror_take_block(mdevice, store, owner);
-	if (!dpage) {
-		if (store)
-			__free_page(store);
+	dpage = dmirror_take_block(mdevice, owner);
+	if (!dpage)
 		return NULL;
+	/* The block is ours now: its store may be set outside the lock. */
+	blk = dmirror_page_block(dpage);
+	if (dmirror_is_private(mdevice) && !blk->store) {
+		blk->store = alloc_page(GFP_HIGHUSER);
+		if (!blk->store) {
+			chunk = dmirror_page_chunk(dpage);
+			dmirror_put_blocks(chunk, blk - chunk->blocks, 1);
+			return NULL;
+		}
 	}
 	zone_device_page_init(dpage, page_pgmap(dpage), 0);
 	return dpage;
@@ -445,11 +485,42 @@ static void dmirror_reserve_huge(struct dmirror_device *mdevice)
 }
 
 /*
+ * Give each block of the run @blk a store it lacks: one allocation of the
+ * run's order if none has one (not a compound page: split_page() can cut
+ * it up), pages of their own otherwise. Return: 0 or -ENOMEM.
+ */
+static int dmirror_fill_stores(struct dmirror_block *blk)
+{
+	unsigned long i, missing = 0;
+	struct page *store;
+
+	for (i = 0; i < DMIRROR_PMD_NR; i++)
+		missing += !blk[i].store;
+	if (missing == DMIRROR_PMD_NR) {
+		store = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN,
+				    DMIRROR_PMD_ORDER);
+		if (!store)
+			return -ENOMEM;
+		for (i = 0; i < DMIRROR_PMD_NR; i++)
+			blk[i].store = nth_page(store, i);
+		blk->store_order = DMIRROR_PMD_ORDER;
+		return 0;
+	}
+	for (i = 0; missing && i < DMIRROR_PMD_NR; i++) {
+		if (blk[i].store)
+			continue;
+		blk[i].store = alloc_page(GFP_HIGHUSER | __GFP_NOWARN);
+		if (!blk[i].store)
+			return -ENOMEM;
+		missing--;
+	}
+	return 0;
+}
+
+/*
  * A 2 MiB device folio for data placed by @dmirror, locked and with one
- * reference, or NULL: no aligned run of free blocks (or no store for
+ * reference, or NULL: no aligned run of free blocks (or no stores for
  * them), or the file asked for a failure (HMM_DMIRROR_FLAG_FAIL_ALLOC).
- * Its store is one allocation of the same order (not a compound page:
- * dmirror_folio_split() can cut it up with split_page()).
  */
 static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 {
@@ -457,18 +528,11 @@ static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 	unsigned long base = -1UL, i;
 	struct dmirror_chunk *chunk;
 	struct dmirror_block *blk;
-	struct page *store = NULL;
 	struct folio *folio;
 
 	if (test_and_clear_bit(ilog2(HMM_DMIRROR_FLAG_FAIL_ALLOC),
 			       &dmirror->flags))
 		return NULL;
-	if (dmirror_is_private(mdevice)) {
-		store = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN,
-				    DMIRROR_PMD_ORDER);
-		if (!store)
-			return NULL;
-	}
 
 	spin_lock(&mdevice->lock);
 	list_for_each_entry(chunk, &mdevice->chunks, link) {
@@ -478,21 +542,21 @@ static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 	}
 	if (base == -1UL) {
 		spin_unlock(&mdevice->lock);
-		if (store)
-			__free_pages(store, DMIRROR_PMD_ORDER);
 		return NULL;
 	}
 	bitmap_set(chunk->used, base, DMIRROR_PMD_NR);
 	chunk->nr_used += DMIRROR_PMD_NR;
 	blk = &chunk->blocks[base];
 	for (i = 0; i < DMIRROR_PMD_NR; i++) {
-		blk[i].store = store ? nth_page(store, i) : NULL;
+		chunk->nr_cached -= !!blk[i].store;
 		blk[i].owner = dmirror;
-		blk[i].store_order = 0;
 	}
-	if (store)
-		blk->store_order = DMIRROR_PMD_ORDER;
 	spin_unlock(&mdevice->lock);
+	/* The run is ours now: its stores may be set outside the lock. */
+	if (dmirror_is_private(mdevice) && dmirror_fill_stores(blk)) {
+		dmirror_put_blocks(chunk, base, DMIRROR_PMD_NR);
+		return NULL;
+	}
 
 	folio = pfn_folio(dmirror_chunk_pfn(chunk) + base);
 	zone_device_folio_init(folio, &chunk->pgmap, DMIRROR_PMD_ORDER);
@@ -501,35 +565,21 @@ static struct folio *dmirror_alloc_dfolio(struct dmirror *dmirror)
 
 /*
  * dev_pagemap_ops.folio_free: the last reference to a device folio is
- * gone. Its stores are freed first, while its blocks are still in use:
- * once they are free, another thread may take them at once.
+ * gone; its blocks are free again, their stores cached.
  */
 static void dmirror_folio_free(struct folio *folio)
 {
 	struct dmirror_chunk *chunk = dmirror_page_chunk(&folio->page);
-	unsigned long first = folio_pfn(folio) - dmirror_chunk_pfn(chunk);
-	struct dmirror_block *blk = &chunk->blocks[first];
-	unsigned long i, nr = folio_nr_pages(folio);
 
-	if (blk->store_order) {
-		/* One allocation for the whole folio. */
-		VM_WARN_ON_ONCE(blk->store_order != folio_order(folio));
-		__free_pages(blk->store, blk->store_order);
-	} else {
-		for (i = 0; i < nr; i++)
-			if (blk[i].store)
-				__free_page(blk[i].store);
-	}
-	spin_lock(&chunk->mdevice->lock);
-	bitmap_clear(chunk->used, first, nr);
-	chunk->nr_used -= nr;
-	spin_unlock(&chunk->mdevice->lock);
+	dmirror_put_blocks(chunk, folio_pfn(folio) - dmirror_chunk_pfn(chunk),
+			   folio_nr_pages(folio));
 }
 
 /*
  * dev_pagemap_ops.folio_split: the core split a 2 MiB device folio (to
  * move part of it, or to move it page by page). Its store is cut up with
- * it, on the first call, so that each new folio frees its own pages.
+ * it, on the first call, so that each page's store is a page of its own,
+ * as the pages are freed and handed out again one by one.
  */
 static void dmirror_folio_split(struct folio *head, struct folio *tail)
 {
@@ -809,7 +859,41 @@ static void dmirror_unmap_chunk_work(struct work_struct *work)
 	memunmap_pages(&chunk->pgmap);
 }
 
-/* Forget a chunk whose memory is unmapped. */
+/*
+ * Free the stores cached in the free blocks of @chunk, at most @nr pages'
+ * worth (a run's single allocation goes whole, or not at all).
+ * Return: pages freed.
+ */
+static unsigned long dmirror_drop_stores(struct dmirror_chunk *chunk,
+					 unsigned long nr)
+{
+	unsigned long i, freed = 0;
+	struct dmirror_block *blk;
+
+	lockdep_assert_held(&chunk->mdevice->lock);
+	for (i = 0; i < DMIRROR_CHUNK_PAGES && freed < nr; i++) {
+		blk = &chunk->blocks[i];
+		if (test_bit(i, chunk->used) || !blk->store)
+			continue;
+		if (blk->store_order) {
+			/* A free run, cached whole: its first block. */
+			__free_pages(blk->store, blk->store_order);
+			blk->store_order = 0;
+			for (; blk < &chunk->blocks[i + DMIRROR_PMD_NR]; blk++)
+				blk->store = NULL;
+			i += DMIRROR_PMD_NR - 1;
+			freed += DMIRROR_PMD_NR;
+			continue;
+		}
+		__free_page(blk->store);
+		blk->store = NULL;
+		freed++;
+	}
+	chunk->nr_cached -= freed;
+	return freed;
+}
+
+/* Forget a chunk whose memory is unmapped, and free its stores. */
 static void dmirror_free_chunk(struct dmirror_chunk *chunk)
 {
 	struct dmirror_device *mdevice = chunk->mdevice;
@@ -818,9 +902,48 @@ static void dmirror_free_chunk(struct dmirror_chunk *chunk)
 	dmirror_unclaim_range(chunk);
 	spin_lock(&mdevice->lock);
 	list_del(&chunk->link);
+	dmirror_drop_stores(chunk, DMIRROR_CHUNK_PAGES);
 	spin_unlock(&mdevice->lock);
 	mdevice->nr_chunks--;
 	kvfree(chunk);
+}
+
+/*
+ * The shrinker of a device-private device: the stores cached in free
+ * blocks, which the device can give back at once. Only mdevice->lock is
+ * taken: reclaim may run under grow_lock (a chunk being added allocates).
+ */
+static unsigned long dmirror_count_stores(struct shrinker *shrinker,
+					  struct shrink_control *sc)
+{
+	struct dmirror_device *mdevice = shrinker->private_data;
+	struct dmirror_chunk *chunk;
+	unsigned long n = 0;
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link)
+		n += chunk->nr_cached;
+	spin_unlock(&mdevice->lock);
+	return n ?: SHRINK_EMPTY;
+}
+
+static unsigned long dmirror_scan_stores(struct shrinker *shrinker,
+					 struct shrink_control *sc)
+{
+	struct dmirror_device *mdevice = shrinker->private_data;
+	struct dmirror_chunk *chunk;
+	unsigned long freed = 0;
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link) {
+		if (freed >= sc->nr_to_scan)
+			break;
+		if (chunk->nr_cached)
+			freed += dmirror_drop_stores(chunk,
+						     sc->nr_to_scan - freed);
+	}
+	spin_unlock(&mdevice->lock);
+	return freed ?: SHRINK_STOP;
 }
 
 /*
@@ -2112,6 +2235,16 @@ static int dmirror_device_create(unsigned int id, int memory_type,
 	mutex_init(&mdevice->grow_lock);
 	spin_lock_init(&mdevice->lock);
 	INIT_LIST_HEAD(&mdevice->chunks);
+	if (memory_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
+		mdevice->shrinker = shrinker_alloc(0, "hmm_dmirror%u", id);
+		if (!mdevice->shrinker) {
+			kfree(mdevice);
+			return -ENOMEM;
+		}
+		mdevice->shrinker->count_objects = dmirror_count_stores;
+		mdevice->shrinker->scan_objects = dmirror_scan_stores;
+		mdevice->shrinker->private_data = mdevice;
+	}
 
 	device_initialize(&mdevice->dev);
 	mdevice->dev.devt = MKDEV(MAJOR(dmirror_devt), id);
@@ -2124,10 +2257,13 @@ static int dmirror_device_create(unsigned int id, int memory_type,
 	ret = cdev_device_add(&mdevice->cdev, &mdevice->dev);
 	if (ret)
 		goto put;
+	if (mdevice->shrinker)
+		shrinker_register(mdevice->shrinker);
 	dmirror_devices[id] = mdevice;
 	return 0;
 
 put:
+	shrinker_free(mdevice->shrinker);
 	put_device(&mdevice->dev);
 	return ret;
 }
@@ -2135,6 +2271,7 @@ put:
 static void dmirror_device_destroy(struct dmirror_device *mdevice)
 {
 	cdev_device_del(&mdevice->cdev, &mdevice->dev);
+	shrinker_free(mdevice->shrinker);
 	dmirror_remove_chunks(mdevice, false);
 	put_device(&mdevice->dev);
 }

@@ -13,7 +13,9 @@
  *     header says;
  *   - a THP moves to the device-private device whole, as one 2 MiB device
  *     page, and back whole; HMM_DMIRROR_FLAG_FAIL_ALLOC makes it fall back
- *     to single pages (the device-coherent device always uses those).
+ *     to single pages (the device-coherent device always uses those);
+ *   - freed device-private memory keeps its stores until memory pressure
+ *     (its shrinker, seen through CONFIG_SHRINKER_DEBUG's debugfs files).
  * Each test runs on a device-private (0) and a device-coherent (2) device;
  * the module must be loaded with spm_addr_dev0/1 (the guest's init does).
  * One test unloads and reloads the module itself.
@@ -24,6 +26,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -952,6 +955,96 @@ TEST_F(driver, thp_back_close_release)
 			     NULL), 0);
 	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES, home), THP_PAGES);
 	EXPECT_EQ(first_bad(buf, THP_PAGES, 28), -1);
+}
+
+/*
+ * The pages the shrinker of device @device counts (the stores kept by its
+ * free blocks), summed over the nodes of its debugfs count file, which
+ * lists nothing when there are none; -1 if the device has no shrinker.
+ */
+static long shrinker_count(int device)
+{
+	char pattern[80], line[256], *p, *end;
+	long n = 0;
+	glob_t g;
+	FILE *f;
+
+	snprintf(pattern, sizeof(pattern),
+		 "/sys/kernel/debug/shrinker/hmm_dmirror%d-*/count", device);
+	if (glob(pattern, 0, NULL, &g))
+		return -1;
+	f = fopen(g.gl_pathv[0], "r");
+	globfree(&g);
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		strtoul(line, &p, 10);		/* the memcg's inode */
+		for (;;) {
+			unsigned long v = strtoul(p, &end, 10);
+
+			if (end == p)
+				break;
+			n += v;
+			p = end;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* Memory pressure, of the kind that runs every shrinker. */
+static int drop_slab(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	int ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, "2", 1) == 1;
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+/*
+ * Device-private memory that is freed keeps its stores (the system pages
+ * behind it), as a device keeps its RAM: a THP's and single pages' worth
+ * are counted by the device's shrinker after they come back, and are
+ * given back under memory pressure. Moved again afterwards, the data is
+ * intact. The device-coherent device keeps its data in its own memory:
+ * no stores, no shrinker.
+ */
+TEST_F(driver, stores_kept_until_pressure)
+{
+	char *buf = thp_buffer(29, true);
+	char *small = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int round;
+
+	ASSERT_TRUE(buf && small && mirror);
+	if (variant->coherent) {
+		EXPECT_EQ(shrinker_count(variant->device), -1);
+		return;
+	}
+	fill(small, NPAGES, 30);
+	for (round = 0; round < 2; round++) {
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				     mirror, THP_PAGES, NULL), 0);
+		EXPECT_EQ(first_bad(mirror, THP_PAGES, 29), -1);
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, small,
+				     mirror, NPAGES, NULL), 0);
+		EXPECT_EQ(first_bad(mirror, NPAGES, 30), -1);
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf,
+				     NULL, THP_PAGES, NULL), 0);
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, small,
+				     NULL, NPAGES, NULL), 0);
+		EXPECT_EQ(first_bad(buf, THP_PAGES, 29), -1);
+		EXPECT_EQ(first_bad(small, NPAGES, 30), -1);
+		EXPECT_GE(shrinker_count(variant->device),
+			  (long)(THP_PAGES + NPAGES)) TH_LOG("round %d", round);
+		ASSERT_EQ(drop_slab(), 0);
+		EXPECT_EQ(shrinker_count(variant->device), 0)
+			TH_LOG("round %d", round);
+	}
 }
 
 /*
