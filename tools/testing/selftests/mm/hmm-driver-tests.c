@@ -1116,13 +1116,14 @@ static void read_param(const char *name, char *value, size_t size,
 
 /*
  * Unloading the module after the files are closed leaves the process's
- * data intact, on both kinds of device; the module is loaded again with
- * the parameters it had, for the rest of the run.
+ * data intact, on both kinds of device, a 2 MiB device page's too; the
+ * module is loaded again with the parameters it had, for the rest of the
+ * run.
  */
 TEST(unload_keeps_data)
 {
 	static const int devices[] = { 0, 2 };
-	char *buf[2], *mirror;
+	char *buf[2], *mirror, *thp;
 	char spm0[32], spm1[32], command[256];
 	int fd[2], i;
 
@@ -1130,8 +1131,10 @@ TEST(unload_keeps_data)
 	ASSERT_TRUE(module_loaded());
 	read_param("spm_addr_dev0", spm0, sizeof(spm0), "0x140000000");
 	read_param("spm_addr_dev1", spm1, sizeof(spm1), "0x150000000");
-	mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	ASSERT_NE(mirror, NULL);
+	thp = thp_buffer(13, true);
+	ASSERT_NE(thp, NULL);
 
 	for (i = 0; i < 2; i++) {
 		fd[i] = device_open(devices[i]);
@@ -1146,6 +1149,12 @@ TEST(unload_keeps_data)
 			     HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL), NPAGES);
 	EXPECT_EQ(count_kind(fd[1], buf[1], NPAGES,
 			     HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL), NPAGES);
+	/* And a 2 MiB device page. */
+	ASSERT_EQ(device_cmd(fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, thp, mirror,
+			     THP_PAGES, NULL), 0);
+	EXPECT_EQ(count_snap(fd[0], thp, THP_PAGES,
+			     HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | SN_THP),
+		  THP_PAGES);
 
 	/* An open file pins the module. */
 	EXPECT_NE(system("rmmod test_hmm 2>/dev/null"), 0);
@@ -1157,6 +1166,7 @@ TEST(unload_keeps_data)
 	EXPECT_FALSE(module_loaded());
 	EXPECT_EQ(first_bad(buf[0], NPAGES, 11), -1);
 	EXPECT_EQ(first_bad(buf[1], NPAGES, 12), -1);
+	EXPECT_EQ(first_bad(thp, THP_PAGES, 13), -1);
 
 	snprintf(command, sizeof(command),
 		 "insmod %s spm_addr_dev0=%s spm_addr_dev1=%s", MODULE_PATH,

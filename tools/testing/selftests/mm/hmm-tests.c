@@ -174,8 +174,8 @@ static bool remote_view(int owner, unsigned char seen)
 
 /* ---- Page kinds and what the contract says about each ---------------- */
 
-enum { ANON, ANON_SHARED, THP, HUGETLB, FILE_PRIVATE, FILE_COW, FILE_SHARED,
-	ZERO, READONLY, NOACCESS, EMPTY };
+enum { ANON, ANON_SHARED, THP, THP_RO, HUGETLB, FILE_PRIVATE, FILE_COW,
+	FILE_SHARED, ZERO, READONLY, NOACCESS, EMPTY };
 enum { MOVES, STAYS, REFUSED };		/* MIGRATE_TO_DEV on such a page */
 /*
  * EXCLUSIVE on such a page: granted; refused by the kernel for now (EBUSY);
@@ -203,6 +203,8 @@ static const struct kind {
 			   .snap = SN_W, .move = STAYS, .excl = EXCL_REFUSED, .shared = true },
 	[THP]	       = { PRIV_ANON, .thp = true, .touch = 'w', .prot = RW, .gen = 1,
 			   .snap = SN_W | SN_PMD, .excl = EXCL_BUSY },
+	[THP_RO]       = { PRIV_ANON, .thp = true, .touch = 'w', .prot = PROT_READ, .gen = 1,
+			   .snap = SN_R | SN_PMD, .write_err = -EPERM, .excl = EXCL_NEVER },
 	[HUGETLB]      = { PRIV_ANON | MAP_HUGETLB, .touch = 'w', .prot = RW, .gen = 1,
 			   .snap = SN_W | SN_PMD, .move = REFUSED, .excl = EXCL_REFUSED },
 	[FILE_PRIVATE] = { MAP_PRIVATE, .file = true, .touch = 'r', .prot = RW, .gen = 1,
@@ -234,6 +236,7 @@ static const struct backing thp = ONE(THP, PMD_PAGES);
 static const struct backing thp_unaligned = {
 	.seg = { { THP, 2 * PMD_PAGES } }, .skip = PMD_PAGES / 2, .npages = PMD_PAGES,
 };
+static const struct backing thp_readonly = ONE(THP_RO, PMD_PAGES);
 
 static const struct backing hugetlb = ONE(HUGETLB, PMD_PAGES);
 static const struct backing file_private = ONE(FILE_PRIVATE, 96);
@@ -495,20 +498,22 @@ static int perm(const struct kind *k)
 }
 
 /*
- * Does page i move as part of a 2 MiB device page? A THP whose whole PMD
- * lies in the range does, on a device-private device of a driver that has
- * them; it comes back to system memory whole too. Anything else moves page
- * by page (a THP split first).
+ * Does page i move as part of a 2 MiB device page? A THP the CPU maps
+ * whole, read-only or not, whose whole PMD lies in the range does, on a
+ * device-private device of a driver that has them; it comes back to
+ * system memory whole too. Anything else moves page by page (a THP split
+ * first).
  */
 static bool moves_whole(const struct ctx *c, unsigned long i)
 {
 	unsigned long p = c->first + i, head = p - p % PMD_PAGES, q;
+	int k = c->page[p].kind;
 
-	if (!c->huge || kind_of(c, i) != &kinds[THP] || head < c->first ||
+	if (!c->huge || (k != THP && k != THP_RO) || head < c->first ||
 	    head + PMD_PAGES > c->first + c->n)
 		return false;
 	for (q = head; q < head + PMD_PAGES; q++)
-		if (c->page[q].kind != THP)
+		if (c->page[q].kind != k)
 			return false;
 	return true;
 }
@@ -538,6 +543,8 @@ FIXTURE_VARIANT_ADD(mem, thp_private) { &thp, PRIV0 };
 FIXTURE_VARIANT_ADD(mem, thp_coherent) { &thp, COH0 };
 FIXTURE_VARIANT_ADD(mem, thp_unaligned_private) { &thp_unaligned, PRIV0 };
 FIXTURE_VARIANT_ADD(mem, thp_unaligned_coherent) { &thp_unaligned, COH0 };
+FIXTURE_VARIANT_ADD(mem, thp_readonly_private) { &thp_readonly, PRIV0 };
+FIXTURE_VARIANT_ADD(mem, thp_readonly_coherent) { &thp_readonly, COH0 };
 FIXTURE_VARIANT_ADD(mem, hugetlb_private) { &hugetlb, PRIV0 };
 FIXTURE_VARIANT_ADD(mem, hugetlb_coherent) { &hugetlb, COH0 };
 FIXTURE_VARIANT_ADD(mem, file_private_private) { &file_private, PRIV0 };
