@@ -483,9 +483,9 @@ static bool step_hostile(struct world *w)
 
 	switch (below(w, 10)) {
 	case 0: {
-		/* A command number the driver does not have. */
+		/* A command number the driver does not have (0x08 is FLAGS). */
 		unsigned long bad[] = {
-			_IOWR('H', 0x08 + below(w, 0xf0), struct hmm_dmirror_cmd),
+			_IOWR('H', 0x09 + below(w, 0xef), struct hmm_dmirror_cmd),
 			_IOR('H', 0x00, struct hmm_dmirror_cmd),
 			_IOWR('H', 0x00, __u64),
 			_IOWR('h', 0x00, struct hmm_dmirror_cmd),
