@@ -871,12 +871,17 @@ static unsigned long dmirror_drop_stores(struct dmirror_chunk *chunk,
 	struct dmirror_block *blk;
 
 	lockdep_assert_held(&chunk->mdevice->lock);
-	for (i = 0; i < DMIRROR_CHUNK_PAGES && freed < nr; i++) {
+	for_each_clear_bit(i, chunk->used, DMIRROR_CHUNK_PAGES) {
+		if (freed >= nr)
+			break;
 		blk = &chunk->blocks[i];
-		if (test_bit(i, chunk->used) || !blk->store)
+		if (!blk->store)
 			continue;
 		if (blk->store_order) {
 			/* A free run, cached whole: its first block. */
+			VM_WARN_ON_ONCE(find_next_bit(chunk->used,
+						      i + DMIRROR_PMD_NR, i) <
+					i + DMIRROR_PMD_NR);
 			__free_pages(blk->store, blk->store_order);
 			blk->store_order = 0;
 			for (; blk < &chunk->blocks[i + DMIRROR_PMD_NR]; blk++)
@@ -1073,9 +1078,8 @@ static long dmirror_pt_map(struct dmirror *dmirror,
 			   enum dmirror_access access)
 {
 	unsigned long hpfn = range->hmm_pfns[i];
-	/* Huge entries need multi-index entries (THP selects them). */
-	unsigned int order = IS_ENABLED(CONFIG_XARRAY_MULTI) ?
-			     hmm_pfn_to_map_order(hpfn) : 0;
+	/* Multi-index entries: ZONE_DEVICE selects XARRAY_MULTI. */
+	unsigned int order = hmm_pfn_to_map_order(hpfn);
 	unsigned long addr = range->start + i * PAGE_SIZE;
 	unsigned long first = ALIGN_DOWN(addr, PAGE_SIZE << order);
 	unsigned long last = first + (PAGE_SIZE << order);
@@ -1280,11 +1284,13 @@ struct dmirror_uwin {
 	struct page	*pages[DMIRROR_WINDOW + 1];
 	unsigned int	nr;	/* pinned */
 	unsigned int	off;	/* of the buffer in its first page */
+	bool		written;	/* a page was copied to the user */
 };
 
 /*
- * Pin the user pages under @npages pages' worth of buffer at @uptr,
- * writable if the device copies @to_user. Return: 0 or -EFAULT.
+ * Pin the user pages under @npages pages' worth of buffer at @uptr (in
+ * the caller's address space), writable if the device copies @to_user.
+ * Return: 0, -EINTR (a fatal signal), -ENOMEM, or -EFAULT.
  */
 static int dmirror_uwin_pin(struct dmirror_uwin *uw, const char __user *uptr,
 			    unsigned long npages, bool to_user)
@@ -1293,6 +1299,7 @@ static int dmirror_uwin_pin(struct dmirror_uwin *uw, const char __user *uptr,
 	int nr, got;
 
 	uw->off = offset_in_page(start);
+	uw->written = false;
 	nr = npages + !!uw->off;
 	got = pin_user_pages_fast(start & PAGE_MASK, nr,
 				  to_user ? FOLL_WRITE : 0, uw->pages);
@@ -1301,16 +1308,41 @@ static int dmirror_uwin_pin(struct dmirror_uwin *uw, const char __user *uptr,
 		return 0;
 	unpin_user_pages(uw->pages, uw->nr);
 	uw->nr = 0;
-	return -EFAULT;
+	if (fatal_signal_pending(current))
+		return -EINTR;
+	return got == -ENOMEM ? -ENOMEM : -EFAULT;
 }
 
-static void dmirror_uwin_unpin(struct dmirror_uwin *uw, bool dirty)
+/* Unpin the window, marking its pages dirty if the device wrote any. */
+static void dmirror_uwin_unpin(struct dmirror_uwin *uw)
 {
-	unpin_user_pages_dirty_lock(uw->pages, uw->nr, dirty);
+	unpin_user_pages_dirty_lock(uw->pages, uw->nr, uw->written);
 	uw->nr = 0;
 }
 
-/* Copy page @i of the window into @page, or, @to_user, from it. */
+/*
+ * memmove() from page to page: the source may be the destination, when
+ * ptr overlaps the range of the command and a page of the range is in
+ * system memory.
+ */
+static void dmirror_move_page(struct page *dst, unsigned int dst_off,
+			      struct page *src, unsigned int src_off,
+			      unsigned int len)
+{
+	char *to = kmap_local_page(dst);
+	char *from = kmap_local_page(src);
+
+	memmove(to + dst_off, from + src_off, len);
+	kunmap_local(from);
+	kunmap_local(to);
+}
+
+/*
+ * Copy page @i of the window into @page, or, @to_user, from it. A page
+ * off ptr's page boundaries takes two parts, of two user pages; when
+ * @page is one of them, the part that reads what the other part writes
+ * goes first.
+ */
 static void dmirror_uwin_copy(struct dmirror_uwin *uw, unsigned long i,
 			      struct page *page, bool to_user)
 {
@@ -1322,16 +1354,26 @@ static void dmirror_uwin_copy(struct dmirror_uwin *uw, unsigned long i,
 			copy_highpage(first, page);
 		else
 			copy_highpage(page, first);
-		return;
-	}
-	/* The page straddles two of the user's. */
-	second = uw->pages[i + 1];
-	if (to_user) {
-		memcpy_page(first, off, page, 0, head);
-		memcpy_page(second, 0, page, head, off);
+	} else if (to_user) {
+		second = uw->pages[i + 1];
+		if (page == first)
+			dmirror_move_page(second, 0, page, head, off);
+		dmirror_move_page(first, off, page, 0, head);
+		if (page != first)
+			dmirror_move_page(second, 0, page, head, off);
 	} else {
-		memcpy_page(page, 0, first, off, head);
-		memcpy_page(page, head, second, 0, off);
+		second = uw->pages[i + 1];
+		if (page == second)
+			dmirror_move_page(page, head, second, 0, off);
+		dmirror_move_page(page, 0, first, off, head);
+		if (page != second)
+			dmirror_move_page(page, head, second, 0, off);
+	}
+	if (to_user) {
+		flush_dcache_page(first);
+		if (off)
+			flush_dcache_page(uw->pages[i + 1]);
+		uw->written = true;
 	}
 }
 
@@ -1380,12 +1422,15 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long end = dmirror_cmd_end(cmd);
 	unsigned long addr, n, done, fault_end;
-	struct dmirror_uwin uw;
+	struct dmirror_uwin *uw;
 	int ret = 0;
 
+	uw = kmalloc(sizeof(*uw), GFP_KERNEL);
+	if (!uw)
+		return -ENOMEM;
 	for (addr = cmd->addr; addr < end; addr += n * PAGE_SIZE) {
 		n = min(DMIRROR_WINDOW, (end - addr) >> PAGE_SHIFT);
-		ret = dmirror_uwin_pin(&uw, uptr, n, !write);
+		ret = dmirror_uwin_pin(uw, uptr, n, !write);
 		if (ret)
 			break;
 		/*
@@ -1398,7 +1443,7 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 		for (done = 0;;) {
 			mutex_lock(&dmirror->lock);
 			done += dmirror_pt_copy(dmirror, addr + done * PAGE_SIZE,
-						n - done, &uw, done, write);
+						n - done, uw, done, write);
 			mutex_unlock(&dmirror->lock);
 			if (done == n)
 				break;
@@ -1410,12 +1455,13 @@ static int dmirror_access(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 			cmd->faults++;
 			fault_end = addr + n * PAGE_SIZE;
 		}
-		dmirror_uwin_unpin(&uw, !write && done);
+		dmirror_uwin_unpin(uw);
 		if (ret)
 			break;
 		uptr += n * PAGE_SIZE;
 		cmd->cpages += n;
 	}
+	kfree(uw);
 	return ret;
 }
 
@@ -1448,36 +1494,38 @@ static int dmirror_look(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd,
 		.dev_private_owner	= dmirror->mdevice,
 	};
 	bool pinned = unit == PAGE_SIZE;
-	struct dmirror_uwin uw;
-	void *buf = &uw;
+	struct dmirror_uwin *uw = NULL;
 	unsigned long n;
 	int ret = 0;
+	void *buf;
 
-	if (!pinned) {
+	if (pinned) {
+		uw = kmalloc(sizeof(*uw), GFP_KERNEL);
+		buf = uw;
+	} else {
 		buf = kvmalloc(DMIRROR_WINDOW * unit, GFP_KERNEL);
-		if (!buf)
-			return -ENOMEM;
 	}
+	if (!buf)
+		return -ENOMEM;
 	for (range.end = cmd->addr; range.end < end; uptr += n * unit) {
 		range.start = range.end;
 		range.end = min(end, range.start + DMIRROR_WINDOW * PAGE_SIZE);
 		n = dmirror_range_pages(&range);
 		if (pinned) {
-			ret = dmirror_uwin_pin(&uw, uptr, n, true);
+			ret = dmirror_uwin_pin(uw, uptr, n, true);
 			if (ret)
 				break;
 		}
 		ret = dmirror_with_cpu_view(dmirror, &range, use, buf);
 		if (pinned)
-			dmirror_uwin_unpin(&uw, !ret);
+			dmirror_uwin_unpin(uw);
 		else if (!ret && copy_to_user(uptr, buf, n * unit))
 			ret = -EFAULT;
 		if (ret)
 			break;
 		cmd->cpages += n;
 	}
-	if (!pinned)
-		kvfree(buf);
+	kvfree(buf);
 	return ret;
 }
 
@@ -1961,23 +2009,27 @@ static int dmirror_cmd_exclusive(struct dmirror *dmirror,
 {
 	char __user *uptr = u64_to_user_ptr(cmd->ptr);
 	unsigned long end = dmirror_cmd_end(cmd);
-	struct dmirror_uwin uw;
+	struct dmirror_uwin *uw;
 	unsigned long addr, next;
 	int ret = 0;
 
+	uw = kmalloc(sizeof(*uw), GFP_KERNEL);
+	if (!uw)
+		return -ENOMEM;
 	for (addr = cmd->addr; addr < end; addr = next) {
 		next = min(end, addr + DMIRROR_WINDOW * PAGE_SIZE);
-		ret = dmirror_uwin_pin(&uw, uptr, (next - addr) >> PAGE_SHIFT,
+		ret = dmirror_uwin_pin(uw, uptr, (next - addr) >> PAGE_SHIFT,
 				       true);
 		if (ret)
 			break;
-		ret = dmirror_exclusive_window(dmirror, addr, next, &uw);
-		dmirror_uwin_unpin(&uw, !ret);
+		ret = dmirror_exclusive_window(dmirror, addr, next, uw);
+		dmirror_uwin_unpin(uw);
 		if (ret)
 			break;
 		uptr += next - addr;
 		cmd->cpages += (next - addr) >> PAGE_SHIFT;
 	}
+	kfree(uw);
 	return ret;
 }
 
@@ -2064,16 +2116,40 @@ static int dmirror_vma_ptr_out(const struct vm_area_struct *vma)
 }
 
 /*
+ * The VMAs of [start, end) in @mm pass @check; @mm is locked here unless
+ * @locked.
+ */
+static int dmirror_check_range(struct mm_struct *mm, unsigned long start,
+			       unsigned long end, dmirror_vma_check_fn check,
+			       bool locked)
+{
+	int ret;
+
+	if (locked)
+		return dmirror_check_vmas(mm, start, end, check);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	ret = dmirror_check_vmas(mm, start, end, check);
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
  * The memory of the command, before it does anything: the VMAs of the
- * range, then those of ptr, which must let the device use it the way the
- * command will (its pages are pinned window by window later on).
- * Context: the caller holds a reference on the mm (mm_users).
+ * range in @mm, the mirrored one, then those of ptr in the caller's (the
+ * same, unless the file was passed on), which must let the device use it
+ * the way the command will (its pages are pinned window by window later
+ * on).
+ * Context: the caller holds a reference on @mm (mm_users).
  */
 static int dmirror_check_memory(const struct hmm_dmirror_cmd *cmd,
 				const struct dmirror_command *command,
 				struct mm_struct *mm)
 {
 	unsigned long ptr = cmd->ptr, len = cmd->npages * command->ptr_unit;
+	dmirror_vma_check_fn ptr_check = command->ptr_in ? dmirror_vma_ptr_in :
+							   dmirror_vma_ptr_out;
+	bool same = current->mm == mm;
 	int ret = 0;
 
 	if (!command->vma_check && !len)
@@ -2083,11 +2159,12 @@ static int dmirror_check_memory(const struct hmm_dmirror_cmd *cmd,
 	if (command->vma_check)
 		ret = dmirror_check_vmas(mm, cmd->addr, dmirror_cmd_end(cmd),
 					 command->vma_check);
-	if (!ret && len)
-		ret = dmirror_check_vmas(mm, ptr, ptr + len,
-					 command->ptr_in ? dmirror_vma_ptr_in :
-							   dmirror_vma_ptr_out);
+	if (!ret && len && same)
+		ret = dmirror_check_range(mm, ptr, ptr + len, ptr_check, true);
 	mmap_read_unlock(mm);
+	if (!ret && len && !same)
+		ret = dmirror_check_range(current->mm, ptr, ptr + len,
+					  ptr_check, false);
 	return ret;
 }
 

@@ -126,7 +126,8 @@ enum {
  * VM_MIXEDMAP, hugetlbfs, DAX); nothing moved.
  * ENOMEM: the device ran out of memory; the pages that fit moved.
  * ENOENT: some page is not in this device's memory afterwards (shared or
- * file-backed memory, a page held by another device, a busy page).
+ * file-backed memory, a page held by another device, a busy page; or a
+ * page of ptr, which the CPU then needs back, when ptr overlaps the range).
  * EBUSY: the range kept changing for longer than a second while the
  * device looked at it after the move; the pages that moved stay moved.
  * Pages that did not move keep their data where it was.
