@@ -126,9 +126,12 @@ static bool buffers(unsigned long npages, unsigned long seed, char **buf,
 	return true;
 }
 
-/* How many snapshot bytes of [addr, +npages) have the device-memory kind. */
-static unsigned long count_kind(int fd, void *addr, unsigned long npages,
-				uint8_t kind)
+/*
+ * How many snapshot bytes of [addr, +npages) are @want in the bits of
+ * @mask; ~0UL if the snapshot fails.
+ */
+static unsigned long count_snap_bits(int fd, void *addr, unsigned long npages,
+				     uint8_t mask, uint8_t want)
 {
 	uint8_t snap[GROW_NPAGES];
 	unsigned long i, n = 0;
@@ -137,8 +140,15 @@ static unsigned long count_kind(int fd, void *addr, unsigned long npages,
 	    device_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, snap, npages, NULL))
 		return ~0UL;
 	for (i = 0; i < npages; i++)
-		n += (snap[i] & 0xf0) == kind;
+		n += (snap[i] & mask) == want;
 	return n;
+}
+
+/* How many snapshot bytes of [addr, +npages) have the device-memory kind. */
+static unsigned long count_kind(int fd, void *addr, unsigned long npages,
+				uint8_t kind)
+{
+	return count_snap_bits(fd, addr, npages, 0xf0, kind);
 }
 
 FIXTURE(driver)
@@ -753,15 +763,7 @@ static char *thp_buffer(unsigned long seed, bool populate)
 static unsigned long count_snap(int fd, void *addr, unsigned long npages,
 				uint8_t want)
 {
-	uint8_t snap[THP_PAGES];
-	unsigned long i, n = 0;
-
-	if (npages > THP_PAGES ||
-	    device_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, snap, npages, NULL))
-		return ~0UL;
-	for (i = 0; i < npages; i++)
-		n += snap[i] == want;
-	return n;
+	return count_snap_bits(fd, addr, npages, 0xff, want);
 }
 
 /* Is every byte of [buf, +npages) zero? */
