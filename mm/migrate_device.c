@@ -1399,12 +1399,86 @@ static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
 }
 
 /*
+ * rmap_one of mdev_split_system(): the PMD migration entry of @folio in
+ * @vma, if it has one (a PMD-sized folio has one at most per VMA), becomes
+ * MDEV_PMD_NR PTE migration entries, one per page, with the same bits. A
+ * migration entry is not present: no TLB or secondary MMU holds it, so
+ * there is nothing to invalidate.
+ */
+static bool mdev_split_pmd_entry_one(struct folio *folio,
+				     struct vm_area_struct *vma,
+				     unsigned long addr, void *arg)
+{
+	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, PVMW_MIGRATION);
+
+	while (page_vma_mapped_walk(&pvmw)) {
+		if (pvmw.pte)
+			continue;
+		split_huge_pmd_locked(vma, pvmw.address, pvmw.pmd, false, NULL);
+		page_vma_mapped_walk_done(&pvmw);
+		break;
+	}
+	return true;
+}
+
+/*
+ * A system THP (compound source @i, locked, off the LRU, every mapping a
+ * migration entry) the driver answered with single pages: split it where
+ * it is, unmapped, so that the CPU never reaches it again before its pages
+ * have moved, and take each page in as an entry of its own, locked and
+ * referenced by the split. Each keeps the THP's migration entries, now
+ * PTE ones, which finalize maps again (the walk's for the range, the
+ * rmap's elsewhere). If the folio cannot be split (a reference appeared),
+ * it stays where it was, with its data, mapped by PTEs.
+ */
+static void mdev_split_system(struct mdev_migration *m, unsigned long i)
+{
+	struct rmap_walk_control rwc = {
+		.rmap_one = mdev_split_pmd_entry_one,
+	};
+	unsigned long flags = m->src[i] & (MIGRATE_PFN_MIGRATE |
+					   MIGRATE_PFN_WRITE |
+					   MDEV_PFN_ELSEWHERE);
+	unsigned long pfn = m->src[i] >> MIGRATE_PFN_SHIFT;
+	struct folio *folio = pfn_folio(pfn);
+	struct anon_vma *anon_vma;
+	unsigned long j;
+
+	/* The mapped VMA keeps the anon_vma alive; the pin costs nothing. */
+	anon_vma = mdev_get_anon_vma(folio);
+	if (!anon_vma) {
+		mdev_give_up(m, i, true);
+		return;
+	}
+	rmap_walk(folio, &rwc);
+	put_anon_vma(anon_vma);
+	if (folio_split_unmapped(folio, 0)) {
+		mdev_give_up(m, i, true);
+		return;
+	}
+	for (j = 0; j < MDEV_PMD_NR; j++)
+		m->src[i + j] = migrate_pfn(pfn + j) | flags;
+}
+
+/* Does the driver's answer to compound source @i name any page at all? */
+static bool mdev_answered(struct mdev_migration *m, unsigned long i)
+{
+	unsigned long j;
+
+	for (j = 0; j < MDEV_PMD_NR; j++)
+		if (m->dst[i + j] & MIGRATE_PFN_VALID)
+			return true;
+	return false;
+}
+
+/*
  * Does the driver's answer @dst to compound source @i name a folio of the
  * source's order? If not, an empty range becomes MDEV_PMD_NR empty sources
- * for whatever order-0 destinations the driver gave instead, and a
- * device-private folio is split (mdev_split_compound()). A populated
- * system THP stays where it is for now: it would have to be split while
- * unmapped, as the CPU may write to it once it is mapped again.
+ * for whatever order-0 destinations the driver gave instead, and a folio
+ * is split into its pages, a system THP unmapped (mdev_split_system()), a
+ * device-private one locked (mdev_split_compound()). A source the driver
+ * gave nothing for stays whole, and so does a device-coherent folio (the
+ * driver's folio_split is not told of an unmapped split).
  */
 static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
 {
@@ -1419,16 +1493,16 @@ static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
 	    folio_test_large_rmappable(page_folio(newpage)) &&
 	    newpage == folio_page(page_folio(newpage), 0))
 		return true;
-	if (page && is_device_private_page(page)) {
-		mdev_split_compound(m, i);
-		return false;
-	}
-	if (page) {
+	if (!page) {
+		for (j = 0; j < MDEV_PMD_NR; j++)
+			src[j] = MIGRATE_PFN_MIGRATE;
+	} else if (!mdev_answered(m, i) || is_device_coherent_page(page)) {
 		*src &= ~MIGRATE_PFN_MIGRATE;
-		return false;
+	} else if (is_device_private_page(page)) {
+		mdev_split_compound(m, i);
+	} else {
+		mdev_split_system(m, i);
 	}
-	for (j = 0; j < MDEV_PMD_NR; j++)
-		src[j] = MIGRATE_PFN_MIGRATE;
 	return false;
 }
 

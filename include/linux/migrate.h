@@ -218,11 +218,11 @@ static inline int migrate_misplaced_folio(struct folio *folio,
  *			MIGRATE_VMA_SELECT_COMPOUND. dst[]: the destination
  *			is a folio of the same order. A driver that cannot
  *			give one fills the HPAGE_PMD_NR words with order-0
- *			destinations instead: an empty source is then
- *			filled page by page and a device-private folio is
- *			split and moves page by page; a system THP does
- *			not move (it would have to be split unmapped): ask
- *			again without MIGRATE_VMA_SELECT_COMPOUND.
+ *			destinations instead (none at all: the source
+ *			stays whole): an empty source is then filled page
+ *			by page, and a folio is split and moves page by
+ *			page, each page's data copied from its own page
+ *			of the source.
  *
  * The bits below MIGRATE_PFN_SHIFT that no flag here names are the core's:
  * a driver never sets them, and may find them set in src[] between
