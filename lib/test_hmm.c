@@ -53,8 +53,8 @@
  * covers a whole PMD asks for compound entries, and a THP (or an empty
  * range, or the huge zero page) takes DMIRROR_PMD_NR aligned blocks as one
  * folio. A THP that finds no such run (or meets HMM_DMIRROR_FLAG_FAIL_ALLOC)
- * is migrated again in windows of single pages, which splits it; an empty
- * range just gets single pages. Back to system memory, a 2 MiB page goes
+ * gets 512 single pages, each with its page's data, and the core splits
+ * it; an empty range just gets single pages. Back to system memory, a 2 MiB page goes
  * into a THP when one can be had and page by page otherwise (the core
  * splits the device folio). The store of a 2 MiB device page is one
  * 2 MiB allocation; when the core splits the folio (dmirror_folio_split())
@@ -1640,9 +1640,8 @@ static void dmirror_fill_dpage(struct page *dpage, struct page *spage)
 
 /*
  * The compound entry @i of @args: a 2 MiB device page with its data, or,
- * for an empty source, single pages. Returns -EAGAIN for a THP that gets
- * no 2 MiB page: it moves only if asked for again without compound
- * entries (the core then splits it first).
+ * when there is none to be had, 512 single pages, each with the data of
+ * its page of the source (the core then splits a THP source).
  */
 static int dmirror_copy_compound(struct dmirror *dmirror,
 				 struct migrate_vma *args, unsigned long i)
@@ -1659,15 +1658,13 @@ static int dmirror_copy_compound(struct dmirror *dmirror,
 			       MIGRATE_PFN_COMPOUND;
 		return 0;
 	}
-	if (spage)
-		return -EAGAIN;
 	for (j = 0; j < DMIRROR_PMD_NR; j++) {
 		struct page *dpage = dmirror_alloc_dpage(dmirror->mdevice,
 							 dmirror);
 
 		if (!dpage)
 			return -ENOMEM;
-		dmirror_fill_dpage(dpage, NULL);
+		dmirror_fill_dpage(dpage, spage ? nth_page(spage, j) : NULL);
 		args->dst[i + j] = migrate_pfn(page_to_pfn(dpage));
 	}
 	return 0;
@@ -1675,14 +1672,13 @@ static int dmirror_copy_compound(struct dmirror *dmirror,
 
 /*
  * Fill args->dst with device pages holding the data of args->src.
- * Return: 0, -ENOMEM, or -EAGAIN if a THP must be asked for again without
- * compound entries (the others have their pages).
+ * Return: 0 or -ENOMEM.
  */
 static int dmirror_copy_to_device(struct dmirror *dmirror,
 				  struct migrate_vma *args)
 {
 	unsigned long i, wanted = 0;
-	int ret, again = 0;
+	int ret;
 
 	memset(args->dst, 0, args->npages * sizeof(*args->dst));
 	for (i = 0; i < args->npages; i++) {
@@ -1707,9 +1703,7 @@ static int dmirror_copy_to_device(struct dmirror *dmirror,
 			continue;
 		if (args->src[i] & MIGRATE_PFN_COMPOUND) {
 			ret = dmirror_copy_compound(dmirror, args, i);
-			if (ret == -EAGAIN)
-				again = ret;
-			else if (ret)
+			if (ret)
 				return ret;
 			i += DMIRROR_PMD_NR - 1;
 			continue;
@@ -1721,7 +1715,7 @@ static int dmirror_copy_to_device(struct dmirror *dmirror,
 		dmirror_fill_dpage(dpage, spage);
 		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
 	}
-	return again;
+	return 0;
 }
 
 static int dmirror_copy_to_system(struct dmirror *dmirror,
@@ -1796,8 +1790,7 @@ static int dmirror_vma_exclusive(const struct vm_area_struct *vma)
  * @huge (then [start, end) is one PMD's range). @src and @dst have room
  * for its pages.
  * Return: 0, the error of the copy, or dir->stuck_error if a page that
- * was selected did not move; -EAGAIN if a THP must be migrated again
- * without compound entries. *@moved counts the pages that moved.
+ * was selected did not move. *@moved counts the pages that moved.
  */
 static int dmirror_migrate_window(struct dmirror *dmirror,
 				  const struct dmirror_direction *dir,
@@ -1830,7 +1823,7 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 		if (args.src[i] & MIGRATE_PFN_MIGRATE)
 			*moved += args.src[i] & MIGRATE_PFN_COMPOUND ?
 				  DMIRROR_PMD_NR : 1;
-		else if (migrate_pfn_to_page(args.src[i]) && copy_err != -EAGAIN)
+		else if (migrate_pfn_to_page(args.src[i]))
 			ret = dir->stuck_error;
 	}
 	migrate_vma_finalize(&args);
@@ -1840,8 +1833,9 @@ static int dmirror_migrate_window(struct dmirror *dmirror,
 /*
  * Migrate [start, end) in the direction @dir, after checking that all of
  * it can be. Each whole PMD's range is one window with compound entries,
- * the rest windows of single pages; a THP that found no 2 MiB device page
- * goes again in single pages. An error of the copy (out of memory) ends
+ * the rest windows of single pages; a THP that finds no 2 MiB device page
+ * moves as 512 single pages in the same window. An error of the copy (out
+ * of memory) ends
  * the migration; a page that did not move does not, and is reported at
  * the end.
  */
@@ -1850,7 +1844,7 @@ static int dmirror_migrate(struct dmirror *dmirror,
 			   unsigned long start, unsigned long end, u64 *moved)
 {
 	unsigned long nr = DMIRROR_HUGE ? DMIRROR_PMD_NR : DMIRROR_WINDOW;
-	unsigned long addr, next, pmd_next, limit, small_until = 0;
+	unsigned long addr, next, pmd_next, limit;
 	struct mm_struct *mm = dmirror->notifier.mm;
 	struct vm_area_struct *vma;
 	unsigned long *pfns;
@@ -1871,7 +1865,7 @@ static int dmirror_migrate(struct dmirror *dmirror,
 		limit = min(end, vma->vm_end);
 		/* 2 MiB device pages: device-private memory only, for now. */
 		huge = DMIRROR_HUGE && dmirror_is_private(dmirror->mdevice) &&
-		       addr >= small_until && IS_ALIGNED(addr, PMD_SIZE) &&
+		       IS_ALIGNED(addr, PMD_SIZE) &&
 		       limit - addr >= PMD_SIZE;
 		if (huge) {
 			next = addr + PMD_SIZE;
@@ -1885,12 +1879,7 @@ static int dmirror_migrate(struct dmirror *dmirror,
 		}
 		ret = dmirror_migrate_window(dmirror, dir, vma, addr, next,
 					     huge, pfns, pfns + nr, moved);
-		if (ret == -EAGAIN) {
-			/* The same range again, in windows of single pages. */
-			small_until = next;
-			next = addr;
-			ret = 0;
-		} else if (ret == dir->stuck_error) {
+		if (ret == dir->stuck_error) {
 			stuck = ret;
 			ret = 0;
 		}

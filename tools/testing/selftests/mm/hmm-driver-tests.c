@@ -876,6 +876,46 @@ TEST_F(driver, thp_fail_alloc_falls_back)
 }
 
 /*
+ * A THP shared with a child (fork, and neither has written since) that
+ * finds no 2 MiB device page: it is split where it is, unmapped in both
+ * processes, and moves page by page, read-only as it is shared. Both
+ * processes then read its data back.
+ */
+TEST_F(driver, thp_fail_alloc_shared_with_child)
+{
+	char *buf = thp_buffer(32, true);
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int status, go[2];
+	pid_t pid;
+	char c = 0;
+
+	ASSERT_TRUE(buf && mirror);
+	ASSERT_EQ(pipe(go), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		_exit(first_bad(buf, THP_PAGES, 32) == -1 ? 0 : 1);
+	}
+	close(go[0]);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_FLAGS, NULL, NULL,
+			     HMM_DMIRROR_FLAG_FAIL_ALLOC, NULL), 0);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     THP_PAGES, NULL), 0);
+	EXPECT_EQ(first_bad(mirror, THP_PAGES, 32), -1);
+	EXPECT_EQ(count_snap(self->fd, buf, THP_PAGES,
+			     self->local | HMM_DMIRROR_PROT_READ), THP_PAGES);
+	ASSERT_EQ(write(go[1], &c, 1), 1);
+	close(go[1]);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(first_bad(buf, THP_PAGES, 32), -1);
+}
+
+/*
  * Half of a 2 MiB device page unmapped: the rest of it still comes back to
  * a CPU access, with its data.
  */
