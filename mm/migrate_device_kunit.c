@@ -807,17 +807,6 @@ static struct folio *mdk_folio_at(unsigned long addr)
 }
 
 /*
- * Regression: a THP mapped by PTEs (here: its PMD split by unmapping its
- * last page, the folio left whole) was skipped by the collection, as 6.12
- * does; its pages must be collected, the folio split on the way, and
- * move and come back with their data.
- */
-/*
- * A THP at ctx->addr holding the pattern in its first MDK_NPAGES pages,
- * mapped by PTEs: its PMD split by unmapping its last page, the folio left
- * whole.
- */
-/*
  * A 2 MiB-aligned address with a 2 MiB anonymous mapping (or more) from
  * there on, that the fault path fills with THPs.
  */
@@ -840,6 +829,11 @@ static unsigned long mdk_map_huge(struct kunit *test)
 	return addr;
 }
 
+/*
+ * A THP at ctx->addr holding the pattern in its first MDK_NPAGES pages,
+ * mapped by PTEs: its PMD split by unmapping its last page, the folio left
+ * whole.
+ */
 static struct mdk_ctx *mdk_ctx_pte_mapped_thp(struct kunit *test)
 {
 	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
@@ -1203,29 +1197,116 @@ static void mdk_thp_empty_small_destinations(struct kunit *test)
 	}
 }
 
-/*
- * Order-0 destinations for a populated compound source: for now the source
- * stays where it was, whole, with its data, and the destinations go back to
- * the driver. (Splitting an unmapped THP is the next step.)
- */
-static void mdk_thp_populated_small_destinations(struct kunit *test)
+/* Give each page of the compound source src[0] a device page with its data. */
+static unsigned long mdk_thp_fill_device_small(struct mdk_thp *t)
 {
-	struct mdk_thp *t = mdk_thp_new(test, true);
-	unsigned int used = mdk_nr_used();
+	struct page *spage = migrate_pfn_to_page(t->src[0]);
 	unsigned long j;
 
-	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
-					       MIGRATE_VMA_SELECT_SYSTEM));
-	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
 	for (j = 0; j < HPAGE_PMD_NR; j++) {
 		struct page *dpage = mdk_alloc_dpage();
 
 		if (!dpage)
 			break;
+		memcpy_from_page(mdk_store(dpage), nth_page(spage, j), 0,
+				 PAGE_SIZE);
 		t->dst[j] = migrate_pfn(page_to_pfn(dpage));
 	}
-	mdk_thp_commit(test, t, false, MDK_PMD_THP);
+	return j;
+}
+
+/* How many of the HPAGE_PMD_NR entries moved, each as a single page. */
+static unsigned long mdk_thp_moved_small(struct mdk_thp *t)
+{
+	unsigned long j, moved = 0;
+
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		moved += (t->src[j] & (MIGRATE_PFN_MIGRATE |
+				       MIGRATE_PFN_COMPOUND)) ==
+			 MIGRATE_PFN_MIGRATE;
+	return moved;
+}
+
+/*
+ * Order-0 destinations for a populated THP: the core splits the THP where
+ * it is, unmapped (folio_split_unmapped()), and each of its pages moves to
+ * its own device page, mapped by a device-private PTE. The data comes back
+ * page by page.
+ */
+static void mdk_thp_populated_small_destinations(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	KUNIT_EXPECT_EQ(test, mdk_thp_fill_device_small(t), HPAGE_PMD_NR);
+	migrate_vma_pages(&t->m);
+	KUNIT_EXPECT_EQ(test, mdk_thp_moved_small(t), HPAGE_PMD_NR);
+	migrate_vma_finalize(&t->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+/*
+ * No destination at all for a populated THP: it is not split, and stays
+ * mapped whole with its data.
+ */
+static void mdk_thp_populated_no_destination(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	mdk_thp_commit(test, t, false, MDK_PMD_THP);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
+/*
+ * Commit and end a migration of the range in which compound source 0 must
+ * not move, as its split is refused while the test holds a reference on
+ * @folio; check it is still whole, and drop that reference.
+ */
+static void mdk_thp_commit_refused(struct kunit *test, struct mdk_thp *t,
+				   struct folio *folio)
+{
+	unsigned long j;
+
+	migrate_vma_pages(&t->m);
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		KUNIT_EXPECT_FALSE_MSG(test, t->src[j] & MIGRATE_PFN_MIGRATE,
+				       "entry %lu", j);
+	migrate_vma_finalize(&t->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, folio_order(folio), HPAGE_PMD_ORDER);
+	folio_put(folio);
+}
+
+/*
+ * A reference taken on the THP after setup (a speculative one, as a PFN
+ * walker takes) makes the unmapped split fail: nothing moves, the device
+ * pages go back, and the THP stays, mapped by PTEs now, with its data.
+ */
+static void mdk_thp_split_refused(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	struct folio *folio;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	folio = page_folio(migrate_pfn_to_page(t->src[0]));
+	folio_get(folio);
+	KUNIT_EXPECT_EQ(test, mdk_thp_fill_device_small(t), HPAGE_PMD_NR);
+	mdk_thp_commit_refused(test, t, folio);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
 	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
 }
 
@@ -1238,7 +1319,6 @@ static void mdk_thp_back_small_destinations(struct kunit *test)
 {
 	struct mdk_thp *t = mdk_thp_new(test, true);
 	unsigned int used = mdk_nr_used();
-	unsigned long j, moved = 0;
 
 	mdk_thp_to_device(test, t);
 	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
@@ -1246,11 +1326,7 @@ static void mdk_thp_back_small_destinations(struct kunit *test)
 	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
 	mdk_thp_fill_system_small(t->src, t->dst);
 	migrate_vma_pages(&t->m);
-	for (j = 0; j < HPAGE_PMD_NR; j++)
-		moved += (t->src[j] & (MIGRATE_PFN_MIGRATE |
-				       MIGRATE_PFN_COMPOUND)) ==
-			 MIGRATE_PFN_MIGRATE;
-	KUNIT_EXPECT_EQ(test, moved, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_thp_moved_small(t), HPAGE_PMD_NR);
 	migrate_vma_finalize(&t->m);
 	mmap_read_unlock(current->mm);
 	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
@@ -1487,6 +1563,7 @@ static void mdk_thp_evict(struct kunit *test)
 struct mdk_faulter {
 	struct mm_struct	*mm;
 	unsigned long		addr;
+	bool			write;	/* write byte, else read it */
 	u8			byte;
 	int			ret;
 	struct completion	done;
@@ -1497,11 +1574,80 @@ static int mdk_faulter_fn(void *data)
 	struct mdk_faulter *f = data;
 
 	kthread_use_mm(f->mm);
-	f->ret = copy_from_user(&f->byte, (void __user *)f->addr, 1) ?
-		 -EFAULT : 0;
+	if (f->write)
+		f->ret = copy_to_user((void __user *)f->addr, &f->byte, 1);
+	else
+		f->ret = copy_from_user(&f->byte, (void __user *)f->addr, 1);
+	f->ret = f->ret ? -EFAULT : 0;
 	kthread_unuse_mm(f->mm);
 	complete(&f->done);
 	return 0;
+}
+
+/*
+ * Another thread writes into an empty compound source's range between
+ * setup and commit, and its fault fills the PMD: the 2 MiB device page is
+ * not inserted over it, the write stays, and the device page goes back.
+ */
+static void mdk_thp_insert_raced(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, false);
+	struct mdk_faulter f = {
+		.mm = current->mm, .write = true, .byte = 0x5a,
+	};
+	unsigned int used = mdk_nr_used();
+	struct task_struct *task;
+	u8 byte = 0;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_EQ(test, t->src[0],
+			MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+	f.addr = t->c.addr + PAGE_SIZE;
+	init_completion(&f.done);
+	mmgrab(f.mm);
+	task = kthread_run(mdk_faulter_fn, &f, "mdk_writer");
+	if (!IS_ERR(task))
+		wait_for_completion(&f.done);
+	mmdrop(f.mm);
+	migrate_vma_pages(&t->m);
+	KUNIT_EXPECT_FALSE(test, t->src[0] & MIGRATE_PFN_MIGRATE);
+	migrate_vma_finalize(&t->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	KUNIT_EXPECT_EQ(test, f.ret, 0);
+	KUNIT_EXPECT_NE(test, mdk_pmd_kind(t->c.addr), MDK_PMD_DEVICE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	KUNIT_EXPECT_EQ(test, 0, copy_from_user(&byte, (void __user *)f.addr,
+						1));
+	KUNIT_EXPECT_EQ(test, byte, 0x5a);
+}
+
+/*
+ * A device folio answered with single system pages, whose split fails (a
+ * reference appeared, as a PFN walker's would): nothing moves, the system
+ * pages go back, and the folio stays on the device whole, mapped by its
+ * PMD, with its data.
+ */
+static void mdk_thp_back_split_refused(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	struct folio *dfolio;
+
+	mdk_thp_to_device(test, t);
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_DEVICE_PRIVATE));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	dfolio = page_folio(migrate_pfn_to_page(t->src[0]));
+	folio_get(dfolio);
+	mdk_thp_fill_system_small(t->src, t->dst);
+	mdk_thp_commit_refused(test, t, dfolio);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_DEVICE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
 }
 
 struct mdk_cpu_work {
@@ -1587,7 +1733,11 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_thp_empty_sources),
 	KUNIT_CASE(mdk_thp_empty_small_destinations),
 	KUNIT_CASE(mdk_thp_populated_small_destinations),
+	KUNIT_CASE(mdk_thp_populated_no_destination),
+	KUNIT_CASE(mdk_thp_split_refused),
 	KUNIT_CASE(mdk_thp_back_small_destinations),
+	KUNIT_CASE(mdk_thp_back_split_refused),
+	KUNIT_CASE(mdk_thp_insert_raced),
 	KUNIT_CASE(mdk_thp_cpu_fault_small),
 	KUNIT_CASE(mdk_thp_munmap),
 	KUNIT_CASE(mdk_thp_evict),
