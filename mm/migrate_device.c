@@ -1428,8 +1428,9 @@ static bool mdev_split_pmd_entry_one(struct folio *folio,
  * have moved, and take each page in as an entry of its own, locked and
  * referenced by the split. Each keeps the THP's migration entries, now
  * PTE ones, which finalize maps again (the walk's for the range, the
- * rmap's elsewhere). If the folio cannot be split (a reference appeared),
- * it stays where it was, with its data, mapped by PTEs.
+ * rmap's elsewhere). A folio with a reference beyond ours stays whole and
+ * mapped by its PMDs; one that gains a reference while its PMD entries are
+ * split stays where it was too, with its data, mapped by PTEs.
  */
 static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 {
@@ -1444,6 +1445,11 @@ static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 	struct anon_vma *anon_vma;
 	unsigned long j;
 
+	/* Racy, but spares the PMD mappings of a folio that cannot split. */
+	if (!can_split_folio(folio, 1, NULL)) {
+		mdev_give_up(m, i, true);
+		return;
+	}
 	/* The mapped VMA keeps the anon_vma alive; the pin costs nothing. */
 	anon_vma = mdev_get_anon_vma(folio);
 	if (!anon_vma) {
@@ -1460,14 +1466,22 @@ static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 		m->src[i + j] = migrate_pfn(pfn + j) | flags;
 }
 
-/* Does the driver's answer to compound source @i name any page at all? */
-static bool mdev_answered(struct mdev_migration *m, unsigned long i)
+/*
+ * Does the driver answer compound source @i with single pages? Only then
+ * is a split worth its cost: a source given nothing, or a compound
+ * destination mdev_compound_answer() refused, would be split for nothing.
+ */
+static bool mdev_answered_small(struct mdev_migration *m, unsigned long i)
 {
 	unsigned long j;
 
-	for (j = 0; j < MDEV_PMD_NR; j++)
-		if (m->dst[i + j] & MIGRATE_PFN_VALID)
+	for (j = 0; j < MDEV_PMD_NR; j++) {
+		struct page *newpage = migrate_pfn_to_page(m->dst[i + j]);
+
+		if (newpage && !(m->dst[i + j] & MIGRATE_PFN_COMPOUND) &&
+		    !PageCompound(newpage))
 			return true;
+	}
 	return false;
 }
 
@@ -1477,8 +1491,8 @@ static bool mdev_answered(struct mdev_migration *m, unsigned long i)
  * for whatever order-0 destinations the driver gave instead, and a folio
  * is split into its pages, a system THP unmapped (mdev_split_system()), a
  * device-private one locked (mdev_split_compound()). A source the driver
- * gave nothing for stays whole, and so does a device-coherent folio (the
- * driver's folio_split is not told of an unmapped split).
+ * gave no single page for stays whole, and so does a device-coherent folio
+ * (folio_split_unmapped() leaves device folios to split_huge_page()).
  */
 static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
 {
@@ -1496,7 +1510,8 @@ static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
 	if (!page) {
 		for (j = 0; j < MDEV_PMD_NR; j++)
 			src[j] = MIGRATE_PFN_MIGRATE;
-	} else if (!mdev_answered(m, i) || is_device_coherent_page(page)) {
+	} else if (!mdev_answered_small(m, i) ||
+		   is_device_coherent_page(page)) {
 		*src &= ~MIGRATE_PFN_MIGRATE;
 	} else if (is_device_private_page(page)) {
 		mdev_split_compound(m, i);

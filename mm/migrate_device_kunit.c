@@ -1268,6 +1268,29 @@ static void mdk_thp_populated_no_destination(struct kunit *test)
 }
 
 /*
+ * A compound answer the core cannot use (a single page marked compound) is
+ * no answer: the THP is not split for it and stays mapped whole.
+ */
+static void mdk_thp_bad_compound_destination(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	struct page *dpage;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
+	dpage = mdk_alloc_dpage();
+	if (dpage)
+		t->dst[0] = migrate_pfn(page_to_pfn(dpage)) |
+			    MIGRATE_PFN_COMPOUND;
+	mdk_thp_commit(test, t, false, MDK_PMD_THP);
+	KUNIT_EXPECT_NOT_NULL(test, dpage);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
+/*
  * Commit and end a migration of the range in which compound source 0 must
  * not move, as its split is refused while the test holds a reference on
  * @folio; check it is still whole, and drop that reference.
@@ -1290,7 +1313,8 @@ static void mdk_thp_commit_refused(struct kunit *test, struct mdk_thp *t,
 /*
  * A reference taken on the THP after setup (a speculative one, as a PFN
  * walker takes) makes the unmapped split fail: nothing moves, the device
- * pages go back, and the THP stays, mapped by PTEs now, with its data.
+ * pages go back, and the THP stays, still mapped by its PMD (the core
+ * sees the reference before it splits any PMD entry), with its data.
  */
 static void mdk_thp_split_refused(struct kunit *test)
 {
@@ -1306,7 +1330,7 @@ static void mdk_thp_split_refused(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, mdk_thp_fill_device_small(t), HPAGE_PMD_NR);
 	mdk_thp_commit_refused(test, t, folio);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
-	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_TABLE);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
 	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
 }
 
@@ -1734,6 +1758,7 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_thp_empty_small_destinations),
 	KUNIT_CASE(mdk_thp_populated_small_destinations),
 	KUNIT_CASE(mdk_thp_populated_no_destination),
+	KUNIT_CASE(mdk_thp_bad_compound_destination),
 	KUNIT_CASE(mdk_thp_split_refused),
 	KUNIT_CASE(mdk_thp_back_small_destinations),
 	KUNIT_CASE(mdk_thp_back_split_refused),
