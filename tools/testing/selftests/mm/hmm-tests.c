@@ -237,6 +237,15 @@ static const struct backing thp_unaligned = {
 	.seg = { { THP, 2 * PMD_PAGES } }, .skip = PMD_PAGES / 2, .npages = PMD_PAGES,
 };
 static const struct backing thp_readonly = ONE(THP_RO, PMD_PAGES);
+/*
+ * One PMD's range, its first half populated page by page, the rest empty:
+ * a device that asks for 2 MiB entries over a whole PMD finds a PTE table
+ * with holes, whose pages move one by one and whose holes are filled one
+ * by one. (Not advised for THP, so khugepaged never collapses it midway.)
+ */
+static const struct backing pmd_half = {
+	.seg = { { ANON, PMD_PAGES / 2 }, { EMPTY, PMD_PAGES / 2 } },
+};
 
 static const struct backing hugetlb = ONE(HUGETLB, PMD_PAGES);
 static const struct backing file_private = ONE(FILE_PRIVATE, 96);
@@ -545,6 +554,8 @@ FIXTURE_VARIANT_ADD(mem, thp_unaligned_private) { &thp_unaligned, PRIV0 };
 FIXTURE_VARIANT_ADD(mem, thp_unaligned_coherent) { &thp_unaligned, COH0 };
 FIXTURE_VARIANT_ADD(mem, thp_readonly_private) { &thp_readonly, PRIV0 };
 FIXTURE_VARIANT_ADD(mem, thp_readonly_coherent) { &thp_readonly, COH0 };
+FIXTURE_VARIANT_ADD(mem, pmd_half_private) { &pmd_half, PRIV0 };
+FIXTURE_VARIANT_ADD(mem, pmd_half_coherent) { &pmd_half, COH0 };
 FIXTURE_VARIANT_ADD(mem, hugetlb_private) { &hugetlb, PRIV0 };
 FIXTURE_VARIANT_ADD(mem, hugetlb_coherent) { &hugetlb, COH0 };
 FIXTURE_VARIANT_ADD(mem, file_private_private) { &file_private, PRIV0 };
