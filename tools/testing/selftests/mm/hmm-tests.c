@@ -236,6 +236,7 @@ static const struct backing thp = ONE(THP, PMD_PAGES);
 static const struct backing thp_unaligned = {
 	.seg = { { THP, 2 * PMD_PAGES } }, .skip = PMD_PAGES / 2, .npages = PMD_PAGES,
 };
+
 static const struct backing thp_readonly = ONE(THP_RO, PMD_PAGES);
 /*
  * One PMD's range, its first half populated page by page, the rest empty:
