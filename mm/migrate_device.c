@@ -1832,13 +1832,63 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 }
 EXPORT_SYMBOL(migrate_device_range);
 
+/*
+ * How many entries of @pfns, from @i on, name the frames from pfns[@i] on
+ * in order: the room a large folio at pfns[@i] has in the list. Only
+ * looked at up to a PMD-sized folio's worth.
+ */
+static unsigned long mdev_pfn_run(const unsigned long *pfns, unsigned long i,
+				  unsigned long npages)
+{
+	unsigned long n = 1;
+
+	while (n < MDEV_PMD_NR && i + n < npages && pfns[i + n] == pfns[i] + n)
+		n++;
+	return n;
+}
+
+/**
+ * migrate_device_pfns() - collect device pages by a list of frame numbers
+ * @src_pfns: input, page frame numbers of device memory, in any order;
+ *            output, one migrate pfn per entry
+ * @npages: number of entries
+ *
+ * migrate_device_range() for pages that are not one range: a driver that
+ * evicts the pages of one user, scattered through its memory, names them
+ * all in one call. Each entry is collected as migrate_device_range() would
+ * collect its frame. A PMD-sized folio is one MIGRATE_PFN_COMPOUND entry
+ * where the list names its first frame followed by all its other frames
+ * in order (those entries get 0); a large folio listed in any other way is
+ * left alone, as is a frame listed twice the second time (it is locked
+ * already). Continue with migrate_device_pages() and
+ * migrate_device_finalize() on the same array.
+ *
+ * Context: process context, may sleep; no mmap_lock needed.
+ * Return: 0.
+ */
+int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
+{
+	struct mdev_migration m = mdev_migration_of_pfns(src_pfns, NULL,
+							 npages);
+	unsigned long i;
+
+	/* Each entry is read before it is written, and its room ahead of it. */
+	for (i = 0; i < npages; i++)
+		src_pfns[i] = mdev_grab_pfn(src_pfns[i],
+					    mdev_pfn_run(src_pfns, i, npages));
+	mdev_unmap(&m, true);
+	return 0;
+}
+EXPORT_SYMBOL(migrate_device_pfns);
+
 /**
  * migrate_device_pages() - commit the migration of device pages
  * @src_pfns: the array migrate_device_range() filled
  * @dst_pfns: destinations, locked pages the caller holds a reference on
  * @npages: number of entries
  *
- * The counterpart of migrate_vma_pages() for migrate_device_range().
+ * The counterpart of migrate_vma_pages() for migrate_device_range() and
+ * migrate_device_pfns().
  *
  * Context: process context, may sleep.
  */

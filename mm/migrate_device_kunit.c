@@ -1609,6 +1609,87 @@ static int mdk_faulter_fn(void *data)
 }
 
 /*
+ * migrate_device_pfns() on a scattered list: every other page of a range,
+ * last to first, the last frame named twice. The listed pages come back
+ * with their data (the frame named twice once), without a CPU fault; the
+ * others stay on the device until the CPU reads them.
+ */
+static void mdk_evict_pfns_scattered(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	unsigned long pfns[MDK_NPAGES / 2 + 1], dst[MDK_NPAGES / 2 + 1] = {};
+	struct migrate_vma m = { .src = pfns, .dst = dst };
+	unsigned int used = mdk_nr_used();
+	unsigned long i, n = 0, moved = 0;
+	int faults;
+
+	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	KUNIT_ASSERT_EQ(test, mdk_to_device(test, ctx), (unsigned long)MDK_NPAGES);
+	for (i = MDK_NPAGES; i >= 2; i -= 2)
+		pfns[n++] = ctx->dst[i - 2] >> MIGRATE_PFN_SHIFT;
+	pfns[n] = pfns[n - 1];
+	m.npages = ++n;
+	KUNIT_ASSERT_EQ(test, migrate_device_pfns(pfns, n), 0);
+	for (i = 0; i < n - 1; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i],
+				    ctx->dst[MDK_NPAGES - 2 - 2 * i] |
+				    MIGRATE_PFN_MIGRATE, "entry %lu", i);
+	KUNIT_EXPECT_EQ(test, pfns[n - 1], 0UL);
+	mdk_fill_system(&m);
+	migrate_device_pages(pfns, dst, n);
+	for (i = 0; i < n; i++)
+		moved += !!(pfns[i] & MIGRATE_PFN_MIGRATE);
+	KUNIT_EXPECT_EQ(test, moved, (unsigned long)MDK_NPAGES / 2);
+	migrate_device_finalize(pfns, dst, n);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES / 2);
+
+	faults = atomic_read(&mdk_dev.faults);
+	for (i = 0; i < MDK_NPAGES; i += 2)
+		KUNIT_EXPECT_TRUE_MSG(test, mdk_page_holds(test, ctx, i, false),
+				      "page %lu", i);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mdk_dev.faults), faults);
+	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
+/*
+ * A 2 MiB device folio through migrate_device_pfns(): its frames listed
+ * last to first, it is left alone; listed in order, it is one compound
+ * entry and comes back into a THP.
+ */
+static void mdk_thp_evict_pfns(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	unsigned int used = mdk_nr_used();
+	unsigned long pfn, j;
+
+	mdk_thp_to_device(test, t);
+	pfn = t->dst[0] >> MIGRATE_PFN_SHIFT;
+	memset(t->dst, 0, sizeof(t->dst));
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		t->src[j] = pfn + HPAGE_PMD_NR - 1 - j;
+	KUNIT_ASSERT_EQ(test, migrate_device_pfns(t->src, HPAGE_PMD_NR), 0);
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		KUNIT_EXPECT_EQ_MSG(test, t->src[j], 0UL, "entry %lu", j);
+	migrate_device_pages(t->src, t->dst, HPAGE_PMD_NR);
+	migrate_device_finalize(t->src, t->dst, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_DEVICE);
+
+	for (j = 0; j < HPAGE_PMD_NR; j++)
+		t->src[j] = pfn + j;
+	KUNIT_ASSERT_EQ(test, migrate_device_pfns(t->src, HPAGE_PMD_NR), 0);
+	KUNIT_EXPECT_EQ(test, t->src[0], migrate_pfn(pfn) |
+			MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
+	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_system(t->src, t->dst));
+	migrate_device_pages(t->src, t->dst, HPAGE_PMD_NR);
+	KUNIT_EXPECT_TRUE(test, t->src[0] & MIGRATE_PFN_MIGRATE);
+	migrate_device_finalize(t->src, t->dst, HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_THP);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
+/*
  * Another thread writes into an empty compound source's range between
  * setup and commit, and its fault fills the PMD: the 2 MiB device page is
  * not inserted over it, the write stays, and the device page goes back.
@@ -1766,6 +1847,8 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_thp_cpu_fault_small),
 	KUNIT_CASE(mdk_thp_munmap),
 	KUNIT_CASE(mdk_thp_evict),
+	KUNIT_CASE(mdk_thp_evict_pfns),
+	KUNIT_CASE(mdk_evict_pfns_scattered),
 	KUNIT_CASE(mdk_thp_partial_munmap_fault),
 	KUNIT_CASE(mdk_thp_migrate_part),
 #if IS_ENABLED(CONFIG_HMM_MIRROR)
