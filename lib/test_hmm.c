@@ -46,8 +46,8 @@
  * migrate_to_ram), HMM_DMIRROR_MIGRATE_TO_SYS, the release of the file
  * that placed them (evicts its own pages), and HMM_DMIRROR_RELEASE or
  * module unload (evict every page, then unmap the chunks). Eviction uses
- * migrate_device_range(), which skips pages it cannot lock, so it repeats
- * until nothing is left.
+ * migrate_device_pfns() on the frames of the pages to go, which skips pages
+ * it cannot lock, so it repeats until nothing is left.
  *
  * 2 MiB device pages: on the device-private device a migration window that
  * covers a whole PMD asks for compound entries, and a THP (or an empty
@@ -746,23 +746,27 @@ static bool dmirror_block_matches(const struct dmirror_chunk *chunk,
 }
 
 /*
- * From block *@first on, find the next run of blocks in use by @owner (by
- * anyone when @owner is NULL), up to the next DMIRROR_PMD_NR boundary: a
- * 2 MiB device page, aligned, is never cut in two.
- * Return: the length of the run, which starts at *@first; 0 if none.
+ * From block *@first on, gather into @pfns the frames of the blocks in use
+ * by @owner (by anyone when @owner is NULL), from the first such block up
+ * to the next DMIRROR_PMD_NR boundary: at most DMIRROR_PMD_NR of them, and
+ * a 2 MiB device page, aligned, always whole and in order. *@first moves
+ * past the blocks looked at.
+ * Return: how many frames; 0 if no block from *@first on is in use.
  */
-static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
-				      const void *owner, unsigned long *first)
+static unsigned long dmirror_gather(struct dmirror_chunk *chunk,
+				    const void *owner, unsigned long *first,
+				    unsigned long *pfns)
 {
-	unsigned long i = *first, n = 0;
+	unsigned long i = *first, end, n = 0;
 
 	spin_lock(&chunk->mdevice->lock);
 	while (i < DMIRROR_CHUNK_PAGES && !dmirror_block_matches(chunk, i, owner))
 		i++;
-	while (i + n < DMIRROR_CHUNK_PAGES &&
-	       (!n || (i + n) % DMIRROR_PMD_NR) &&
-	       dmirror_block_matches(chunk, i + n, owner))
-		n++;
+	end = min_t(unsigned long, ALIGN(i + 1, DMIRROR_PMD_NR),
+		    DMIRROR_CHUNK_PAGES);
+	for (; i < end; i++)
+		if (dmirror_block_matches(chunk, i, owner))
+			pfns[n++] = dmirror_chunk_pfn(chunk) + i;
 	spin_unlock(&chunk->mdevice->lock);
 	*first = i;
 	return n;
@@ -770,8 +774,9 @@ static unsigned long dmirror_next_run(struct dmirror_chunk *chunk,
 
 /*
  * Move the pages of @chunk placed by @owner (all pages when NULL) back to
- * system memory, wherever they are mapped. Pages migrate_device_range()
- * cannot lock right now are skipped.
+ * system memory, wherever they are mapped: those of each 2 MiB of blocks
+ * in one migrate_device_pfns() call, however scattered. Pages it cannot
+ * lock right now are skipped.
  * Return: how many such pages are still in device memory.
  */
 static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
@@ -785,12 +790,11 @@ static unsigned long dmirror_evict_chunk(struct dmirror_chunk *chunk,
 	if (!src)
 		return DMIRROR_CHUNK_PAGES;	/* try again later */
 	dst = src + DMIRROR_PMD_NR;
-	while ((n = dmirror_next_run(chunk, owner, &first))) {
-		migrate_device_range(src, dmirror_chunk_pfn(chunk) + first, n);
+	while ((n = dmirror_gather(chunk, owner, &first, src))) {
+		migrate_device_pfns(src, n);
 		dmirror_copy_home(src, dst, n, NULL, 0);
 		migrate_device_pages(src, dst, n);
 		migrate_device_finalize(src, dst, n);
-		first += n;
 	}
 	kvfree(src);
 

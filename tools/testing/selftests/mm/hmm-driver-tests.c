@@ -534,28 +534,70 @@ TEST_F(driver, device_memory_grows)
 }
 
 /*
+ * Close the fixture's file, open a fresh one in its place, and expect the
+ * NPAGES pages at @buf home in system memory (the close evicted them)
+ * before the CPU has touched them.
+ */
+static void reopen_expect_home(struct __test_metadata *_metadata, int *fd,
+			       int device, char *buf)
+{
+	uint8_t snap[NPAGES];
+	unsigned long i;
+
+	ASSERT_EQ(close(*fd), 0);
+	*fd = device_open(device);
+	ASSERT_GE(*fd, 0);
+	ASSERT_EQ(device_cmd(*fd, HMM_DMIRROR_SNAPSHOT, buf, snap, NPAGES,
+			     NULL), 0);
+	for (i = 0; i < NPAGES; i++)
+		ASSERT_EQ(snap[i], HMM_DMIRROR_PROT_WRITE) TH_LOG("page %lu", i);
+}
+
+/*
  * Closing the file brings its pages home: a fresh file sees them in
  * system memory before the CPU has touched them, and the data is intact.
  */
 TEST_F(driver, close_evicts)
 {
 	char *buf, *mirror;
-	uint8_t snap[NPAGES];
-	unsigned long i;
 
 	ASSERT_TRUE(buffers(NPAGES, 9, &buf, &mirror));
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), 0);
 	ASSERT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
 
-	ASSERT_EQ(close(self->fd), 0);
-	self->fd = device_open(variant->device);
-	ASSERT_GE(self->fd, 0);
-	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_SNAPSHOT, buf, snap, NPAGES,
-			     NULL), 0);
-	for (i = 0; i < NPAGES; i++)
-		ASSERT_EQ(snap[i], HMM_DMIRROR_PROT_WRITE) TH_LOG("page %lu", i);
+	reopen_expect_home(_metadata, &self->fd, variant->device, buf);
 	EXPECT_EQ(first_bad(buf, NPAGES, 9), -1);
+}
+
+/*
+ * The pages of two files interleaved in device memory, one page each in
+ * turn: closing one file brings its pages home, scattered as they are
+ * (the driver names them to migrate_device_pfns()), and leaves the other
+ * file's on the device. Both keep their data.
+ */
+TEST_F(driver, close_evicts_scattered_pages)
+{
+	int other = device_open(variant->device);
+	char *buf, *mirror, *obuf, *omirror;
+	unsigned long i;
+
+	ASSERT_GE(other, 0);
+	ASSERT_TRUE(buffers(NPAGES, 33, &buf, &mirror));
+	ASSERT_TRUE(buffers(NPAGES, 34, &obuf, &omirror));
+	for (i = 0; i < NPAGES; i++) {
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV,
+				     buf + i * page_size, mirror, 1, NULL), 0);
+		ASSERT_EQ(device_cmd(other, HMM_DMIRROR_MIGRATE_TO_DEV,
+				     obuf + i * page_size, omirror, 1, NULL), 0);
+	}
+	ASSERT_EQ(count_kind(self->fd, buf, NPAGES, self->local), NPAGES);
+
+	reopen_expect_home(_metadata, &self->fd, variant->device, buf);
+	EXPECT_EQ(count_kind(other, obuf, NPAGES, self->local), NPAGES);
+	EXPECT_EQ(first_bad(buf, NPAGES, 33), -1);
+	EXPECT_EQ(first_bad(obuf, NPAGES, 34), -1);
+	EXPECT_EQ(close(other), 0);
 }
 
 /*
