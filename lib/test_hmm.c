@@ -750,7 +750,10 @@ static bool dmirror_block_matches(const struct dmirror_chunk *chunk,
  * by @owner (by anyone when @owner is NULL), from the first such block up
  * to the next DMIRROR_PMD_NR boundary: at most DMIRROR_PMD_NR of them, and
  * a 2 MiB device page, aligned, always whole and in order. *@first moves
- * past the blocks looked at.
+ * past the blocks looked at. The list may be stale by the time it is
+ * used (a block freed and taken by another file meanwhile): such a page
+ * is evicted too, which is always allowed, and what is left is counted
+ * again under the lock.
  * Return: how many frames; 0 if no block from *@first on is in use.
  */
 static unsigned long dmirror_gather(struct dmirror_chunk *chunk,

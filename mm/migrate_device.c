@@ -1872,10 +1872,18 @@ int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
 							 npages);
 	unsigned long i;
 
-	/* Each entry is read before it is written, and its room ahead of it. */
-	for (i = 0; i < npages; i++)
-		src_pfns[i] = mdev_grab_pfn(src_pfns[i],
-					    mdev_pfn_run(src_pfns, i, npages));
+	/*
+	 * Each entry is read before it is written, and so is the run ahead of
+	 * it, measured only for a frame that looks large (racy: a wrong guess
+	 * costs a skip, or a wasted measure).
+	 */
+	for (i = 0; i < npages; i++) {
+		unsigned long room = 1;
+
+		if (PageCompound(pfn_to_page(src_pfns[i])))
+			room = mdev_pfn_run(src_pfns, i, npages);
+		src_pfns[i] = mdev_grab_pfn(src_pfns[i], room);
+	}
 	mdev_unmap(&m, true);
 	return 0;
 }
