@@ -54,12 +54,12 @@
  * range, or the huge zero page) takes DMIRROR_PMD_NR aligned blocks as one
  * folio. A THP that finds no such run (or meets HMM_DMIRROR_FLAG_FAIL_ALLOC)
  * gets 512 single pages, each with its page's data, and the core splits
- * it; an empty range just gets single pages. Back to system memory, a 2 MiB page goes
- * into a THP when one can be had and page by page otherwise (the core
- * splits the device folio). The store of a 2 MiB device page is one
- * 2 MiB allocation; when the core splits the folio (dmirror_folio_split())
- * the store is split with it, so that each page can be handed out on its
- * own again.
+ * it; an empty range just gets single pages. Back to system memory, a
+ * 2 MiB page goes into a THP when one can be had and page by page
+ * otherwise (the core splits the device folio). The store of a 2 MiB
+ * device page is one 2 MiB allocation; when the core splits the folio
+ * (dmirror_folio_split()) the store is split with it, so that each page
+ * can be handed out on its own again.
  *
  * A block keeps its store when it is freed, as a device keeps its RAM:
  * the next page placed there needs no allocation, and freeing a device

@@ -1446,24 +1446,22 @@ static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 	unsigned long j;
 
 	/* Racy, but spares the PMD mappings of a folio that cannot split. */
-	if (!can_split_folio(folio, 1, NULL)) {
-		mdev_give_up(m, i, true);
-		return;
-	}
+	if (!can_split_folio(folio, 1, NULL))
+		goto give_up;
 	/* The mapped VMA keeps the anon_vma alive; the pin costs nothing. */
 	anon_vma = mdev_get_anon_vma(folio);
-	if (!anon_vma) {
-		mdev_give_up(m, i, true);
-		return;
-	}
+	if (!anon_vma)
+		goto give_up;
 	rmap_walk(folio, &rwc);
 	put_anon_vma(anon_vma);
-	if (folio_split_unmapped(folio, 0)) {
-		mdev_give_up(m, i, true);
-		return;
-	}
+	if (folio_split_unmapped(folio, 0))
+		goto give_up;
 	for (j = 0; j < MDEV_PMD_NR; j++)
 		m->src[i + j] = migrate_pfn(pfn + j) | flags;
+	return;
+
+give_up:
+	mdev_give_up(m, i, true);	/* isolated: back to the LRU */
 }
 
 /*
@@ -1777,8 +1775,9 @@ EXPORT_SYMBOL(migrate_vma_finalize);
 /*
  * Reference and lock the page at @pfn if it is in use and not locked by
  * anyone else; its src word (0 if not). A PMD-sized folio is one compound
- * entry, if its frames all fit in the @room entries left; a larger one,
- * or one that does not fit, is left alone (a large folio moves whole).
+ * entry if its frames all fit in @room, the entries from this one on that
+ * name its frames in order; a larger one, or one that does not fit, is
+ * left alone (a large folio moves whole).
  */
 static unsigned long mdev_grab_pfn(unsigned long pfn, unsigned long room)
 {
@@ -1891,7 +1890,7 @@ EXPORT_SYMBOL(migrate_device_pfns);
 
 /**
  * migrate_device_pages() - commit the migration of device pages
- * @src_pfns: the array migrate_device_range() filled
+ * @src_pfns: the array migrate_device_range() or migrate_device_pfns() filled
  * @dst_pfns: destinations, locked pages the caller holds a reference on
  * @npages: number of entries
  *
