@@ -114,6 +114,7 @@ show() {
 		case "$line" in
 		"HMM-HARNESS: begin "*)
 			name=${line#HMM-HARNESS: begin }
+			name=${name%%\[*}	# a kernel message glued on
 			t0=$(date +%s) ;;
 		"HMM-BENCH "*)
 			# A figure done: its median, and the time since the

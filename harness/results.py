@@ -50,6 +50,8 @@ import tempfile
 
 MARK = 'HMM-HARNESS: '
 KERNEL_LINE = re.compile(r'^\[\s*\d+\.\d+\]')
+# A kernel message the console printed on the same line, after a marker.
+KERNEL_TAIL = re.compile(r'\[\s*\d+\.\d+\]')
 PLAN = re.compile(r'^1\.\.(\d+)')
 RUNNING = re.compile(r'^#\s+RUN\s+(\S+)')
 RESULT = re.compile(r'^(?:ok|not ok) \d+')
@@ -152,7 +154,18 @@ def split_console(lines):
     current, running, done = None, None, False
     for no, line in enumerate(lines, 1):
         if line.startswith(MARK):
-            word = line[len(MARK):].split()
+            # The serial console may glue a kernel message onto the
+            # marker: the marker's words end where its timestamp starts,
+            # and the message is judged like any other.
+            body, tail = line[len(MARK):], ''
+            m = KERNEL_TAIL.search(body)
+            if m:
+                body, tail = body[:m.start()], body[m.start():]
+            kind = kernel_report(tail) if tail else None
+            if kind:
+                entry = (no, kind, tail.strip(), running)
+                (current.reports if current else boot_reports).append(entry)
+            word = body.split()
             if word[:1] == ['suites']:
                 expected = word[1:]
             elif word[:1] == ['begin'] and len(word) > 1:

@@ -9,7 +9,8 @@ plan or one that never started. kunit-failed.log is a real console with
 suite kunit (nested KTAP from debugfs) and one failing parameter.
 kmemleak-*.log are the debug kernel's: suite kmemleak as one section per
 check (after boot, after each suite), clean or with a leak. limit.log is
-clean.log stopped by the guest at the suite's time limit.
+clean.log stopped by the guest at the suite's time limit. glued-*.log
+are clean.log with a kernel message printed on a marker's line.
 """
 
 import contextlib
@@ -50,6 +51,11 @@ CASES = {
     'missing-suite': ({S: (58, 0, 0), 'hmm-tests': (0, 1, 0)}, 0,
                       ['(start)']),
     'userspace-words': ({S: (58, 0, 0)}, 0, []),
+    # A kernel message glued by the console onto a marker line: the
+    # marker still counts (glued-marker), and a report in the message
+    # still fails the suite it ends (glued-report).
+    'glued-marker': ({S: (58, 0, 0)}, 0, []),
+    'glued-report': ({S: (58, 1, 0)}, 0, ['(between tests)']),
     # The guest stopped the suite at its time limit (harness/suites).
     'limit': ({S: (40, 18, 0)}, 0, ['(after the last result)', '(limit)']),
     # A real KUnit run (suite kunit, from debugfs) with one parameter of a
