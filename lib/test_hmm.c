@@ -27,14 +27,14 @@
  *
  *   an entry is stored only under dmirror->lock, and only when
  *   mmu_interval_read_retry() says that no invalidation ran since the
- *   hmm_range_fault() (or make_device_exclusive_range()) that produced
+ *   hmm_range_fault() (or make_device_exclusive()) that produced
  *   it; the interval notifier erases entries under the same lock.
  *
  * So while dmirror->lock is held an entry names a page the CPU still maps
  * at that address, and the page cannot be freed: freeing it needs an
  * invalidation first, which waits for the lock. The one invalidation the
  * notifier lets pass is the MMU_NOTIFY_EXCLUSIVE that our own
- * make_device_exclusive_range() raises, since it keeps the same page.
+ * make_device_exclusive() raises, since it keeps the same page.
  *
  * Migrations do not write pt directly. Moving a page into the device
  * invalidates the range like any other change; then the device looks at
@@ -1781,13 +1781,20 @@ static int dmirror_vma_migratable(const struct vm_area_struct *vma)
 	return 0;
 }
 
-/* Private, ordinary memory: what make_device_exclusive_range() can take. */
+/*
+ * What make_device_exclusive() can take: private memory (anonymous, or
+ * the COW copies of a private file mapping). Shared and hugetlb memory get
+ * the core's answer, -EOPNOTSUPP, before the window is faulted in
+ * writable, which would dirty a shared file for nothing; the core refuses
+ * them too.
+ */
 static int dmirror_vma_exclusive(const struct vm_area_struct *vma)
 {
 	if (!vma)
 		return -EFAULT;
-	if ((vma->vm_flags & (VM_SHARED | VM_SPECIAL)) ||
-	    is_vm_hugetlb_page(vma))
+	if ((vma->vm_flags & VM_SHARED) || is_vm_hugetlb_page(vma))
+		return -EOPNOTSUPP;
+	if (vma->vm_flags & VM_SPECIAL)
 		return -EINVAL;
 	return 0;
 }
@@ -1922,82 +1929,59 @@ static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
 }
 
 /*
- * Map the pages make_device_exclusive_range() gave us as atomic and copy
- * their data into the user's window @uw.
- * Return: pages mapped, or a negative error.
- */
-static int dmirror_map_exclusive(struct dmirror *dmirror, unsigned long start,
-				 struct page **pages, int npages,
-				 struct dmirror_uwin *uw)
-{
-	int i, mapped = 0, ret;
-
-	lockdep_assert_held(&dmirror->lock);
-	for (i = 0; i < npages; i++) {
-		if (!pages[i])
-			continue;
-		ret = dmirror_pt_set(dmirror, start + i * PAGE_SIZE, pages[i],
-				     0, DMIRROR_MAP_ATOMIC);
-		if (ret)
-			return ret;
-		dmirror_uwin_copy(uw, i, pages[i], true);
-		mapped++;
-	}
-	return mapped;
-}
-
-/*
- * One window of HMM_DMIRROR_EXCLUSIVE. The notifier ignores the
- * invalidation that make_device_exclusive_range() raises for us, so any
- * other change in the window shows up as a retry. Before each attempt the
- * window is faulted in writable through the CPU: that undoes exclusive
- * entries left by an earlier attempt here and not in the middle of the
- * next one, where it would count as a change and make us retry forever.
+ * One window of HMM_DMIRROR_EXCLUSIVE, a page at a time: the core locks
+ * the folio of the page it makes exclusive, and the pages of a THP share
+ * one. Each page is mapped atomic inside the notifier's critical section
+ * and its data copied into the user's window @uw. The notifier ignores the
+ * invalidation make_device_exclusive() raises for us, so any other change
+ * to the page shows up as a retry. The window is faulted in writable first
+ * and a page again before its retry: a CPU fault is what undoes an
+ * exclusive entry an earlier attempt left, which would otherwise count as
+ * a change every time.
  */
 static int dmirror_exclusive_window(struct dmirror *dmirror,
 				    unsigned long start, unsigned long end,
 				    struct dmirror_uwin *uw)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	int npages = (end - start) >> PAGE_SHIFT;
-	struct page *pages[DMIRROR_WINDOW];
-	unsigned long deadline, seq;
-	int got, mapped, i, ret;
+	unsigned long deadline, seq, addr = start;
+	struct folio *folio;
+	struct page *page;
+	int ret;
 
 	deadline = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
-	do {
-		if (time_after(jiffies, deadline))
-			return -EBUSY;
-		ret = dmirror_fault_in(dmirror, start, end, true, NULL);
-		if (ret)
-			return ret;
-
+	ret = dmirror_fault_in(dmirror, start, end, true, NULL);
+	while (!ret && addr < end) {
 		seq = mmu_interval_read_begin(&dmirror->notifier);
 		if (mmap_read_lock_killable(mm))
 			return -EINTR;
-		got = make_device_exclusive_range(mm, start, end, pages,
-						  dmirror);
+		page = make_device_exclusive(mm, addr, dmirror, &folio);
 		mmap_read_unlock(mm);
-		if (got < 0)
-			return got;
+		if (IS_ERR(page))
+			return PTR_ERR(page);
 
-		mapped = 0;
+		ret = -EAGAIN;
 		mutex_lock(&dmirror->lock);
 		if (!mmu_interval_read_retry(&dmirror->notifier, seq))
-			mapped = dmirror_map_exclusive(dmirror, start, pages,
-						       got, uw);
+			ret = dmirror_pt_set(dmirror, addr, page, 0,
+					     DMIRROR_MAP_ATOMIC);
+		if (!ret)
+			dmirror_uwin_copy(uw, (addr - start) >> PAGE_SHIFT,
+					  page, true);
 		mutex_unlock(&dmirror->lock);
+		folio_unlock(folio);
+		folio_put(folio);
 
-		for (i = 0; i < got; i++) {
-			if (!pages[i])
-				continue;
-			unlock_page(pages[i]);
-			put_page(pages[i]);
+		if (ret == -EAGAIN) {
+			if (time_after(jiffies, deadline))
+				return -EBUSY;
+			ret = dmirror_fault_in(dmirror, addr, addr + PAGE_SIZE,
+					       true, NULL);
+		} else if (!ret) {
+			addr += PAGE_SIZE;
 		}
-		if (mapped < 0)
-			return mapped;
-	} while (mapped < npages);
-	return 0;
+	}
+	return ret;
 }
 
 static int dmirror_cmd_exclusive(struct dmirror *dmirror,

@@ -159,9 +159,10 @@ enum {
  * the next CPU access takes the page back. The data of the range is
  * copied into ptr (npages pages). cpages = npages.
  * EFAULT: part of the range is unmapped. EPERM: part of it is not
- * writable. EINVAL: part of it is shared, hugetlbfs or special memory,
- * which cannot be made exclusive. EBUSY: some page could not be made
- * exclusive within a second (a busy page, or part of a huge page).
+ * writable. EOPNOTSUPP: part of it is shared, file or hugetlbfs memory:
+ * make_device_exclusive() takes private anonymous pages only (THPs too,
+ * page by page). EINVAL: part of it is special memory (VM_IO, VM_PFNMAP).
+ * EBUSY: some page kept changing for longer than a second.
  */
 #define HMM_DMIRROR_EXCLUSIVE		HMM_DMIRROR_IOC(0x05)
 

@@ -92,9 +92,9 @@
 /*
  * A bit of a src[] word that no MIGRATE_PFN_* flag uses, the core's own:
  * setup sets it on a page that was also mapped outside the walked page
- * table, or held by device-exclusive entries it turned into migration
- * entries, and finalize then finds that page's migration entries through
- * the rmap. Every other page is mapped again by one walk of the range.
+ * table (device-exclusive entries count: they keep the mapping's mapcount),
+ * and finalize then finds that page's migration entries through the rmap.
+ * Every other page is mapped again by one walk of the range.
  */
 #define MDEV_PFN_ELSEWHERE	BIT(5)
 static_assert(!(MDEV_PFN_ELSEWHERE >> MIGRATE_PFN_SHIFT) &&
@@ -774,66 +774,9 @@ static void mdev_give_up(struct mdev_migration *m, unsigned long i,
 }
 
 /*
- * rmap_one of mdev_take_exclusive(): turn each device-exclusive entry of
- * @folio in @vma into a migration entry. A device-exclusive entry (see
- * make_device_exclusive_range()) holds a reference on the folio but no
- * mapcount, so neither folio_mapped() nor try_to_migrate() know of it; it
- * gives up that reference here, as a mapping does when it is unmapped.
- * The device that held the page exclusively is told through the MMU
- * notifier. Returns false (stop the walk) if the folio may be pinned.
- */
-static bool mdev_take_exclusive_one(struct folio *folio,
-				    struct vm_area_struct *vma,
-				    unsigned long addr, void *arg)
-{
-	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, 0);
-	struct mmu_notifier_range range;
-	bool ok = true;
-
-	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm,
-				addr, addr + folio_size(folio));
-	mmu_notifier_invalidate_range_start(&range);
-	while (page_vma_mapped_walk(&pvmw)) {
-		bool writable, exclusive;
-		struct page *page;
-		swp_entry_t entry;
-		pte_t orig;
-
-		/* A PMD maps it present: no device-exclusive entry there. */
-		if (!pvmw.pte)
-			continue;
-		orig = ptep_get(pvmw.pte);
-		if (pte_present(orig))
-			continue;
-		entry = pte_to_swp_entry(orig);
-		if (!is_device_exclusive_entry(entry))
-			continue;
-		page = pfn_swap_entry_to_page(entry);
-		writable = is_writable_device_exclusive_entry(entry);
-		exclusive = PageAnonExclusive(page);
-		/* Not present: no TLB holds it, nothing to flush first. */
-		ptep_get_and_clear(vma->vm_mm, pvmw.address, pvmw.pte);
-		if (exclusive && folio_try_share_anon_rmap_pte(folio, page)) {
-			set_pte_at(vma->vm_mm, pvmw.address, pvmw.pte, orig);
-			page_vma_mapped_walk_done(&pvmw);
-			ok = false;
-			break;
-		}
-		/* The device may have written through its exclusive access. */
-		if (writable)
-			folio_mark_dirty(folio);
-		set_pte_at(vma->vm_mm, pvmw.address, pvmw.pte,
-			   mdev_migration_pte(page, orig, writable, exclusive));
-		folio_put(folio);	/* the device-exclusive entry's */
-	}
-	mmu_notifier_invalidate_range_end(&range);
-	return ok;
-}
-
-/*
  * Pin the anon_vma of a locked anonymous folio for an rmap walk.
  * folio_get_anon_vma() will not do: it gives up on a folio with no
- * mapcount, and a folio held only by device-exclusive entries has none.
+ * mapcount, and a folio whose every mapping is a migration entry has none.
  * Without a mapcount or an mmap lock nothing keeps the anon_vma alive: the
  * process owning the entries may be exiting, zapping them and then freeing
  * its anon_vmas while we walk. anon_vma is SLAB_TYPESAFE_BY_RCU, so under
@@ -857,38 +800,11 @@ static struct anon_vma *mdev_get_anon_vma(struct folio *folio)
 }
 
 /*
- * A device-coherent folio can be held by device-exclusive entries, which
- * have a reference but no mapcount: references beyond our own and the
- * mappings' say there may be some. Replace them by migration entries, so
- * that the folio can move and finalize restores them as plain mappings.
- * The folio is locked, which keeps folio->mapping, and so the anon_vma
- * rmap_walk() locks, the one we pinned. Returns whether it looked.
- */
-static bool mdev_take_exclusive(struct folio *folio)
-{
-	struct rmap_walk_control rwc = {
-		.rmap_one = mdev_take_exclusive_one,
-	};
-	struct anon_vma *anon_vma;
-
-	VM_WARN_ON_ONCE_FOLIO(!folio_test_locked(folio), folio);
-	if (!folio_is_device_coherent(folio) || !folio_test_anon(folio) ||
-	    folio_ref_count(folio) <= 1 + folio_mapcount(folio))
-		return false;
-	anon_vma = mdev_get_anon_vma(folio);
-	if (!anon_vma)
-		return false;
-	rmap_walk(folio, &rwc);
-	put_anon_vma(anon_vma);
-	return true;
-}
-
-/*
  * Finish unmapping the locked, referenced pages of @m: replace the
- * mappings the walk did not see (other processes, other page tables) and
- * the device-exclusive entries of device-coherent pages by migration
- * entries, take system pages off the LRU, and give up on any page still
- * mapped or with references we cannot explain.
+ * mappings the walk did not see (other processes, other page tables,
+ * device-exclusive entries) by migration entries, take system pages off
+ * the LRU, and give up on any page still mapped or with references we
+ * cannot explain.
  *
  * Every mapping is turned into a migration entry before lru_add_drain_all()
  * may be called: a CPU faulting on one of these pages then sleeps in
@@ -910,9 +826,6 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 
 		if (!page)
 			continue;
-		/* Only finalize's one-walk path (a range) reads the mark. */
-		if (mdev_take_exclusive(page_folio(page)) && m->args)
-			src_pfns[i] |= MDEV_PFN_ELSEWHERE;
 		if (folio_mapped(page_folio(page)))
 			try_to_migrate(page_folio(page), 0);
 	}

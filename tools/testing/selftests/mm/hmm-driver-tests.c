@@ -282,7 +282,7 @@ static const struct bad_case bad_cases[] = {
 	{ "EXCLUSIVE of read-only", HMM_DMIRROR_EXCLUSIVE, RO, SOME, BUF,
 	  EPERM },
 	{ "EXCLUSIVE of shared memory", HMM_DMIRROR_EXCLUSIVE, SHARED, SOME,
-	  BUF, EINVAL },
+	  BUF, EOPNOTSUPP },
 	{ "CHECK_EXCLUSIVE of a hole", HMM_DMIRROR_CHECK_EXCLUSIVE, HOLE, SOME,
 	  BUF, 0 },
 	{ "unknown command", _IOWR('H', 0x42, struct hmm_dmirror_cmd), BUF,
@@ -473,6 +473,132 @@ TEST_F(driver, exclusive_until_cpu_touch)
 	EXPECT_EQ(first_bad(buf, NPAGES, 5), -1);
 	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, buf, NULL,
 			     NPAGES, NULL), 0);
+}
+
+struct exclusive_loop {
+	int fd;
+	char *buf, *mirror;
+	volatile bool stop;
+	int error;
+};
+
+/* Renew exclusive access to l->buf until told to stop. */
+static void *exclusive_loop(void *arg)
+{
+	struct exclusive_loop *l = arg;
+
+	while (!l->stop && !l->error)
+		l->error = device_cmd(l->fd, HMM_DMIRROR_EXCLUSIVE, l->buf,
+				      l->mirror, NPAGES, NULL);
+	return NULL;
+}
+
+/*
+ * fork() of memory the device holds exclusive. In 6.12 (and mainline to
+ * date) fork restores such an entry in the parent only if it can trylock
+ * the folio, and otherwise fails the whole fork with ENOMEM: a device
+ * renewing its access (which locks the folio) while the process forks
+ * made fork fail at random. Ours restores it without the lock: every fork
+ * succeeds, every child sees the data, and the device has lost its
+ * exclusive access to the parent's pages.
+ */
+TEST_F_TIMEOUT(driver, fork_with_exclusive_entries, 300)
+{
+	struct exclusive_loop l = { .fd = self->fd };
+	int round, status;
+	pthread_t thread;
+	pid_t pid;
+
+	ASSERT_TRUE(buffers(NPAGES, 40, &l.buf, &l.mirror));
+	ASSERT_EQ(device_cmd(l.fd, HMM_DMIRROR_EXCLUSIVE, l.buf, l.mirror,
+			     NPAGES, NULL), 0);
+	/* Without a racing grant: the fork itself ends exclusive access. */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(first_bad(l.buf, NPAGES, 40) == -1 ? 0 : 1);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	EXPECT_EQ(device_cmd(l.fd, HMM_DMIRROR_CHECK_EXCLUSIVE, l.buf, NULL,
+			     NPAGES, NULL), 0);
+
+	ASSERT_EQ(pthread_create(&thread, NULL, exclusive_loop, &l), 0);
+	for (round = 0; round < 40; round++) {
+		pid = fork();
+		if (!pid)
+			_exit(first_bad(l.buf, NPAGES, 40) == -1 ? 0 : 1);
+		EXPECT_GE(pid, 0) TH_LOG("fork %d: %s", round, strerror(errno));
+		if (pid < 0)
+			break;
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	}
+	l.stop = true;
+	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	EXPECT_EQ(l.error, 0);
+	EXPECT_EQ(first_bad(l.buf, NPAGES, 40), -1);
+}
+
+/*
+ * make_device_exclusive() takes private anonymous pages only: shared file
+ * memory and hugetlb pages are refused with EOPNOTSUPP and left as they
+ * were; a private file mapping is fine (the write fault gives the process
+ * anonymous copies) and the file keeps its data.
+ */
+TEST_F(driver, exclusive_refuses_file_and_hugetlb)
+{
+	const size_t huge = 2UL << 20;
+	char *mirror = map(huge / page_size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE);
+	char *shared, *private, *hp, count[32];
+	int fd = memfd_create("exclusive", 0);
+	FILE *nr;
+	long before = -1;
+
+	ASSERT_NE(mirror, NULL);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(ftruncate(fd, NPAGES * page_size), 0);
+	shared = mmap(NULL, NPAGES * page_size, PROT_READ | PROT_WRITE,
+		      MAP_SHARED, fd, 0);
+	ASSERT_NE(shared, MAP_FAILED);
+	fill(shared, NPAGES, 41);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, shared, mirror,
+			     NPAGES, NULL), -EOPNOTSUPP);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, shared,
+			     NULL, NPAGES, NULL), 0);
+
+	private = mmap(NULL, NPAGES * page_size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE, fd, 0);
+	ASSERT_NE(private, MAP_FAILED);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, private, mirror,
+			     NPAGES, NULL), 0);
+	EXPECT_EQ(first_bad(mirror, NPAGES, 41), -1);
+	fill(private, NPAGES, 42);
+	EXPECT_EQ(first_bad(shared, NPAGES, 41), -1);
+	munmap(private, NPAGES * page_size);
+	munmap(shared, NPAGES * page_size);
+	close(fd);
+
+	nr = fopen("/proc/sys/vm/nr_hugepages", "r+");
+	ASSERT_NE(nr, NULL);
+	ASSERT_EQ(fscanf(nr, "%ld", &before), 1);
+	snprintf(count, sizeof(count), "%ld", before + 1);
+	rewind(nr);
+	ASSERT_GT(fputs(count, nr), 0);
+	fclose(nr);
+	hp = mmap(NULL, huge, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	ASSERT_NE(hp, MAP_FAILED) TH_LOG("no hugetlb page: %s",
+					 strerror(errno));
+	fill(hp, huge / page_size, 43);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, hp, mirror,
+			     huge / page_size, NULL), -EOPNOTSUPP);
+	EXPECT_EQ(first_bad(hp, huge / page_size, 43), -1);
+	munmap(hp, huge);
+	nr = fopen("/proc/sys/vm/nr_hugepages", "w");
+	ASSERT_NE(nr, NULL);
+	fprintf(nr, "%ld", before);
+	fclose(nr);
 }
 
 /*

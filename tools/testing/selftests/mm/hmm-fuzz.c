@@ -247,7 +247,7 @@ static bool errno_documented(unsigned long cmd, int err)
 		return err == EBUSY;
 	case HMM_DMIRROR_EXCLUSIVE:
 		return err == EFAULT || err == EPERM || err == EINVAL ||
-		       err == EBUSY;
+		       err == EOPNOTSUPP || err == EBUSY;
 	case HMM_DMIRROR_CHECK_EXCLUSIVE:
 		return err == EPERM;
 	case HMM_DMIRROR_RELEASE:

@@ -377,7 +377,7 @@ static bool documented(unsigned long request, int err)
 		return err == EINVAL || err == ENOMEM || err == EBUSY;
 	case HMM_DMIRROR_EXCLUSIVE:
 		return err == EFAULT || err == EPERM || err == EINVAL ||
-		       err == EBUSY;
+		       err == EOPNOTSUPP || err == EBUSY;
 	case HMM_DMIRROR_CHECK_EXCLUSIVE:
 		return err == EPERM;
 	case HMM_DMIRROR_SNAPSHOT:

@@ -178,11 +178,13 @@ enum { ANON, ANON_SHARED, THP, THP_RO, HUGETLB, FILE_PRIVATE, FILE_COW,
 	FILE_SHARED, ZERO, READONLY, NOACCESS, EMPTY };
 enum { MOVES, STAYS, REFUSED };		/* MIGRATE_TO_DEV on such a page */
 /*
- * EXCLUSIVE on such a page: granted; refused by the kernel for now (EBUSY);
- * refused by the driver for the kind of memory, where the uapi lets a driver
- * say "busy" (upstream's) or "not this memory" (EINVAL, ours); never.
+ * EXCLUSIVE on such a page: granted; part of a THP, which a kernel with
+ * make_device_exclusive() (mainline 6.15, ours) grants and 6.12 refuses
+ * for ever (EBUSY); not memory a device can hold exclusive, which the
+ * core refuses with EOPNOTSUPP (6.15, ours) or 6.12's driver with EBUSY or
+ * EINVAL; never.
  */
-enum { EXCL_OK, EXCL_BUSY, EXCL_REFUSED, EXCL_NEVER };
+enum { EXCL_OK, EXCL_THP, EXCL_REFUSED, EXCL_NEVER };
 
 #define PRIV_ANON	(MAP_PRIVATE | MAP_ANONYMOUS)
 #define RW		(PROT_READ | PROT_WRITE)
@@ -202,7 +204,7 @@ static const struct kind {
 	[ANON_SHARED]  = { MAP_SHARED | MAP_ANONYMOUS, .touch = 'w', .prot = RW, .gen = 1,
 			   .snap = SN_W, .move = STAYS, .excl = EXCL_REFUSED, .shared = true },
 	[THP]	       = { PRIV_ANON, .thp = true, .touch = 'w', .prot = RW, .gen = 1,
-			   .snap = SN_W | SN_PMD, .excl = EXCL_BUSY },
+			   .snap = SN_W | SN_PMD, .excl = EXCL_THP },
 	[THP_RO]       = { PRIV_ANON, .thp = true, .touch = 'w', .prot = PROT_READ, .gen = 1,
 			   .snap = SN_R | SN_PMD, .write_err = -EPERM, .excl = EXCL_NEVER },
 	[HUGETLB]      = { PRIV_ANON | MAP_HUGETLB, .touch = 'w', .prot = RW, .gen = 1,
@@ -278,6 +280,7 @@ struct ctx {
 	struct page_info *page;	/* by layout page */
 	int dev, fd;
 	bool huge;		/* the device takes 2 MiB pages (see moves_whole()) */
+	bool modern;		/* a mainline-era driver and core (see ctx_init) */
 	int *gen;		/* expected generation, by range page */
 	char *buf;		/* device side of READ, WRITE, MIGRATE */
 	unsigned char *snap, *want;
@@ -365,9 +368,12 @@ static void ctx_init(M, struct ctx *c, const struct backing *b, int dev)
 	c->dev = dev;
 	c->fd = dev_open(dev);
 	ASSERT_GE(c->fd, 0);
-	/* A driver with 2 MiB device pages has HMM_DMIRROR_FLAGS too. */
-	c->huge = !coherent(dev) &&
-		  !dmirror(c->fd, HMM_DMIRROR_FLAGS, NULL, NULL, 0, NULL);
+	/*
+	 * A driver with HMM_DMIRROR_FLAGS is a mainline-era one: 2 MiB
+	 * device pages, and make_device_exclusive() under it.
+	 */
+	c->modern = !dmirror(c->fd, HMM_DMIRROR_FLAGS, NULL, NULL, 0, NULL);
+	c->huge = !coherent(dev) && c->modern;
 }
 
 /* First range page whose CPU view differs from gen[], or -1. */
@@ -821,13 +827,20 @@ TEST_F(mem, exclusive)
 	struct ctx *c = &self->c;
 	int worst = EXCL_OK, ret;
 
-	for (unsigned long i = 0; i < c->n; i++)
-		if (kind_of(c, i)->excl > worst)
-			worst = kind_of(c, i)->excl;
+	for (unsigned long i = 0; i < c->n; i++) {
+		int excl = kind_of(c, i)->excl;
+
+		if (excl == EXCL_THP && c->modern)
+			excl = EXCL_OK;
+		if (excl > worst)
+			worst = excl;
+	}
 	ret = dm(c, c->fd, HMM_DMIRROR_EXCLUSIVE, 0, c->n);
 	if (worst == EXCL_NEVER)
 		ASSERT_TRUE(ret < 0);
-	if (worst == EXCL_REFUSED && ret != -EINVAL)
+	if (worst == EXCL_REFUSED && c->modern)
+		ASSERT_EQ(-EOPNOTSUPP, ret);
+	if (worst == EXCL_REFUSED && !c->modern && ret != -EINVAL)
 		ASSERT_EQ(-EBUSY, ret);
 	if (worst < EXCL_REFUSED)
 		ASSERT_EQ(worst == EXCL_OK ? 0 : -EBUSY, ret);
