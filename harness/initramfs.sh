@@ -93,7 +93,7 @@ prepare_kunit() {
 # environment, comma-separated (one word).
 UPSTREAM_BUGS_EXCLUDED=
 if [ "$FLAVOUR" = upstream ] && [ "${REGRESSIONS_UPSTREAM_BUGS:-0}" != 1 ]; then
-	UPSTREAM_BUGS_EXCLUDED=exclusive_entry_is_not_a_migration_entry,pte_mapped_thp_pages_migrate
+	UPSTREAM_BUGS_EXCLUDED=exclusive_entry_is_not_a_migration_entry,pte_mapped_thp_pages_migrate,exclusive_on_thp_pages
 fi
 export UPSTREAM_BUGS_EXCLUDED
 

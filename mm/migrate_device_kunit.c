@@ -31,6 +31,7 @@
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
+#include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -1820,6 +1821,113 @@ static void mdk_fault_on_locked_page(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, f.byte, mdk_pattern(0, 0));
 }
 
+/* make_device_exclusive() of the page at @addr, with @test as the owner. */
+static struct page *mdk_make_exclusive(struct kunit *test, unsigned long addr,
+				       struct folio **foliop)
+{
+	struct page *page;
+
+	mmap_read_lock(current->mm);
+	page = make_device_exclusive(current->mm, addr, test, foliop);
+	mmap_read_unlock(current->mm);
+	return page;
+}
+
+/*
+ * A device-exclusive entry keeps its mapping's mapcount: the page stays
+ * mapped to the rmap while the device holds it, the CPU gets the same
+ * page back at its first touch, and munmap() zaps the entry like a PTE.
+ */
+static void mdk_exclusive_keeps_mapping(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	struct folio *folio, *back;
+	struct page *page;
+
+	mdk_write_pages(test, ctx, 0, 2);
+	page = mdk_make_exclusive(test, ctx->addr, &folio);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(page));
+	KUNIT_EXPECT_TRUE(test, folio_test_locked(folio));
+	KUNIT_EXPECT_PTR_EQ(test, page_folio(page), folio);
+	KUNIT_EXPECT_EQ(test, folio_mapcount(folio), 1);
+	KUNIT_EXPECT_TRUE(test, folio_test_dirty(folio));
+	folio_unlock(folio);
+
+	/* The CPU's access faults the entry back: same page, same data. */
+	KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, 0, false));
+	back = mdk_folio_at(ctx->addr);
+	KUNIT_EXPECT_PTR_EQ(test, back, folio);
+	if (back)
+		folio_put(back);
+	KUNIT_EXPECT_EQ(test, folio_mapcount(folio), 1);
+	folio_put(folio);
+
+	/* Zapped while exclusive: the mapping's mapcount goes with it. */
+	page = mdk_make_exclusive(test, ctx->addr + PAGE_SIZE, &folio);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(page));
+	folio_unlock(folio);
+	KUNIT_ASSERT_EQ(test, 0, vm_munmap(ctx->addr + PAGE_SIZE, PAGE_SIZE));
+	KUNIT_EXPECT_FALSE(test, folio_mapped(folio));
+	folio_put(folio);
+}
+
+/*
+ * A page of a THP is made exclusive without splitting the folio: the PMD
+ * becomes PTEs, the folio keeps its 512 mappings, and the CPU gets the
+ * page back in place.
+ */
+static void mdk_exclusive_thp_page(struct kunit *test)
+{
+	unsigned long addr = mdk_map_huge(test);
+	struct folio *thp, *folio;
+	struct page *page;
+	u8 byte = 0x5a;
+
+	KUNIT_ASSERT_EQ(test, 0, copy_to_user((void __user *)addr, &byte, 1));
+	thp = mdk_folio_at(addr);
+	KUNIT_ASSERT_NOT_NULL(test, thp);
+	if (!folio_test_pmd_mappable(thp)) {
+		folio_put(thp);
+		KUNIT_FAIL_AND_ABORT(test, "no THP at the fault");
+	}
+
+	page = mdk_make_exclusive(test, addr + 5 * PAGE_SIZE, &folio);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(page));
+	KUNIT_EXPECT_PTR_EQ(test, folio, thp);
+	KUNIT_EXPECT_PTR_EQ(test, page, folio_page(thp, 5));
+	KUNIT_EXPECT_EQ(test, folio_mapcount(thp), (int)HPAGE_PMD_NR);
+	folio_unlock(folio);
+	folio_put(folio);
+
+	KUNIT_EXPECT_EQ(test, 0, copy_from_user(&byte, (void __user *)
+						(addr + 5 * PAGE_SIZE), 1));
+	KUNIT_EXPECT_EQ(test, byte, 0);
+	KUNIT_EXPECT_TRUE(test, folio_test_large(thp));
+	KUNIT_EXPECT_EQ(test, folio_mapcount(thp), (int)HPAGE_PMD_NR);
+	folio_put(thp);
+}
+
+/* Shared (shmem) memory is refused with -EOPNOTSUPP and left mapped. */
+static void mdk_exclusive_refuses_shared(struct kunit *test)
+{
+	struct mdk_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+	struct folio *folio = NULL;
+	struct file *file;
+	struct page *page;
+
+	KUNIT_ASSERT_NOT_NULL(test, ctx);
+	file = shmem_file_setup("mdk", MDK_NPAGES * PAGE_SIZE, 0);
+	KUNIT_ASSERT_FALSE(test, IS_ERR(file));
+	ctx->addr = mdk_map(test, file, MAP_SHARED);
+	fput(file);
+	mdk_write_pages(test, ctx, 0, 1);
+
+	page = mdk_make_exclusive(test, ctx->addr, &folio);
+	KUNIT_EXPECT_EQ(test, PTR_ERR_OR_ZERO(page), -EOPNOTSUPP);
+	KUNIT_EXPECT_NULL(test, folio);
+	KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, 0, false));
+}
+
 static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_round_trip),
 	KUNIT_CASE(mdk_cpu_fault_back),
@@ -1851,6 +1959,9 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_evict_pfns_scattered),
 	KUNIT_CASE(mdk_thp_partial_munmap_fault),
 	KUNIT_CASE(mdk_thp_migrate_part),
+	KUNIT_CASE(mdk_exclusive_keeps_mapping),
+	KUNIT_CASE(mdk_exclusive_thp_page),
+	KUNIT_CASE(mdk_exclusive_refuses_shared),
 #if IS_ENABLED(CONFIG_HMM_MIRROR)
 	KUNIT_CASE(mdk_thp_hmm_range_fault),
 #endif

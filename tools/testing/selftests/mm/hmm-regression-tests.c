@@ -141,6 +141,33 @@ static uint64_t pagemap_entry(void *addr)
 	return entry;
 }
 
+/* /proc/kpageflags: the page is part of a transparent huge page. */
+#define KPF_THP_BIT	_BITULL(22)
+
+/*
+ * Whether every page of [@addr, +@bytes) is mapped present and part of a
+ * THP (the folio was not split), through /proc/self/pagemap and
+ * /proc/kpageflags (the guest runs the tests as root).
+ */
+static bool all_in_thp(void *addr, unsigned long bytes)
+{
+	int fd = open("/proc/kpageflags", O_RDONLY);
+	unsigned long off;
+	bool ok = fd >= 0;
+
+	for (off = 0; ok && off < bytes; off += page_size) {
+		uint64_t entry = pagemap_entry((char *)addr + off), flags = 0;
+		uint64_t pfn = entry & (_BITULL(55) - 1);
+
+		ok = (entry & PM_PRESENT) &&
+		     pread(fd, &flags, sizeof(flags), pfn * sizeof(flags)) ==
+		     sizeof(flags) && (flags & KPF_THP_BIT);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 /* Write @value to the file @path; 0 or -errno. */
 static int write_file(const char *path, const char *value)
 {
@@ -191,6 +218,26 @@ static void *thp_map(void)
 	munmap(aligned + THP_SIZE, mem + THP_SIZE - aligned);
 	madvise(aligned, THP_SIZE, MADV_HUGEPAGE);
 	return aligned;
+}
+
+/*
+ * A THP-backed 2 MiB range painted with @seed and mapped by its PMD, as
+ * the snapshot through @fd shows; NULL if the kernel gave it no THP.
+ */
+static char *painted_thp(int fd, unsigned int seed)
+{
+	char *thp = thp_map();
+	uint8_t kind = 0;
+
+	if (!thp)
+		return NULL;
+	paint(thp, THP_SIZE, seed);
+	if (dmirror_cmd(fd, HMM_DMIRROR_SNAPSHOT, thp, &kind, 1, NULL) ||
+	    !(kind & HMM_DMIRROR_PROT_PMD)) {
+		munmap(thp, THP_SIZE);
+		return NULL;
+	}
+	return thp;
 }
 
 FIXTURE(regression)
@@ -360,17 +407,12 @@ TEST_F(regression, split_thp_with_exclusive_entry)
 {
 	const unsigned long npages = THP_SIZE / page_size;
 	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
-	char *thp = thp_map();
+	/* The range must really be one PMD-mapped THP to start with. */
+	char *thp = painted_thp(self->fd[1], 7);
 	char request[96];
-	uint8_t kind = 0;
 
 	ASSERT_NE(mirror, NULL);
-	ASSERT_NE(thp, NULL);
-	paint(thp, THP_SIZE, 7);
-	/* The range must really be one PMD-mapped THP to start with. */
-	ASSERT_EQ(dmirror_cmd(self->fd[1], HMM_DMIRROR_SNAPSHOT, thp, &kind, 1,
-			      NULL), 0);
-	ASSERT_TRUE(kind & HMM_DMIRROR_PROT_PMD) TH_LOG("not a THP: %#x", kind);
+	ASSERT_NE(thp, NULL) TH_LOG("no PMD-mapped THP");
 
 	/*
 	 * The first page device-exclusive: the PMD is split, the folio is
@@ -715,6 +757,96 @@ TEST_F(regression, exclusive_entry_is_not_a_migration_entry)
 }
 
 /*
+ * "mm/rmap: implement make_device_exclusive() using folio_walk instead of
+ * rmap walk" and "mm/rmap: keep mapcount untouched for device-exclusive
+ * entries" (6.15; 6.12.118 lacks them).
+ *
+ * 6.12 made only small folios (and the head page of a THP) exclusive: a
+ * device asking for exclusive access to memory backed by a THP got -EBUSY
+ * for ever, which is how upstream's own exclusive tests fail under
+ * transparent_hugepage=always. Every page of a THP must be grantable, the
+ * folio must stay one THP (the PMD is split, the folio not), and the CPU
+ * must get every page back, intact, at its first touch.
+ */
+TEST_F(regression, exclusive_on_thp_pages)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = painted_thp(self->fd[1], 31);
+
+	ASSERT_NE(mirror, NULL);
+	ASSERT_NE(thp, NULL) TH_LOG("no PMD-mapped THP");
+
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
+			      npages, NULL), 0);
+	EXPECT_EQ(unpainted(mirror, THP_SIZE, 31), -1);
+	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
+			      NULL, npages, NULL), -EPERM);
+	/* Renewing the grant on a THP that is already exclusive works too. */
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
+			      npages, NULL), 0);
+
+	/* The CPU takes every page back; they are still one THP. */
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 31), -1);
+	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
+			      NULL, npages, NULL), 0);
+	EXPECT_TRUE(all_in_thp(thp, THP_SIZE));
+	paint(thp, THP_SIZE, 32);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 32), -1);
+	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * The same series: a THP that a fork left mapped by two processes. The
+ * parent's exclusive request breaks COW page by page; the child's pages
+ * and data must be untouched by it, and the parent's later writes must
+ * not show in the child.
+ */
+TEST_F(regression, exclusive_on_thp_shared_after_fork)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = painted_thp(self->fd[1], 33);
+	int go[2], done[2], status;
+	char byte = 0;
+	pid_t pid;
+
+	ASSERT_NE(mirror, NULL);
+	ASSERT_NE(thp, NULL) TH_LOG("no PMD-mapped THP");
+	ASSERT_EQ(pipe(go), 0);
+	ASSERT_EQ(pipe(done), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		/* Hold the THP mapped until the parent is done with it. */
+		if (write(done[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1)
+			_exit(3);
+		_exit(unpainted(thp, THP_SIZE, 33) == -1 ? 0 : 1);
+	}
+	ASSERT_EQ(read(done[0], &byte, 1), 1);
+
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
+			      npages, NULL), 0);
+	EXPECT_EQ(unpainted(mirror, THP_SIZE, 33), -1);
+	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
+			      NULL, npages, NULL), -EPERM);
+	paint(thp, THP_SIZE, 34);
+
+	ASSERT_EQ(write(go[1], &byte, 1), 1);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 34), -1);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
  * "mm/migrate_device: handle partially mapped folios during collection"
  * (6.19; 6.12.118 lacks it).
  *
@@ -739,15 +871,9 @@ TEST_F(regression, pte_mapped_thp_pages_migrate)
 	for (device = 0; device < 4; device += 2) {
 		int fd = self->fd[device];
 		unsigned int seed = 20 + device;
-		char *thp = thp_map(), *moved, *away;
-		uint8_t kind = 0;
+		char *thp = painted_thp(self->fd[1], seed), *moved, *away;
 
-		ASSERT_NE(thp, NULL);
-		paint(thp, THP_SIZE, seed);
-		ASSERT_EQ(dmirror_cmd(self->fd[1], HMM_DMIRROR_SNAPSHOT, thp,
-				      &kind, 1, NULL), 0);
-		ASSERT_TRUE(kind & HMM_DMIRROR_PROT_PMD)
-			TH_LOG("not a THP: %#x", kind);
+		ASSERT_NE(thp, NULL) TH_LOG("no PMD-mapped THP");
 
 		/* The last page read-only: the PMD is split, the folio kept. */
 		ASSERT_EQ(mprotect(thp + THP_SIZE - page_size, page_size,
