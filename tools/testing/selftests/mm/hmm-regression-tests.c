@@ -240,6 +240,24 @@ static char *painted_thp(int fd, unsigned int seed)
 	return thp;
 }
 
+/*
+ * Ask device @fd for exclusive access to the @npages pages at @addr and
+ * check what a grant means: the device's copy in @mirror holds paint
+ * @seed and the device holds the pages. 0 if all of it held.
+ */
+static int granted_exclusive(int fd, char *addr, char *mirror,
+			     unsigned long npages, unsigned int seed)
+{
+	if (dmirror_cmd(fd, HMM_DMIRROR_EXCLUSIVE, addr, mirror, npages, NULL))
+		return -1;
+	if (unpainted(mirror, npages * page_size, seed) != -1)
+		return -2;
+	if (dmirror_cmd(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, addr, NULL, npages,
+			NULL) != -EPERM)
+		return -3;
+	return 0;
+}
+
 FIXTURE(regression)
 {
 	int fd[4];
@@ -777,14 +795,9 @@ TEST_F(regression, exclusive_on_thp_pages)
 	ASSERT_NE(mirror, NULL);
 	ASSERT_NE(thp, NULL) TH_LOG("no PMD-mapped THP");
 
-	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
-			      npages, NULL), 0);
-	EXPECT_EQ(unpainted(mirror, THP_SIZE, 31), -1);
-	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
-			      NULL, npages, NULL), -EPERM);
+	ASSERT_EQ(granted_exclusive(self->fd[0], thp, mirror, npages, 31), 0);
 	/* Renewing the grant on a THP that is already exclusive works too. */
-	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
-			      npages, NULL), 0);
+	ASSERT_EQ(granted_exclusive(self->fd[0], thp, mirror, npages, 31), 0);
 
 	/* The CPU takes every page back; they are still one THP. */
 	EXPECT_EQ(unpainted(thp, THP_SIZE, 31), -1);
@@ -826,11 +839,7 @@ TEST_F(regression, exclusive_on_thp_shared_after_fork)
 	}
 	ASSERT_EQ(read(done[0], &byte, 1), 1);
 
-	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, thp, mirror,
-			      npages, NULL), 0);
-	EXPECT_EQ(unpainted(mirror, THP_SIZE, 33), -1);
-	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
-			      NULL, npages, NULL), -EPERM);
+	ASSERT_EQ(granted_exclusive(self->fd[0], thp, mirror, npages, 33), 0);
 	paint(thp, THP_SIZE, 34);
 
 	ASSERT_EQ(write(go[1], &byte, 1), 1);
