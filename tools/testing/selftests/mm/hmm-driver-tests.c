@@ -478,7 +478,7 @@ TEST_F(driver, exclusive_until_cpu_touch)
 struct exclusive_loop {
 	int fd;
 	char *buf, *mirror;
-	volatile bool stop;
+	bool stop;		/* set by the test, read with __atomic */
 	int error;
 };
 
@@ -495,7 +495,7 @@ static void *exclusive_loop(void *arg)
 	struct exclusive_loop *l = arg;
 	int err;
 
-	while (!l->stop && !l->error) {
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE) && !l->error) {
 		err = device_cmd(l->fd, HMM_DMIRROR_EXCLUSIVE, l->buf,
 				 l->mirror, RENEWED, NULL);
 		if (err != -EBUSY)
@@ -544,7 +544,7 @@ TEST_F_TIMEOUT(driver, fork_with_exclusive_entries, 300)
 		ASSERT_EQ(waitpid(pid, &status, 0), pid);
 		EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
 	}
-	l.stop = true;
+	__atomic_store_n(&l.stop, true, __ATOMIC_RELEASE);
 	ASSERT_EQ(pthread_join(thread, NULL), 0);
 	EXPECT_EQ(l.error, 0);
 	EXPECT_EQ(first_bad(l.buf, NPAGES, 40), -1);
