@@ -131,13 +131,43 @@ show() {
 	done
 }
 
+# QEMU's monitor on a socket (its path in $out/monitor): a guest that hangs
+# with no kernel report can still be asked where its vCPUs are
+# (harness/vcpus.py). Twenty seconds before the time limit the harness asks
+# it itself, into $out/vcpus.txt. A socket path has at most 107 bytes.
+sock=$out/monitor.sock
+((${#sock} < 100)) || sock=$(mktemp -u /tmp/hmm-monitor.XXXXXX)
+rm -f "$sock" "$out/vcpus.txt"
+echo "$sock" >"$out/monitor"
+watcher=
+if ((TIMEOUT > 60)); then
+	(
+		trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+		sleep $((TIMEOUT - 20)) &
+		nap=$!
+		wait "$nap"
+		"$HARNESS/vcpus.py" "$sock" "$OBJ/System.map" 10 >"$out/vcpus.txt" 2>&1
+	) &
+	watcher=$!
+fi
+
 set +e
-timeout -k 10 "$TIMEOUT" "${qemu[@]}" -display none -serial stdio -monitor none \
+timeout -k 10 "$TIMEOUT" "${qemu[@]}" -display none -serial stdio \
+	-monitor "unix:$sock,server=on,wait=off" \
 	</dev/null 2>&1 | sed -u 's/\r//g' | tee "$log" | show
 rc=${PIPESTATUS[0]}
 set -e
+if [ -n "$watcher" ]; then
+	kill "$watcher" 2>/dev/null || true
+	wait "$watcher" 2>/dev/null || true
+fi
+rm -f "$sock"
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	echo "timeout $TIMEOUT" >"$out/boot.status"
+	if [ -s "$out/vcpus.txt" ]; then
+		echo "the vCPUs before the time limit ($out/vcpus.txt):"
+		sed -n '1,3p' "$out/vcpus.txt"
+	fi
 	[ "$mode" = run ] && stage_fail "the guest did not finish within ${TIMEOUT}s; console: $log"
 	stage_done "guest killed after ${TIMEOUT}s; console: $log"
 	exit 0

@@ -318,6 +318,9 @@ def parse(console, outdir, kunit_py, status_file=None, flavour='', mode=''):
         why = 'the guest did not finish'
         if status.startswith('timeout'):
             why += ' within %ss (hang?)' % status.split()[-1]
+            vcpus = os.path.join(os.path.dirname(console), 'vcpus.txt')
+            if os.path.exists(vcpus) and os.path.getsize(vcpus):
+                why += '; where its vCPUs were: %s' % vcpus
         else:
             why += ' (crash or power-off; boot said "%s")' % (status or
                                                               'nothing')

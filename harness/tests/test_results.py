@@ -111,6 +111,29 @@ for _name in CASES:
             _make_case(_name))
 
 
+class HangPointsAtVcpus(unittest.TestCase):
+    """A guest killed at its time limit names the vCPU dump boot.sh took."""
+
+    def test_vcpus_named(self):
+        with tempfile.TemporaryDirectory() as d:
+            log = os.path.join(d, 'console.log')
+            status = os.path.join(d, 'boot.status')
+            with open(os.path.join(HERE, 'logs', 'hang.log')) as f, \
+                    open(log, 'w') as g:
+                g.write(f.read())
+            with open(os.path.join(HERE, 'logs', 'hang.status')) as f, \
+                    open(status, 'w') as g:
+                g.write(f.read())
+            res = results.parse(log, os.path.join(d, 'out'), KUNIT, status)
+            self.assertNotIn('vCPUs', res['problems'][0]['why'])
+            with open(os.path.join(d, 'vcpus.txt'), 'w') as f:
+                f.write('sample 1:\n  CPU#0 rip=... cpl=0 if=1\n')
+            res = results.parse(log, os.path.join(d, 'out'), KUNIT, status)
+            self.assertIn('where its vCPUs were: ' +
+                          os.path.join(d, 'vcpus.txt'),
+                          res['problems'][0]['why'])
+
+
 class ReportKinds(unittest.TestCase):
     """Each checker of the debug kernel is named by the first line it prints."""
 
