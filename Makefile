@@ -26,6 +26,7 @@ export FLAVOUR DEBUG
 #> MODE           boot, parse, run, shell: the boot mode (harness/modes; default the first)
 #> MODES          check, report: the boot modes of a run (default: every mode)
 #> SUITES         initramfs, check: only the suites named (harness/suites)
+#> TESTS          initramfs, check: only the tests named, in the suites on the kselftest harness (its -t)
 #> TIMEOUT        boot, check, run, bench: the guest's time limit in seconds (check: the suites' limits added up)
 #> LIMIT_SCALE    initramfs, boot: multiplies every time limit (default 1; 40 with DEBUG=1)
 #> ICOUNT         boot, check, bench: 1 for a guest clock that follows instructions executed

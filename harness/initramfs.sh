@@ -12,7 +12,9 @@
 # A copy of /etc/hmm-suites stays in build/<flavour>/hmm-suites, for the
 # boot stage's time limit. `make bench` adds its own /etc/hmm-bench on top
 # (harness/bench.sh). Test programs are rebuilt only when their source is
-# newer. SUITES="a b" keeps only the suites named.
+# newer. SUITES="a b" keeps only the suites named; TESTS="x y" runs only
+# the tests named in each suite built on the kselftest harness (its -t:
+# every variant of each), to chase one test on the debug kernel.
 source "$(dirname "$0")/common.sh"
 stage_start initramfs
 
@@ -160,6 +162,11 @@ while read -r name flavours modes module limit src env; do
 		[ -n "${w#*=}" ] && env_words+=("$w")
 	done
 	((${#env_words[@]})) && command="env ${env_words[*]} $command"
+	if [ -n "${TESTS:-}" ] && [[ "$src" == *.c ]]; then
+		for t in $TESTS; do
+			command+=" -t $t"
+		done
+	fi
 	limit=$(eval "echo $limit")
 	[[ "$limit" =~ ^[0-9]+$ ]] || stage_fail "harness/suites: suite $name's limit is not a number: $limit"
 	fn=prepare_${name//-/_}
