@@ -27,6 +27,11 @@
  * fails with ENOTTY. On error, the structure is not written back: cpages
  * and faults are only meaningful on success.
  *
+ * Each command's HMM_DMIRROR_*_ERRNOS lists, as an array initializer for
+ * tests to check answers against, the errors its comment gives for a
+ * well-formed request (a range inside one mapping, a good ptr): the memory
+ * of the range, not the arguments, decides between them.
+ *
  * This header is binary compatible with the one of Linux 6.12: the same
  * layout, command numbers and snapshot codes.
  */
@@ -105,6 +110,7 @@ enum {
  * kept changing under the device for longer than a second.
  */
 #define HMM_DMIRROR_READ		HMM_DMIRROR_IOC(0x00)
+#define HMM_DMIRROR_READ_ERRNOS		{ EFAULT, EBUSY }
 
 /*
  * HMM_DMIRROR_WRITE: the device writes ptr (npages pages) into the range,
@@ -115,6 +121,7 @@ enum {
  * range is unmapped. EBUSY as for READ.
  */
 #define HMM_DMIRROR_WRITE		HMM_DMIRROR_IOC(0x01)
+#define HMM_DMIRROR_WRITE_ERRNOS		{ EPERM, EFAULT, EBUSY }
 
 /*
  * HMM_DMIRROR_MIGRATE_TO_DEV: move the range into this device's memory;
@@ -133,6 +140,7 @@ enum {
  * Pages that did not move keep their data where it was.
  */
 #define HMM_DMIRROR_MIGRATE_TO_DEV	HMM_DMIRROR_IOC(0x02)
+#define HMM_DMIRROR_MIGRATE_TO_DEV_ERRNOS	{ EINVAL, ENOMEM, ENOENT, EBUSY }
 
 /*
  * HMM_DMIRROR_MIGRATE_TO_SYS: move every page of the range that is in this
@@ -143,6 +151,7 @@ enum {
  * in device memory with its data.
  */
 #define HMM_DMIRROR_MIGRATE_TO_SYS	HMM_DMIRROR_IOC(0x03)
+#define HMM_DMIRROR_MIGRATE_TO_SYS_ERRNOS	{ EINVAL, ENOMEM, EBUSY }
 
 /*
  * HMM_DMIRROR_SNAPSHOT: write to ptr one byte per page (npages bytes)
@@ -152,6 +161,7 @@ enum {
  * under the device for longer than a second.
  */
 #define HMM_DMIRROR_SNAPSHOT		HMM_DMIRROR_IOC(0x04)
+#define HMM_DMIRROR_SNAPSHOT_ERRNOS		{ EBUSY }
 
 /*
  * HMM_DMIRROR_EXCLUSIVE: give the device exclusive (atomic) access to the
@@ -165,6 +175,7 @@ enum {
  * EBUSY: some page kept changing for longer than a second.
  */
 #define HMM_DMIRROR_EXCLUSIVE		HMM_DMIRROR_IOC(0x05)
+#define HMM_DMIRROR_EXCLUSIVE_ERRNOS		{ EFAULT, EPERM, EOPNOTSUPP, EINVAL, EBUSY }
 
 /*
  * HMM_DMIRROR_CHECK_EXCLUSIVE: succeed when the device holds exclusive
@@ -172,6 +183,7 @@ enum {
  * for some page. ptr is not used; cpages = 0.
  */
 #define HMM_DMIRROR_CHECK_EXCLUSIVE	HMM_DMIRROR_IOC(0x06)
+#define HMM_DMIRROR_CHECK_EXCLUSIVE_ERRNOS	{ EPERM }
 
 /*
  * HMM_DMIRROR_RELEASE: give back all of this device's memory: every page

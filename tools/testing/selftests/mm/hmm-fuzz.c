@@ -32,6 +32,7 @@
  * failure prints the last steps before it.
  */
 #include "../kselftest_harness.h"
+#include "hmm-common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,7 +57,6 @@
 #define SLOT_PAGES	1024UL			/* 4 MiB: two PMDs */
 #define SLOT_SIZE	(SLOT_PAGES * PAGE)
 #define NDEVICES	4
-#define HISTORY		24
 #define USER_TOP	0x00007ffffffff000UL	/* x86-64 TASK_SIZE */
 #define UNKNOWN		(-1)
 #define BUF_SIZE	(2 * SLOT_SIZE)		/* the largest hostile window */
@@ -80,45 +80,12 @@ struct world {
 	int fd[NDEVICES];
 	char *buf;			/* a good command buffer: BUF_SIZE */
 	char *ro_buf;			/* a read-only one */
-	uint64_t rng;
+	struct hmm_rng rng;
 	bool data_checks;
 	unsigned long steps, commands, refused, moved_pages, checked_pages;
 	unsigned long seconds;		/* how long the run took */
-	char history[HISTORY][120];
-	unsigned int hist_next;
+	struct hmm_history history;
 };
-
-static uint64_t rnd(struct world *w)
-{
-	/* xorshift64*: small, fast, and the same on every machine. */
-	w->rng ^= w->rng >> 12;
-	w->rng ^= w->rng << 25;
-	w->rng ^= w->rng >> 27;
-	return w->rng * 0x2545F4914F6CDD1DULL;
-}
-
-static unsigned long below(struct world *w, unsigned long n)
-{
-	return n ? rnd(w) % n : 0;
-}
-
-static void note(struct world *w, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(w->history[w->hist_next++ % HISTORY], sizeof(w->history[0]),
-		  fmt, ap);
-	va_end(ap);
-}
-
-static void dump_history(struct world *w)
-{
-	unsigned int i, n = w->hist_next < HISTORY ? w->hist_next : HISTORY;
-
-	for (i = w->hist_next - n; i < w->hist_next; i++)
-		fprintf(stderr, "#   step: %s\n", w->history[i % HISTORY]);
-}
 
 static char *slot_addr(struct world *w, int s)
 {
@@ -192,7 +159,7 @@ static void slot_map(struct world *w, int s, enum kind k)
 		madvise(addr, SLOT_SIZE, MADV_HUGEPAGE);
 	sl->kind = k;
 	for (p = 0; p < SLOT_PAGES; p++)
-		cpu_fill(w, s, p, (int)(below(w, 255) + 1));
+		cpu_fill(w, s, p, (int)(hmm_rng_below(&w->rng, 255) + 1));
 	if (k == K_RO || k == K_NOACCESS)
 		mprotect(addr, SLOT_SIZE, k == K_RO ? PROT_READ : PROT_NONE);
 }
@@ -220,7 +187,7 @@ static bool slot_check(struct world *w, int s)
 		w->checked_pages++;
 		if (page[0] != (char)sl->shadow[p] ||
 		    page[PAGE - 1] != (char)sl->shadow[p] ||
-		    page[below(w, PAGE)] != (char)sl->shadow[p]) {
+		    page[hmm_rng_below(&w->rng, PAGE)] != (char)sl->shadow[p]) {
 			fprintf(stderr, "# slot %d (%s) page %lu holds %#x, expected %#x\n",
 				s, kind_name[sl->kind], p, page[0] & 0xff,
 				sl->shadow[p] & 0xff);
@@ -228,32 +195,6 @@ static bool slot_check(struct world *w, int s)
 		}
 	}
 	return true;
-}
-
-/* Which errnos each command documents for a range inside one slot. */
-static bool errno_documented(unsigned long cmd, int err)
-{
-	switch (cmd) {
-	case HMM_DMIRROR_READ:
-		return err == EFAULT || err == EBUSY;
-	case HMM_DMIRROR_WRITE:
-		return err == EPERM || err == EFAULT || err == EBUSY;
-	case HMM_DMIRROR_MIGRATE_TO_DEV:
-		return err == EINVAL || err == ENOMEM || err == ENOENT ||
-		       err == EBUSY;
-	case HMM_DMIRROR_MIGRATE_TO_SYS:
-		return err == EINVAL || err == ENOMEM || err == EBUSY;
-	case HMM_DMIRROR_SNAPSHOT:
-		return err == EBUSY;
-	case HMM_DMIRROR_EXCLUSIVE:
-		return err == EFAULT || err == EPERM || err == EINVAL ||
-		       err == EOPNOTSUPP || err == EBUSY;
-	case HMM_DMIRROR_CHECK_EXCLUSIVE:
-		return err == EPERM;
-	case HMM_DMIRROR_RELEASE:
-		return false;
-	}
-	return false;
 }
 
 static const unsigned long commands[] = {
@@ -278,25 +219,26 @@ static bool returns_data(unsigned long cmd)
 static int do_cmd(struct world *w, int dev, unsigned long cmd,
 		  struct hmm_dmirror_cmd *c)
 {
+	int err = hmm_dmirror_ioctl(w->fd[dev], cmd, c);
+
 	w->commands++;
-	if (ioctl(w->fd[dev], cmd, c) == 0)
-		return 0;
-	w->refused++;
-	return errno;
+	if (err)
+		w->refused++;
+	return err;
 }
 
 /* A sane command on a window of a slot; false on a broken rule. */
 static bool step_sane(struct world *w)
 {
-	int s = (int)below(w, SLOTS), dev = (int)below(w, NDEVICES);
-	unsigned int ci = (unsigned int)below(w, 8);
+	int s = (int)hmm_rng_below(&w->rng, SLOTS), dev = (int)hmm_rng_below(&w->rng, NDEVICES);
+	unsigned int ci = (unsigned int)hmm_rng_below(&w->rng, 8);
 	unsigned long cmd = commands[ci], first, n, p;
 	struct slot *sl = &w->slot[s];
 	struct hmm_dmirror_cmd c = { 0 };
 	int err;
 
-	first = below(w, SLOT_PAGES);
-	n = 1 + below(w, below(w, 4) ? 64 : SLOT_PAGES - first);
+	first = hmm_rng_below(&w->rng, SLOT_PAGES);
+	n = 1 + hmm_rng_below(&w->rng, hmm_rng_below(&w->rng, 4) ? 64 : SLOT_PAGES - first);
 	if (first + n > SLOT_PAGES)
 		n = SLOT_PAGES - first;
 	c.addr = (uintptr_t)(slot_addr(w, s) + first * PAGE);
@@ -304,12 +246,12 @@ static bool step_sane(struct world *w)
 	c.npages = n;
 	if (cmd == HMM_DMIRROR_WRITE) {
 		for (p = 0; p < n; p++)
-			memset(w->buf + p * PAGE, (int)(below(w, 255) + 1), PAGE);
+			memset(w->buf + p * PAGE, (int)(hmm_rng_below(&w->rng, 255) + 1), PAGE);
 	}
-	note(w, "%s dev%d slot %d (%s) pages %lu+%lu", command_name[ci], dev, s,
+	hmm_note(&w->history, "%s dev%d slot %d (%s) pages %lu+%lu", command_name[ci], dev, s,
 	     kind_name[sl->kind], first, n);
 	err = do_cmd(w, dev, cmd, &c);
-	if (err && !errno_documented(cmd, err) && !(err == EINTR &&
+	if (err && !hmm_dmirror_errno_documented(cmd, err) && !(err == EINTR &&
 						    cmd == HMM_DMIRROR_RELEASE)) {
 		fprintf(stderr, "# %s on a %s slot failed with %s, which it does not document\n",
 			command_name[ci], kind_name[sl->kind], strerror(err));
@@ -352,12 +294,12 @@ enum verdict { V_MAYBE, V_FAIL, V_EINVAL, V_EFAULT };
 
 static uint64_t hostile_addr(struct world *w, enum verdict *v)
 {
-	uint64_t good = (uintptr_t)slot_addr(w, (int)below(w, SLOTS));
+	uint64_t good = (uintptr_t)slot_addr(w, (int)hmm_rng_below(&w->rng, SLOTS));
 
-	switch (below(w, 8)) {
+	switch (hmm_rng_below(&w->rng, 8)) {
 	case 0:
 		*v = V_EINVAL;
-		return good + 1 + below(w, PAGE - 1);
+		return good + 1 + hmm_rng_below(&w->rng, PAGE - 1);
 	case 1:
 		return 0;			/* page 0: never mapped */
 	case 2:
@@ -372,9 +314,9 @@ static uint64_t hostile_addr(struct world *w, enum verdict *v)
 		*v = V_EINVAL;
 		return ~0ULL & ~(PAGE - 1);
 	case 6:
-		return (uintptr_t)w->arena + below(w, SLOTS * SLOT_PAGES) * PAGE;
+		return (uintptr_t)w->arena + hmm_rng_below(&w->rng, SLOTS * SLOT_PAGES) * PAGE;
 	default:
-		return rnd(w) & ~(PAGE - 1);
+		return hmm_rng_next(&w->rng) & ~(PAGE - 1);
 	}
 }
 
@@ -382,7 +324,7 @@ static uint64_t hostile_npages(struct world *w, uint64_t addr, enum verdict *v)
 {
 	uint64_t n;
 
-	switch (below(w, 6)) {
+	switch (hmm_rng_below(&w->rng, 6)) {
 	case 0:
 		*v = V_EINVAL;
 		return 0;
@@ -396,10 +338,10 @@ static uint64_t hostile_npages(struct world *w, uint64_t addr, enum verdict *v)
 		n = (1ULL << 52) + 1;
 		break;
 	case 4:
-		n = 1 + below(w, 2 * SLOT_PAGES);
+		n = 1 + hmm_rng_below(&w->rng, 2 * SLOT_PAGES);
 		break;
 	default:
-		n = 1 + below(w, 16);
+		n = 1 + hmm_rng_below(&w->rng, 16);
 		break;
 	}
 	/* The range wraps or leaves user space: EINVAL. */
@@ -418,7 +360,7 @@ static bool writes_ptr(unsigned long cmd)
 static uint64_t hostile_ptr(struct world *w, unsigned long cmd,
 			    enum verdict *v)
 {
-	switch (below(w, 6)) {
+	switch (hmm_rng_below(&w->rng, 6)) {
 	case 0:
 		*v = V_EFAULT;
 		return 0xffff888000000000ULL;
@@ -432,7 +374,7 @@ static uint64_t hostile_ptr(struct world *w, unsigned long cmd,
 		if (writes_ptr(cmd))
 			*v = V_FAIL;
 		return (uintptr_t)w->ro_buf;
-	case 4: return (uintptr_t)w->arena + below(w, SLOTS) * SLOT_SIZE;
+	case 4: return (uintptr_t)w->arena + hmm_rng_below(&w->rng, SLOTS) * SLOT_SIZE;
 	default: return (uintptr_t)w->buf;
 	}
 }
@@ -471,8 +413,8 @@ static const char *verdict_name(enum verdict v)
 
 static bool step_hostile(struct world *w)
 {
-	int dev = (int)below(w, NDEVICES), err, want = 0;
-	unsigned int ci = (unsigned int)below(w, 8);
+	int dev = (int)hmm_rng_below(&w->rng, NDEVICES), err, want = 0;
+	unsigned int ci = (unsigned int)hmm_rng_below(&w->rng, 8);
 	unsigned long cmd = commands[ci];
 	enum verdict va = V_MAYBE, vn = V_MAYBE, vp = V_MAYBE, v;
 	struct hmm_dmirror_cmd c = { 0 };
@@ -481,18 +423,18 @@ static bool step_hostile(struct world *w)
 	c.npages = hostile_npages(w, c.addr, &vn);
 	c.ptr = hostile_ptr(w, cmd, &vp);
 
-	switch (below(w, 10)) {
+	switch (hmm_rng_below(&w->rng, 10)) {
 	case 0: {
 		/* A command number the driver does not have (0x08 is FLAGS). */
 		unsigned long bad[] = {
-			_IOWR('H', 0x09 + below(w, 0xef), struct hmm_dmirror_cmd),
+			_IOWR('H', 0x09 + hmm_rng_below(&w->rng, 0xef), struct hmm_dmirror_cmd),
 			_IOR('H', 0x00, struct hmm_dmirror_cmd),
 			_IOWR('H', 0x00, __u64),
 			_IOWR('h', 0x00, struct hmm_dmirror_cmd),
 		};
-		unsigned long nr = bad[below(w, 4)];
+		unsigned long nr = bad[hmm_rng_below(&w->rng, 4)];
 
-		note(w, "ioctl %#lx (not a command)", nr);
+		hmm_note(&w->history, "ioctl %#lx (not a command)", nr);
 		err = do_cmd(w, dev, nr, &c);
 		if (err != ENOTTY) {
 			fprintf(stderr, "# unknown command %#lx gave %s, not ENOTTY\n",
@@ -503,9 +445,9 @@ static bool step_hostile(struct world *w)
 	}
 	case 1: {
 		/* An argument pointer that cannot be read. */
-		void *arg = below(w, 2) ? NULL : (void *)0xffff888000000000ULL;
+		void *arg = hmm_rng_below(&w->rng, 2) ? NULL : (void *)0xffff888000000000ULL;
 
-		note(w, "%s with argument pointer %p", command_name[ci], arg);
+		hmm_note(&w->history, "%s with argument pointer %p", command_name[ci], arg);
 		w->commands++;
 		err = ioctl(w->fd[dev], cmd, arg) ? errno : 0;
 		if (err != EFAULT) {
@@ -526,7 +468,7 @@ static bool step_hostile(struct world *w)
 		v = vp;
 	if (cmd == HMM_DMIRROR_RELEASE)
 		v = V_MAYBE;	/* RELEASE ignores the fields */
-	note(w, "%s dev%d addr %#llx npages %#llx ptr %#llx: expect %s",
+	hmm_note(&w->history, "%s dev%d addr %#llx npages %#llx ptr %#llx: expect %s",
 	     command_name[ci], dev, (unsigned long long)c.addr,
 	     (unsigned long long)c.npages, (unsigned long long)c.ptr,
 	     verdict_name(v));
@@ -548,7 +490,7 @@ static bool step_hostile(struct world *w)
 			return false;
 		}
 		if (err && err != EINVAL && err != EFAULT && err != EINTR &&
-		    !errno_documented(cmd, err)) {
+		    !hmm_dmirror_errno_documented(cmd, err)) {
 			fprintf(stderr, "# %s gave undocumented %s\n",
 				command_name[ci], strerror(err));
 			return false;
@@ -568,11 +510,11 @@ static bool step_hostile(struct world *w)
 
 static bool step_fork(struct world *w)
 {
-	int s = (int)below(w, SLOTS), status;
-	unsigned long p = below(w, SLOT_PAGES);
+	int s = (int)hmm_rng_below(&w->rng, SLOTS), status;
+	unsigned long p = hmm_rng_below(&w->rng, SLOT_PAGES);
 	pid_t child;
 
-	note(w, "fork; child checks slot %d (%s) and writes page %lu",
+	hmm_note(&w->history, "fork; child checks slot %d (%s) and writes page %lu",
 	     s, kind_name[w->slot[s].kind], p);
 	child = fork();
 	if (child < 0)
@@ -595,20 +537,20 @@ static bool step_fork(struct world *w)
 
 static bool step_mm(struct world *w)
 {
-	int s = (int)below(w, SLOTS), t;
+	int s = (int)hmm_rng_below(&w->rng, SLOTS), t;
 	struct slot *sl = &w->slot[s];
-	unsigned long p = below(w, SLOT_PAGES);
+	unsigned long p = hmm_rng_below(&w->rng, SLOT_PAGES);
 	char *page = slot_addr(w, s) + p * PAGE;
 
-	switch (below(w, 10)) {
+	switch (hmm_rng_below(&w->rng, 10)) {
 	case 0:
-		note(w, "unmap slot %d", s);
+		hmm_note(&w->history, "unmap slot %d", s);
 		slot_unmap(w, s);
 		return true;
 	case 1: {
-		enum kind k = (enum kind)(1 + below(w, K_COUNT - 1));
+		enum kind k = (enum kind)(1 + hmm_rng_below(&w->rng, K_COUNT - 1));
 
-		note(w, "map slot %d as %s", s, kind_name[k]);
+		hmm_note(&w->history, "map slot %d as %s", s, kind_name[k]);
 		slot_map(w, s, k);
 		return true;
 	}
@@ -616,7 +558,7 @@ static bool step_mm(struct world *w)
 		if (!readable(sl->kind) || sl->kind == K_HUGETLB ||
 		    sl->kind == K_SHARED)
 			return true;
-		note(w, "mprotect slot %d read-only", s);
+		hmm_note(&w->history, "mprotect slot %d read-only", s);
 		if (!mprotect(slot_addr(w, s), SLOT_SIZE, PROT_READ))
 			sl->kind = K_RO;
 		return true;
@@ -624,16 +566,16 @@ static bool step_mm(struct world *w)
 		if (sl->kind == K_NONE || sl->kind == K_SHARED ||
 		    sl->kind == K_HUGETLB)
 			return true;
-		note(w, "madvise(DONTNEED) slot %d page %lu", s, p);
+		hmm_note(&w->history, "madvise(DONTNEED) slot %d page %lu", s, p);
 		if (!madvise(page, PAGE, MADV_DONTNEED))
 			sl->shadow[p] = 0;	/* private anonymous: zeroes */
 		return true;
 	case 4:
 		/* mremap slot s over slot t: the data moves with it. */
-		t = (int)below(w, SLOTS);
+		t = (int)hmm_rng_below(&w->rng, SLOTS);
 		if (t == s || sl->kind == K_NONE || sl->kind == K_HUGETLB)
 			return true;
-		note(w, "mremap slot %d (%s) onto slot %d", s,
+		hmm_note(&w->history, "mremap slot %d (%s) onto slot %d", s,
 		     kind_name[sl->kind], t);
 		if (w->slot[t].memfd >= 0)
 			close(w->slot[t].memfd);
@@ -654,14 +596,14 @@ static bool step_mm(struct world *w)
 	case 7:
 		if (!writable(sl->kind))
 			return true;
-		note(w, "CPU writes slot %d page %lu", s, p);
-		cpu_fill(w, s, p, (int)(below(w, 255) + 1));
+		hmm_note(&w->history, "CPU writes slot %d page %lu", s, p);
+		cpu_fill(w, s, p, (int)(hmm_rng_below(&w->rng, 255) + 1));
 		return true;
 	default:
 		if (!readable(sl->kind) || sl->shadow[p] == UNKNOWN ||
 		    !w->data_checks)
 			return true;
-		note(w, "CPU reads slot %d page %lu", s, p);
+		hmm_note(&w->history, "CPU reads slot %d page %lu", s, p);
 		w->checked_pages++;
 		if (__atomic_load_n(page, __ATOMIC_RELAXED) != (char)sl->shadow[p]) {
 			fprintf(stderr, "# CPU read %#x from slot %d page %lu, expected %#x\n",
@@ -673,16 +615,16 @@ static bool step_mm(struct world *w)
 }
 
 /*
- * A watchdog thread: if no step completes for a minute, the last steps and
- * the seed go to the console, then the kernel's view of blocked tasks and
- * of every CPU (sysrq w and l), so that a hang is reported with what led
- * to it rather than only as a time-out.
+ * The run's watchdog (hmm-common.h): if no step completes for a minute, the
+ * last steps, the slots and the seed go to the console, then the kernel's
+ * view of blocked tasks and of every CPU, so that a hang is reported with
+ * what led to it rather than only as a time-out. The run goes on: the
+ * suite's time limit ends a real hang.
  */
-struct watchdog {
+struct fuzz_watch {
 	struct world *w;
 	uint64_t seed;
 	unsigned long calls;
-	bool stop;		/* set by the test, read with __atomic */
 };
 
 /* Seconds on the monotonic clock. */
@@ -694,38 +636,23 @@ static unsigned long now_seconds(void)
 	return ts.tv_sec;
 }
 
-static void *watch(void *arg)
+/* A long run says how far it is, once a minute. */
+static void fuzz_minute(void *arg, unsigned long steps, unsigned long seconds)
 {
-	struct watchdog *wd = arg;
-	unsigned long last = ~0UL, idle = 0, ticks = 0;
-	int fd;
+	struct fuzz_watch *fw = arg;
 
-	while (!__atomic_load_n(&wd->stop, __ATOMIC_ACQUIRE)) {
-		sleep(1);
-		/* A long run says how far it is, once a minute. */
-		if (++ticks % 60 == 0)
-			fprintf(stderr, "# step %lu of %lu after %lu s\n",
-				wd->w->steps, wd->calls, ticks);
-		if (wd->w->steps != last) {
-			last = wd->w->steps;
-			idle = 0;
-			continue;
-		}
-		if (++idle != 60)
-			continue;
-		fprintf(stderr,
-			"# no progress for 60 s at step %lu (HMM_FUZZ_SEED=%llu); the steps before it:\n",
-			last, (unsigned long long)wd->seed);
-		dump_history(wd->w);
-		dump_slots(wd->w);
-		fd = open("/proc/sysrq-trigger", O_WRONLY);
-		if (fd >= 0) {
-			if (write(fd, "w", 1) < 0 || write(fd, "l", 1) < 0)
-				fprintf(stderr, "# sysrq: %s\n", strerror(errno));
-			close(fd);
-		}
-	}
-	return NULL;
+	fprintf(stderr, "# step %lu of %lu after %lu s\n", steps, fw->calls,
+		seconds);
+}
+
+static void fuzz_hang(void *arg, unsigned long steps)
+{
+	struct fuzz_watch *fw = arg;
+
+	fprintf(stderr, "# at step %lu (HMM_FUZZ_SEED=%llu); the steps before it:\n",
+		steps, (unsigned long long)fw->seed);
+	hmm_history_dump(&fw->w->history, "step");
+	dump_slots(fw->w);
 }
 
 /* The racing case's second thread: slots vanish and come back. */
@@ -738,16 +665,15 @@ struct racer {
 static void *race_mm(void *arg)
 {
 	struct racer *r = arg;
-	uint64_t rng = r->w->rng ^ 0x9e3779b97f4a7c15ULL;
+	struct hmm_rng rng;
 
+	hmm_rng_seed(&rng, hmm_mix(r->w->rng.state));
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t pick = hmm_rng_next(&rng);
 		char *addr;
 
-		rng ^= rng >> 12;
-		rng ^= rng << 25;
-		rng ^= rng >> 27;
-		addr = slot_addr(r->w, (int)(rng % SLOTS));
-		if (rng & 1)
+		addr = slot_addr(r->w, (int)(pick % SLOTS));
+		if (pick & 1)
 			munmap(addr, SLOT_SIZE);
 		else
 			mmap(addr, SLOT_SIZE, PROT_READ | PROT_WRITE,
@@ -758,16 +684,6 @@ static void *race_mm(void *arg)
 	return NULL;
 }
 
-/* FNV-1a of a case's name: each case's own offset from the base seed. */
-static uint64_t name_hash(const char *name)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	while (*name)
-		h = (h ^ (unsigned char)*name++) * 0x100000001b3ULL;
-	return h;
-}
-
 /*
  * The run's seed, picked once before the harness forks its cases, so that
  * one HMM_FUZZ_SEED replays all of them.
@@ -776,10 +692,7 @@ static uint64_t base_seed;
 
 __attribute__((constructor)) static void pick_seed(void)
 {
-	const char *env = getenv("HMM_FUZZ_SEED");
-
-	base_seed = env ? strtoull(env, NULL, 0) :
-		    (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	base_seed = hmm_seed_from_env("HMM_FUZZ_SEED");
 }
 
 FIXTURE(fuzz)
@@ -797,7 +710,7 @@ FIXTURE_SETUP(fuzz)
 	memset(&self->w, 0, sizeof(self->w));
 	/* Each case its own stream, derived from the run's seed. */
 	self->seed = base_seed;
-	self->w.rng = (base_seed + name_hash(_metadata->name)) | 1;
+	hmm_rng_seed(&self->w.rng, base_seed + hmm_name_hash(_metadata->name));
 	env = getenv("HMM_FUZZ_CALLS");
 	self->calls = env ? strtoul(env, NULL, 0) : 20000;
 	TH_LOG("%lu steps; replay with HMM_FUZZ_SEED=%llu",
@@ -853,7 +766,7 @@ static bool fuzz_steps(struct world *w, unsigned long calls, int sane,
 	int s;
 
 	for (w->steps = 0; w->steps < calls; w->steps++) {
-		unsigned long pick = below(w, 16);
+		unsigned long pick = hmm_rng_below(&w->rng, 16);
 		bool ok;
 
 		if (pick < (unsigned long)sane)
@@ -868,7 +781,7 @@ static bool fuzz_steps(struct world *w, unsigned long calls, int sane,
 		if (!ok) {
 			fprintf(stderr, "# failed at step %lu; the steps before it:\n",
 				w->steps);
-			dump_history(w);
+			hmm_history_dump(&w->history, "step");
 			return false;
 		}
 	}
@@ -878,17 +791,22 @@ static bool fuzz_steps(struct world *w, unsigned long calls, int sane,
 static bool fuzz_run(struct world *w, unsigned long calls, int sane,
 		     int hostile)
 {
-	struct watchdog wd = { .w = w, .seed = base_seed, .calls = calls };
+	struct fuzz_watch fw = { .w = w, .seed = base_seed, .calls = calls };
+	struct hmm_watchdog wd = {
+		.progress = &w->steps,
+		.hang_after = 60,
+		.on_hang = fuzz_hang,
+		.on_minute = fuzz_minute,
+		.arg = &fw,
+	};
 	unsigned long start = now_seconds();
-	pthread_t thread;
 	bool ok;
 
-	if (pthread_create(&thread, NULL, watch, &wd))
+	if (hmm_watchdog_start(&wd))
 		return false;
 	ok = fuzz_steps(w, calls, sane, hostile);
 	w->seconds = now_seconds() - start;
-	__atomic_store_n(&wd.stop, true, __ATOMIC_RELEASE);
-	pthread_join(thread, NULL);
+	hmm_watchdog_stop(&wd);
 	return ok;
 }
 

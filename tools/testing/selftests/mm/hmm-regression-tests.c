@@ -19,6 +19,7 @@
  * devices 0 and 1 are device-private, 2 and 3 device-coherent.
  */
 #include "../kselftest_harness.h"
+#include "hmm-common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,9 +41,6 @@
 /* Rounds of the racing tests: a few seconds under TCG. */
 #define ROUNDS		40
 #define THP_SIZE	(2UL << 20)
-/* /proc/self/pagemap: bit 63 page present, bit 62 swap (or swap-like) entry. */
-#define PM_PRESENT	_BITULL(63)
-#define PM_SWAP		_BITULL(62)
 /* The snapshot bits that say "in some device's memory". */
 #define KIND_MASK	0xf0
 
@@ -126,21 +124,6 @@ static long pages_in_device(int fd, void *addr, unsigned long npages)
 	return count;
 }
 
-/* The /proc/self/pagemap entry of the page at @addr (0 when unreadable). */
-static uint64_t pagemap_entry(void *addr)
-{
-	uint64_t entry = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	if (pread(fd, &entry, sizeof(entry),
-		  (uintptr_t)addr / page_size * sizeof(entry)) != sizeof(entry))
-		entry = 0;
-	close(fd);
-	return entry;
-}
-
 /* /proc/kpageflags: the page is part of a transparent huge page. */
 #define KPF_THP_BIT	_BITULL(22)
 
@@ -156,7 +139,7 @@ static bool all_in_thp(void *addr, unsigned long bytes)
 	bool ok = fd >= 0;
 
 	for (off = 0; ok && off < bytes; off += page_size) {
-		uint64_t entry = pagemap_entry((char *)addr + off), flags = 0;
+		uint64_t entry = hmm_pagemap((char *)addr + off), flags = 0;
 		uint64_t pfn = entry & (_BITULL(55) - 1);
 
 		ok = (entry & PM_PRESENT) &&
@@ -498,7 +481,7 @@ TEST_F(regression, release_evicts_device_pages)
 		self->fd[device] = -1;
 
 		for (n = 0; n < NPAGES; n++) {
-			uint64_t entry = pagemap_entry(buf + n * page_size);
+			uint64_t entry = hmm_pagemap(buf + n * page_size);
 
 			ASSERT_TRUE(!!(entry & PM_PRESENT))
 				TH_LOG("page %lu not present: %#llx", n,

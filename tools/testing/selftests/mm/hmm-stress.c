@@ -51,9 +51,10 @@
  * HMM_STRESS_SKIP="exclusive,fork" leaves the operations named (as in the
  * figures at the end) out, to narrow a failure down. A minute without
  * progress is a hang: the watchdog prints what every thread was doing,
- * asks the kernel for its blocked tasks (sysrq w) and fails.
+ * asks the kernel for its blocked tasks and CPUs (sysrq w, l) and fails.
  */
 #include "../kselftest_harness.h"
+#include "hmm-common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,7 +85,6 @@
 #define MAX_THREADS	16
 #define NDEVICES	4
 #define WINDOW		64UL
-#define HISTORY		16
 #define MODULE_PATH	"/lib/modules/test_hmm.ko"
 
 enum kind { K_NONE, K_ANON, K_THP, K_SHMEM, K_FILE, K_COUNT };
@@ -138,7 +138,7 @@ struct child_report {
 struct worker {
 	int id;
 	pthread_t thread;
-	uint64_t rng;
+	struct hmm_rng rng;
 	uint32_t next_tag;
 	int fd[NDEVICES];
 	int sink;			/* a memfd for wild CPU touches */
@@ -147,8 +147,7 @@ struct worker {
 	struct child_report *report;
 	unsigned long ops[OP_COUNT], refused[OP_COUNT];
 	unsigned long verified, wild_steps;
-	char history[HISTORY][128];
-	unsigned int hist_next;
+	struct hmm_history history;
 };
 
 static struct {
@@ -175,44 +174,18 @@ static bool failed(void)
 	return __atomic_load_n(&st.failed, __ATOMIC_RELAXED);
 }
 
-static uint64_t rnd(struct worker *w)
-{
-	/* xorshift64*: the same stream on every machine. */
-	w->rng ^= w->rng >> 12;
-	w->rng ^= w->rng << 25;
-	w->rng ^= w->rng >> 27;
-	return w->rng * 0x2545F4914F6CDD1DULL;
-}
-
-static unsigned long below(struct worker *w, unsigned long n)
-{
-	return n ? rnd(w) % n : 0;
-}
-
 static uint32_t new_tag(struct worker *w)
 {
 	w->next_tag = (w->next_tag + 1) & 0x07ffffff;
 	return ((uint32_t)(w->id + 1) << 27) | w->next_tag;
 }
 
-static void note(struct worker *w, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(w->history[w->hist_next++ % HISTORY], sizeof(w->history[0]),
-		  fmt, ap);
-	va_end(ap);
-}
-
 static void dump_history(struct worker *w)
 {
-	unsigned int n = w->hist_next < HISTORY ? w->hist_next : HISTORY;
-	unsigned int i;
+	char who[16];
 
-	for (i = w->hist_next - n; i < w->hist_next; i++)
-		fprintf(stderr, "#   thread %d: %s\n", w->id,
-			w->history[i % HISTORY]);
+	snprintf(who, sizeof(who), "thread %d", w->id);
+	hmm_history_dump(&w->history, who);
 }
 
 /* A broken rule: say what and where, with the steps that led to it. */
@@ -353,37 +326,7 @@ static bool check_buf(struct worker *w, struct range *r, unsigned long first,
 static int dev_cmd(struct worker *w, int dev, unsigned long request,
 		   char *addr, unsigned long npages)
 {
-	struct hmm_dmirror_cmd cmd = {
-		.addr = (uintptr_t)addr,
-		.ptr = (uintptr_t)w->buf,
-		.npages = npages,
-	};
-
-	return ioctl(w->fd[dev], request, &cmd) ? errno : 0;
-}
-
-/* The errnos lib/test_hmm_uapi.h gives each command for a sane request. */
-static bool documented(unsigned long request, int err)
-{
-	switch (request) {
-	case HMM_DMIRROR_READ:
-		return err == EFAULT || err == EBUSY;
-	case HMM_DMIRROR_WRITE:
-		return err == EPERM || err == EFAULT || err == EBUSY;
-	case HMM_DMIRROR_MIGRATE_TO_DEV:
-		return err == EINVAL || err == ENOMEM || err == ENOENT ||
-		       err == EBUSY;
-	case HMM_DMIRROR_MIGRATE_TO_SYS:
-		return err == EINVAL || err == ENOMEM || err == EBUSY;
-	case HMM_DMIRROR_EXCLUSIVE:
-		return err == EFAULT || err == EPERM || err == EINVAL ||
-		       err == EOPNOTSUPP || err == EBUSY;
-	case HMM_DMIRROR_CHECK_EXCLUSIVE:
-		return err == EPERM;
-	case HMM_DMIRROR_SNAPSHOT:
-		return err == EBUSY;
-	}
-	return false;	/* RELEASE does not fail */
+	return hmm_dmirror(w->fd[dev], request, addr, w->buf, npages);
 }
 
 /* Count a command's outcome; false (and a failure) if undocumented. */
@@ -394,7 +337,7 @@ static bool outcome(struct worker *w, enum op which, unsigned long request,
 	if (!err)
 		return true;
 	w->refused[which]++;
-	if (documented(request, err))
+	if (hmm_dmirror_errno_documented(request, err))
 		return true;
 	fail(w, false, "%s on device %d, range %d (%s): undocumented %s",
 	     op_name[which], dev, range_index(r), kind_name[r->kind],
@@ -677,11 +620,11 @@ static bool map_range(struct worker *w, struct range *r, enum kind kind)
 
 static bool step_mmap(struct step *s)
 {
-	enum kind kind = (enum kind)(1 + below(s->w, K_COUNT - 1));
+	enum kind kind = (enum kind)(1 + hmm_rng_below(&s->w->rng, K_COUNT - 1));
 
 	s->w->ops[s->op]++;
-	note(s->w, "  mmap range %d as %s", range_index(s->r), kind_name[kind]);
-	if (below(s->w, 2))
+	hmm_note(&s->w->history, "  mmap range %d as %s", range_index(s->r), kind_name[kind]);
+	if (hmm_rng_below(&s->w->rng, 2))
 		munmap(s->r->addr, RANGE_SIZE);
 	return map_range(s->w, s->r, kind);
 }
@@ -708,7 +651,7 @@ static bool step_mprotect(struct step *s)
 		[A_NONE] = PROT_NONE, [A_RO] = PROT_READ,
 		[A_RW] = PROT_READ | PROT_WRITE,
 	};
-	enum access access = (enum access)(A_NONE + below(s->w, 3));
+	enum access access = (enum access)(A_NONE + hmm_rng_below(&s->w->rng, 3));
 	unsigned long p;
 
 	/* mprotect() over a hole may change part of the window: not here. */
@@ -791,13 +734,13 @@ static bool step_mremap_move(struct step *s)
 static bool step_mremap_shrink(struct step *s)
 {
 	struct range *r = s->r;
-	unsigned long keep = 1 + below(s->w, RANGE_PAGES - 1), p;
+	unsigned long keep = 1 + hmm_rng_below(&s->w->rng, RANGE_PAGES - 1), p;
 	enum access access = r->access[0];
 
 	if (!one_mapping(r))
 		return true;
 	s->w->ops[s->op]++;
-	note(s->w, "  mremap range %d down to %lu pages and back", range_index(r),
+	hmm_note(&s->w->history, "  mremap range %d down to %lu pages and back", range_index(r),
 	     keep);
 	if (mremap(r->addr, RANGE_SIZE, keep * PAGE, 0) == MAP_FAILED) {
 		fail(s->w, false, "mremap shrink of range %d: %s",
@@ -845,14 +788,11 @@ static void child_run(struct step *s, bool write)
 	path[16] = (char)('0' + s->dev);
 	fd = open(path, O_RDWR);
 	if (fd >= 0) {
-		struct hmm_dmirror_cmd cmd = {
-			.addr = (uintptr_t)s->addr,
-			.ptr = (uintptr_t)s->w->buf,
-			.npages = s->n,
-		};
+		int err = hmm_dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, s->addr,
+				      s->w->buf, s->n);
 
-		if (ioctl(fd, HMM_DMIRROR_MIGRATE_TO_DEV, &cmd) &&
-		    !documented(HMM_DMIRROR_MIGRATE_TO_DEV, errno))
+		if (err && !hmm_dmirror_errno_documented(HMM_DMIRROR_MIGRATE_TO_DEV,
+							 err))
 			_exit(2);
 	}
 	for (p = s->first; write && p < s->first + s->n; p++) {
@@ -893,7 +833,7 @@ static bool step_fork(struct step *s)
 		 * 6.12's giving up on a device-exclusive entry whose page
 		 * it cannot lock (another thread is migrating it).
 		 */
-		note(w, "  fork failed: %s", strerror(err));
+		hmm_note(&w->history, "  fork failed: %s", strerror(err));
 		if (!w->refused[s->op]++)
 			fprintf(stderr, "# thread %d: fork failed with %s (counted as refused)\n",
 				w->id, strerror(err));
@@ -951,7 +891,7 @@ static bool check_after(struct step *s)
 {
 	int err;
 
-	if (!below(s->w, 16))
+	if (!hmm_rng_below(&s->w->rng, 16))
 		return check_cpu(s->w, s->r, 0, RANGE_PAGES);
 	/* Any access would take exclusive access back: let it last. */
 	if (s->op == OP_EXCLUSIVE || s->op == OP_CHECK_EXCL)
@@ -979,7 +919,7 @@ static unsigned int weight_sum;
 
 static enum op draw_op(struct worker *w)
 {
-	unsigned long pick = below(w, weight_sum);
+	unsigned long pick = hmm_rng_below(&w->rng, weight_sum);
 	int op;
 
 	for (op = 0; op < OP_COUNT - 1; op++) {
@@ -994,22 +934,22 @@ static enum op draw_op(struct worker *w)
 static int draw_device(struct worker *w, enum op op)
 {
 	if (op == OP_TO_PRIVATE || st.ndevices <= 2)
-		return (int)below(w, 2);
+		return (int)hmm_rng_below(&w->rng, 2);
 	if (op == OP_TO_COHERENT)
-		return 2 + (int)below(w, (unsigned long)st.ndevices - 2);
-	return (int)below(w, (unsigned long)st.ndevices);
+		return 2 + (int)hmm_rng_below(&w->rng, (unsigned long)st.ndevices - 2);
+	return (int)hmm_rng_below(&w->rng, (unsigned long)st.ndevices);
 }
 
 static void draw_window(struct worker *w, unsigned long *first,
 			unsigned long *n)
 {
-	if (!below(w, 8)) {
+	if (!hmm_rng_below(&w->rng, 8)) {
 		*first = 0;
 		*n = RANGE_PAGES;
 		return;
 	}
-	*first = below(w, RANGE_PAGES);
-	*n = 1 + below(w, RANGE_PAGES - *first < WINDOW ?
+	*first = hmm_rng_below(&w->rng, RANGE_PAGES);
+	*n = 1 + hmm_rng_below(&w->rng, RANGE_PAGES - *first < WINDOW ?
 			  RANGE_PAGES - *first : WINDOW);
 }
 
@@ -1018,14 +958,14 @@ static bool owned_step(struct worker *w)
 	struct step s = { .w = w };
 	bool ok;
 
-	s.r = &st.range[below(w, NR_OWNED)];
+	s.r = &st.range[hmm_rng_below(&w->rng, NR_OWNED)];
 	s.op = draw_op(w);
 	s.dev = draw_device(w, s.op);
 	draw_window(w, &s.first, &s.n);
 	s.addr = s.r->addr + s.first * PAGE;
 
 	pthread_mutex_lock(&s.r->lock);
-	note(w, "%s dev%d range %d (%s) pages %lu+%lu", op_name[s.op], s.dev,
+	hmm_note(&w->history, "%s dev%d range %d (%s) pages %lu+%lu", op_name[s.op], s.dev,
 	     range_index(s.r), kind_name[s.r->kind], s.first, s.n);
 	ok = step_fn[s.op](&s) && check_after(&s);
 	pthread_mutex_unlock(&s.r->lock);
@@ -1050,8 +990,8 @@ static void wild_map(struct worker *w, char *addr)
 	static const int prots[] = {
 		PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE, PROT_READ,
 	};
-	int prot = prots[below(w, 3)], fd = -1, flags = MAP_FIXED;
-	enum kind kind = (enum kind)(1 + below(w, K_COUNT - 1));
+	int prot = prots[hmm_rng_below(&w->rng, 3)], fd = -1, flags = MAP_FIXED;
+	enum kind kind = (enum kind)(1 + hmm_rng_below(&w->rng, K_COUNT - 1));
 
 	if (kind == K_SHMEM || kind == K_FILE) {
 		fd = memfd_create("hmm-stress-wild", 0);
@@ -1092,7 +1032,7 @@ static bool wild_fork(struct worker *w, char *addr, unsigned long len)
 
 static bool wild_step(struct worker *w)
 {
-	struct range *r = &st.range[NR_OWNED + below(w, NR_WILD)];
+	struct range *r = &st.range[NR_OWNED + hmm_rng_below(&w->rng, NR_WILD)];
 	enum op op = draw_op(w);
 	int dev = draw_device(w, op), err;
 	unsigned long first, n;
@@ -1100,7 +1040,7 @@ static bool wild_step(struct worker *w)
 
 	draw_window(w, &first, &n);
 	addr = r->addr + first * PAGE;
-	note(w, "wild %s dev%d range %d pages %lu+%lu", op_name[op], dev,
+	hmm_note(&w->history, "wild %s dev%d range %d pages %lu+%lu", op_name[op], dev,
 	     range_index(r), first, n);
 	w->wild_steps++;
 	if (device_op(op)) {
@@ -1124,7 +1064,7 @@ static bool wild_step(struct worker *w)
 		munmap(addr, n * PAGE);
 		break;
 	case OP_MPROTECT:
-		mprotect(addr, n * PAGE, below(w, 2) ? PROT_READ :
+		mprotect(addr, n * PAGE, hmm_rng_below(&w->rng, 2) ? PROT_READ :
 			 PROT_READ | PROT_WRITE);
 		break;
 	case OP_DONTNEED:
@@ -1152,7 +1092,7 @@ static void *worker_run(void *arg)
 	struct worker *w = arg;
 
 	while (!stopped()) {
-		bool ok = below(w, 4) ? owned_step(w) : wild_step(w);
+		bool ok = hmm_rng_below(&w->rng, 4) ? owned_step(w) : wild_step(w);
 
 		__atomic_add_fetch(&st.progress, 1, __ATOMIC_RELAXED);
 		if (!ok)
@@ -1162,39 +1102,19 @@ static void *worker_run(void *arg)
 }
 
 /*
- * The watchdog: a minute without a step is a hang. Say what every thread
- * was doing, ask the kernel for its blocked tasks and locks, and fail.
+ * The watchdog's report of a hang (a minute without a step): the seed and
+ * what every thread was doing; it then asks the kernel for its blocked
+ * tasks and CPUs, and fails the run.
  */
-static void *watchdog_run(void *arg)
+static void report_hang(void *arg, unsigned long steps)
 {
-	unsigned long last = ~0UL, idle = 0, now;
-	int i, fd;
+	int i;
 
 	(void)arg;
-	for (;;) {
-		sleep(1);
-		now = __atomic_load_n(&st.progress, __ATOMIC_RELAXED);
-		if (now != last) {
-			last = now;
-			idle = 0;
-			continue;
-		}
-		if (++idle < 60)
-			continue;
-		fprintf(stderr,
-			"# HANG: no progress for 60 s after %lu steps (HMM_STRESS_SEED=%llu); each thread's last steps:\n",
-			now, (unsigned long long)st.seed);
-		for (i = 0; i < st.nthreads; i++)
-			dump_history(&st.worker[i]);
-		fd = open("/proc/sysrq-trigger", O_WRONLY);
-		if (fd >= 0) {
-			if (write(fd, "w", 1) < 0 || write(fd, "l", 1) < 0)
-				fprintf(stderr, "# sysrq: %s\n", strerror(errno));
-			close(fd);
-		}
-		_exit(KSFT_FAIL);
-	}
-	return NULL;
+	fprintf(stderr, "# after %lu steps (HMM_STRESS_SEED=%llu); each thread's last steps:\n",
+		steps, (unsigned long long)st.seed);
+	for (i = 0; i < st.nthreads; i++)
+		dump_history(&st.worker[i]);
 }
 
 static void tick(void)
@@ -1267,15 +1187,15 @@ static void fill_devices(struct worker *w)
 	for (i = 0; i < NR_OWNED; i++) {
 		int dev = i % st.ndevices, other;
 
-		note(w, "migrate range %d to device %d before the unload", i,
+		hmm_note(&w->history, "migrate range %d to device %d before the unload", i,
 		     dev);
 		dev_cmd(w, dev, HMM_DMIRROR_MIGRATE_TO_DEV, st.range[i].addr,
 			RANGE_PAGES);
 		tick();
-		if (below(w, 2))
+		if (hmm_rng_below(&w->rng, 2))
 			continue;
-		other = (dev + 1 + (int)below(w, st.ndevices - 1)) % st.ndevices;
-		note(w, "device %d takes range %d exclusive before the unload",
+		other = (dev + 1 + (int)hmm_rng_below(&w->rng, st.ndevices - 1)) % st.ndevices;
+		hmm_note(&w->history, "device %d takes range %d exclusive before the unload",
 		     other, i);
 		dev_cmd(w, other, HMM_DMIRROR_EXCLUSIVE, st.range[i].addr,
 			RANGE_PAGES / 2);
@@ -1329,7 +1249,7 @@ static bool verify_all(struct worker *w)
 	int i;
 
 	for (i = 0; i < NR_OWNED; i++) {
-		note(w, "verify range %d after the reload", i);
+		hmm_note(&w->history, "verify range %d after the reload", i);
 		if (!check_cpu(w, &st.range[i], 0, RANGE_PAGES))
 			return false;
 		tick();
@@ -1375,21 +1295,12 @@ static void set_weights(void)
 	}
 }
 
-static uint64_t mix(uint64_t x)
-{
-	/* splitmix64: a seed per thread from the run's seed. */
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 static bool setup_worker(struct worker *w, int id)
 {
 	int d;
 
 	w->id = id;
-	w->rng = mix(st.seed + (uint64_t)id) | 1;
+	hmm_rng_seed(&w->rng, hmm_mix(st.seed + (uint64_t)id));
 	for (d = 0; d < NDEVICES; d++)
 		w->fd[d] = -1;
 	w->buf = mmap(NULL, RANGE_SIZE, PROT_READ | PROT_WRITE,
@@ -1454,17 +1365,15 @@ static void report(void)
 
 FIXTURE(stress)
 {
-	pthread_t watchdog;
+	struct hmm_watchdog watchdog;
 };
 
 FIXTURE_SETUP(stress)
 {
-	const char *seed = getenv("HMM_STRESS_SEED");
 	struct stat sb;
 	int i;
 
-	st.seed = seed && *seed ? strtoull(seed, NULL, 0) :
-		  (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	st.seed = hmm_seed_from_env("HMM_STRESS_SEED");
 	st.nthreads = (int)env_ulong("HMM_STRESS_THREADS", 4);
 	if (st.nthreads < 1 || st.nthreads > MAX_THREADS)
 		st.nthreads = 4;
@@ -1476,11 +1385,18 @@ FIXTURE_SETUP(stress)
 	ASSERT_EQ(open_devices(), 0) TH_LOG("/dev/hmm_dmirror*: %s",
 					    strerror(errno));
 	ASSERT_TRUE(setup_ranges(&st.worker[0]));
-	ASSERT_EQ(pthread_create(&self->watchdog, NULL, watchdog_run, NULL), 0);
+	self->watchdog = (struct hmm_watchdog){
+		.progress = &st.progress,
+		.hang_after = 60,
+		.hang_fails = true,
+		.on_hang = report_hang,
+	};
+	ASSERT_EQ(hmm_watchdog_start(&self->watchdog), 0);
 }
 
 FIXTURE_TEARDOWN(stress)
 {
+	hmm_watchdog_stop(&self->watchdog);
 	close_devices();
 }
 

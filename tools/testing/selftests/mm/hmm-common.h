@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the test programs of test_hmm share (hmm-stress and hmm-fuzz most of
+ * it, hmm-tests and hmm-regression-tests the pagemap reader):
+ *
+ *   hmm_rng        a reproducible random stream (xorshift64*), seeded from
+ *                  an environment variable or the clock, and split per
+ *                  thread or per case (splitmix64, FNV-1a of a name);
+ *   hmm_history    the last steps a thread or case took, for its report;
+ *   hmm_dmirror()  one /dev/hmm_dmirror command, its errno as the result
+ *                  (hmm_dmirror_ioctl() with a hand-made argument);
+ *   hmm_dmirror_errno_documented()
+ *                  whether an errno is one lib/test_hmm_uapi.h gives the
+ *                  command for a well-formed request (its *_ERRNOS lists);
+ *   hmm_watchdog   a thread that calls a hang a hang: after a while without
+ *                  progress it has the test say what led there, asks the
+ *                  kernel for its blocked tasks and CPUs (sysrq w, l), and
+ *                  fails the test if told to;
+ *   hmm_pagemap()  a page's /proc/self/pagemap entry, and its PM_* bits.
+ *
+ * Header-only (static inline), so each test stays one C file to build.
+ */
+#ifndef HMM_COMMON_H
+#define HMM_COMMON_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lib/test_hmm_uapi.h>
+
+#include "../kselftest.h"	/* KSFT_FAIL, ARRAY_SIZE, __printf */
+
+/* ---- Random streams ---- */
+
+struct hmm_rng {
+	uint64_t state;		/* never 0 */
+};
+
+/* splitmix64: spreads related seeds (a run's seed + thread id) apart. */
+static inline uint64_t hmm_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* FNV-1a of a name: a case's own offset from the run's seed. */
+static inline uint64_t hmm_name_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*name)
+		h = (h ^ (unsigned char)*name++) * 0x100000001b3ULL;
+	return h;
+}
+
+/* A run's seed: the number in environment variable @var, else the clock. */
+static inline uint64_t hmm_seed_from_env(const char *var)
+{
+	const char *env = getenv(var);
+
+	if (env && *env)
+		return strtoull(env, NULL, 0);
+	return (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+}
+
+static inline void hmm_rng_seed(struct hmm_rng *r, uint64_t seed)
+{
+	r->state = seed | 1;
+}
+
+/* xorshift64*: small, fast, and the same stream on every machine. */
+static inline uint64_t hmm_rng_next(struct hmm_rng *r)
+{
+	r->state ^= r->state >> 12;
+	r->state ^= r->state << 25;
+	r->state ^= r->state >> 27;
+	return r->state * 0x2545F4914F6CDD1DULL;
+}
+
+/* A number in [0, n); 0 when n is 0. */
+static inline unsigned long hmm_rng_below(struct hmm_rng *r, unsigned long n)
+{
+	return n ? hmm_rng_next(r) % n : 0;
+}
+
+/* ---- The last steps ---- */
+
+#define HMM_HISTORY	24
+#define HMM_HISTORY_LEN	128
+
+struct hmm_history {
+	char line[HMM_HISTORY][HMM_HISTORY_LEN];
+	unsigned int next;
+};
+
+static inline void __printf(2, 3)
+hmm_note(struct hmm_history *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(h->line[h->next++ % HMM_HISTORY], HMM_HISTORY_LEN, fmt, ap);
+	va_end(ap);
+}
+
+/* The remembered steps, oldest first, as "#   <who>: <step>" lines. */
+static inline void hmm_history_dump(const struct hmm_history *h,
+				    const char *who)
+{
+	unsigned int n = h->next < HMM_HISTORY ? h->next : HMM_HISTORY;
+	unsigned int i;
+
+	for (i = h->next - n; i < h->next; i++)
+		fprintf(stderr, "#   %s: %s\n", who, h->line[i % HMM_HISTORY]);
+}
+
+/* ---- Commands ---- */
+
+/* One command on @fd with argument @arg: 0, or the errno it failed with. */
+static inline int hmm_dmirror_ioctl(int fd, unsigned long request, void *arg)
+{
+	return ioctl(fd, request, arg) ? errno : 0;
+}
+
+/* One command on a range and a buffer: 0, or the errno it failed with. */
+static inline int hmm_dmirror(int fd, unsigned long request, void *addr,
+			      void *ptr, unsigned long npages)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = (uintptr_t)addr,
+		.ptr = (uintptr_t)ptr,
+		.npages = npages,
+	};
+
+	return hmm_dmirror_ioctl(fd, request, &cmd);
+}
+
+#ifdef HMM_DMIRROR_READ_ERRNOS	/* not in 6.12's header (flavour upstream) */
+/*
+ * Whether @err is an answer lib/test_hmm_uapi.h documents for @request
+ * given a well-formed request (a range inside one mapping, a good buffer):
+ * its HMM_DMIRROR_*_ERRNOS lists. RELEASE documents none.
+ */
+static inline bool hmm_dmirror_errno_documented(unsigned long request,
+						int err)
+{
+	static const struct {
+		unsigned long request;
+		int errnos[8];		/* ends at the first 0 */
+	} table[] = {
+		{ HMM_DMIRROR_READ,		HMM_DMIRROR_READ_ERRNOS },
+		{ HMM_DMIRROR_WRITE,		HMM_DMIRROR_WRITE_ERRNOS },
+		{ HMM_DMIRROR_MIGRATE_TO_DEV,	HMM_DMIRROR_MIGRATE_TO_DEV_ERRNOS },
+		{ HMM_DMIRROR_MIGRATE_TO_SYS,	HMM_DMIRROR_MIGRATE_TO_SYS_ERRNOS },
+		{ HMM_DMIRROR_SNAPSHOT,		HMM_DMIRROR_SNAPSHOT_ERRNOS },
+		{ HMM_DMIRROR_EXCLUSIVE,	HMM_DMIRROR_EXCLUSIVE_ERRNOS },
+		{ HMM_DMIRROR_CHECK_EXCLUSIVE,	HMM_DMIRROR_CHECK_EXCLUSIVE_ERRNOS },
+	};
+	unsigned int i, j;
+
+	for (i = 0; i < ARRAY_SIZE(table); i++) {
+		if (table[i].request != request)
+			continue;
+		for (j = 0; j < 8 && table[i].errnos[j]; j++)
+			if (table[i].errnos[j] == err)
+				return true;
+	}
+	return false;
+}
+#endif
+
+/* ---- Hangs ---- */
+
+/* Ask the kernel for blocked tasks (w) and every CPU's backtrace (l). */
+static inline void hmm_sysrq_dump(void)
+{
+	int fd = open("/proc/sysrq-trigger", O_WRONLY);
+
+	if (fd < 0)
+		return;
+	if (write(fd, "w", 1) < 0 || write(fd, "l", 1) < 0)
+		fprintf(stderr, "# sysrq: %s\n", strerror(errno));
+	close(fd);
+}
+
+/*
+ * A watchdog over a counter the test bumps (__atomic) at each step. Set
+ * the fields, then hmm_watchdog_start(); hmm_watchdog_stop() when done.
+ */
+struct hmm_watchdog {
+	const unsigned long *progress;	/* the test's step counter */
+	unsigned int hang_after;	/* seconds without a step: a hang */
+	bool hang_fails;		/* _exit(KSFT_FAIL) after reporting */
+	/* Says what led to the hang (the steps, the seed); may be NULL. */
+	void (*on_hang)(void *arg, unsigned long steps);
+	/* Called once a minute while the run lasts; may be NULL. */
+	void (*on_minute)(void *arg, unsigned long steps,
+			  unsigned long seconds);
+	void *arg;
+	bool stop;			/* __atomic: set by hmm_watchdog_stop() */
+	pthread_t thread;
+};
+
+static inline void *hmm_watchdog_run(void *data)
+{
+	struct hmm_watchdog *wd = data;
+	unsigned long last = ~0UL, now, idle = 0, seconds = 0;
+
+	while (!__atomic_load_n(&wd->stop, __ATOMIC_ACQUIRE)) {
+		sleep(1);
+		now = __atomic_load_n(wd->progress, __ATOMIC_RELAXED);
+		if (wd->on_minute && ++seconds % 60 == 0)
+			wd->on_minute(wd->arg, now, seconds);
+		if (now != last) {
+			last = now;
+			idle = 0;
+			continue;
+		}
+		if (++idle != wd->hang_after)
+			continue;
+		fprintf(stderr, "# HANG: no progress for %u s after %lu steps\n",
+			wd->hang_after, now);
+		if (wd->on_hang)
+			wd->on_hang(wd->arg, now);
+		hmm_sysrq_dump();
+		if (wd->hang_fails)
+			_exit(KSFT_FAIL);
+	}
+	return NULL;
+}
+
+static inline int hmm_watchdog_start(struct hmm_watchdog *wd)
+{
+	wd->stop = false;
+	return pthread_create(&wd->thread, NULL, hmm_watchdog_run, wd);
+}
+
+static inline void hmm_watchdog_stop(struct hmm_watchdog *wd)
+{
+	__atomic_store_n(&wd->stop, true, __ATOMIC_RELEASE);
+	pthread_join(wd->thread, NULL);
+}
+
+/* ---- /proc/self/pagemap ---- */
+
+/* Entry bits (Documentation/admin-guide/mm/pagemap.rst). */
+#define PM_PRESENT		(1ULL << 63)
+#define PM_SWAP			(1ULL << 62)	/* or a swap-like entry */
+#define PM_UFFD_WP		(1ULL << 57)
+/* A swap-like entry's offset: for a device-private page, its pfn. */
+#define PM_SWAP_OFFSET(e)	(((e) >> 5) & ((1ULL << 50) - 1))
+
+/* The pagemap entry of the page at @addr; 0 when it cannot be read. */
+static inline uint64_t hmm_pagemap(const void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry),
+		  (uintptr_t)addr / getpagesize() * sizeof(entry)) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	return entry;
+}
+
+#endif /* HMM_COMMON_H */
