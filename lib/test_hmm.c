@@ -66,6 +66,11 @@
  * page frees no memory. The stores of free blocks are a cache the device
  * gives back under memory pressure (a shrinker), and when a chunk goes.
  *
+ * For the tests, each device counts what the core tells it of its folios
+ * (folio_free() of 4 KiB and of 2 MiB folios, folio_split() of 2 MiB
+ * ones): /sys/kernel/debug/test_hmm/hmm_dmirrorN/counters, a line
+ * "name value" each.
+ *
  * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
  * removing chunks, eviction; a migration grows the device under
  * mmap_lock), dmirror->lock (pt; eviction's invalidations take it),
@@ -75,6 +80,7 @@
  * sleep.
  */
 #include <linux/cdev.h>
+#include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/device.h>
 #include <linux/fs.h>
@@ -91,6 +97,7 @@
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/seq_file.h>
 #include <linux/shrinker.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -183,6 +190,11 @@ struct dmirror_device {
 	/* Changed under grow_lock and lock both; read under either. */
 	struct list_head	chunks;
 	struct shrinker		*shrinker;	/* device-private: the stores */
+	/* What the core told us of our folios; debugfs "counters". */
+	atomic_long_t		freed_small;	/* folio_free(), 4 KiB */
+	atomic_long_t		freed_huge;	/* folio_free(), 2 MiB */
+	atomic_long_t		splits;		/* folio_split() of a 2 MiB */
+	struct dentry		*debugfs;
 };
 
 /* One open file: a user of the device and its view of the user's memory. */
@@ -196,6 +208,7 @@ struct dmirror {
 
 static struct dmirror_device *dmirror_devices[DMIRROR_NR_DEVICES];
 static dev_t dmirror_devt;
+static struct dentry *dmirror_debugfs;	/* test_hmm/ */
 static const struct dev_pagemap_ops dmirror_pgmap_ops;
 
 /* ---- Device memory: chunks, blocks and pages ---- */
@@ -571,6 +584,8 @@ static void dmirror_folio_free(struct folio *folio)
 {
 	struct dmirror_chunk *chunk = dmirror_page_chunk(&folio->page);
 
+	atomic_long_inc(folio_test_large(folio) ? &chunk->mdevice->freed_huge :
+			&chunk->mdevice->freed_small);
 	dmirror_put_blocks(chunk, folio_pfn(folio) - dmirror_chunk_pfn(chunk),
 			   folio_nr_pages(folio));
 }
@@ -585,6 +600,9 @@ static void dmirror_folio_split(struct folio *head, struct folio *tail)
 {
 	struct dmirror_block *blk = dmirror_page_block(&head->page);
 
+	/* Called for each new folio after the head: count the first. */
+	if (folio_pfn(tail) == folio_pfn(head) + folio_nr_pages(head))
+		atomic_long_inc(&dmirror_page_chunk(&head->page)->mdevice->splits);
 	if (blk->store_order) {
 		split_page(blk->store, blk->store_order);
 		blk->store_order = 0;
@@ -2273,6 +2291,19 @@ static const struct file_operations dmirror_fops = {
 	.release	= dmirror_release,
 };
 
+static int dmirror_counters_show(struct seq_file *m, void *unused)
+{
+	struct dmirror_device *mdevice = m->private;
+
+	seq_printf(m, "folio_free_small %ld\n",
+		   atomic_long_read(&mdevice->freed_small));
+	seq_printf(m, "folio_free_huge %ld\n",
+		   atomic_long_read(&mdevice->freed_huge));
+	seq_printf(m, "folio_split %ld\n", atomic_long_read(&mdevice->splits));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(dmirror_counters);
+
 static void dmirror_device_release(struct device *dev)
 {
 	kfree(container_of(dev, struct dmirror_device, dev));
@@ -2316,6 +2347,11 @@ static int dmirror_device_create(unsigned int id, int memory_type,
 		goto put;
 	if (mdevice->shrinker)
 		shrinker_register(mdevice->shrinker);
+	/* Without debugfs the tests that read it fail; the device works. */
+	mdevice->debugfs = debugfs_create_dir(dev_name(&mdevice->dev),
+					      dmirror_debugfs);
+	debugfs_create_file("counters", 0444, mdevice->debugfs, mdevice,
+			    &dmirror_counters_fops);
 	dmirror_devices[id] = mdevice;
 	return 0;
 
@@ -2327,6 +2363,7 @@ put:
 
 static void dmirror_device_destroy(struct dmirror_device *mdevice)
 {
+	debugfs_remove(mdevice->debugfs);
 	cdev_device_del(&mdevice->cdev, &mdevice->dev);
 	shrinker_free(mdevice->shrinker);
 	dmirror_remove_chunks(mdevice, false);
@@ -2377,6 +2414,7 @@ static int __init dmirror_init(void)
 				  "HMM_DMIRROR");
 	if (ret)
 		return ret;
+	dmirror_debugfs = debugfs_create_dir("test_hmm", NULL);
 	/* Devices 0 and 1 are device-private, 2 and 3 device-coherent. */
 	for (i = 0; !ret && i < DMIRROR_NR_DEVICES; i++) {
 		int type = HMM_DMIRROR_MEMORY_DEVICE_PRIVATE;
@@ -2397,6 +2435,7 @@ static int __init dmirror_init(void)
 
 destroy:
 	dmirror_destroy_all();
+	debugfs_remove(dmirror_debugfs);
 	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_DEVICES);
 	return ret;
 }
@@ -2404,6 +2443,7 @@ destroy:
 static void __exit dmirror_exit(void)
 {
 	dmirror_destroy_all();
+	debugfs_remove(dmirror_debugfs);
 	unregister_chrdev_region(dmirror_devt, DMIRROR_NR_DEVICES);
 }
 
