@@ -25,6 +25,11 @@
  *           mapping, partial ranges, holes;
  *   pair    two devices over one range: double map, access to the other
  *           device's memory, migration between devices, remote snapshots;
+ *   dthp    a THP moved to the device (a device-private PMD where the driver
+ *           has 2 MiB pages), whole or a window of it, private or coherent:
+ *           munmap, mprotect (with uffd-wp), MADV_DONTNEED, mremap, fork,
+ *           smaps, pagemap, MADV_COLLAPSE, MADV_COLD/PAGEOUT/FREE,
+ *           compaction, exclusive access and snapshots;
  *   race    a device command against munmap, mprotect, MADV_DONTNEED, mremap
  *           or fork in another thread; each verdict admits every legal
  *           interleaving, and the state afterwards is checked exactly;
@@ -49,6 +54,7 @@
 #include <sys/wait.h>
 
 #include "../kselftest_harness.h"
+#include "hmm-common.h"
 
 #include <lib/test_hmm_uapi.h>
 #include <mm/gup_test.h>
@@ -56,6 +62,9 @@
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED		/* older libc headers */
 #define UFFD_FEATURE_WP_UNPOPULATED	(1 << 13)
+#endif
+#ifndef MADV_COLLAPSE				/* older libc headers */
+#define MADV_COLLAPSE			25
 #endif
 #ifndef HMM_DMIRROR_FLAGS			/* 6.12's driver has none */
 #define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
@@ -1240,6 +1249,527 @@ TEST_F(pair, split)
 	device_read(_metadata, c, c->fd, 0, c->n);
 	device_read(_metadata, c, self->other, 0, c->n);
 	expect_cpu(_metadata, c);
+}
+
+/* ---- dthp: address-space operations on a THP in device memory ---------- */
+
+/*
+ * The range is one THP moved to the device. On a device-private device of
+ * a driver with 2 MiB pages that is one device-private PMD; anywhere else
+ * 512 device pages mapped by PTEs. Each operation covers the whole PMD or
+ * a window inside it; a device-private PMD stays whole only where nothing
+ * cuts it, and is split into PTEs (the folio where a part of it must go)
+ * otherwise. Every page must hold its data afterwards, wherever the
+ * operation left it, and a driver with folio counters (debugfs, ours) must
+ * have been told of every folio it lost.
+ */
+#define WIN_FIRST	128
+#define WIN_PAGES	64
+
+FIXTURE(dthp) {
+	struct ctx c;
+	unsigned long w0, wn;		/* the window the operation covers */
+	long freed, splits;		/* device counters before the move */
+};
+
+FIXTURE_VARIANT(dthp) {
+	int dev;
+	bool whole;			/* the window is the whole PMD */
+};
+
+FIXTURE_VARIANT_ADD(dthp, whole_private) { PRIV0, true };
+FIXTURE_VARIANT_ADD(dthp, whole_coherent) { COH0, true };
+FIXTURE_VARIANT_ADD(dthp, part_private) { PRIV0, false };
+FIXTURE_VARIANT_ADD(dthp, part_coherent) { COH0, false };
+
+/* A counter of the device's debugfs file (lib/test_hmm.c), or -1. */
+static long dev_counter(int dev, const char *name)
+{
+	char path[64], key[32];
+	long value, found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/test_hmm/hmm_dmirror%d/counters", dev);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%31s %ld", key, &value) == 2)
+		if (!strcmp(key, name))
+			found = value;
+	fclose(f);
+	return found;
+}
+
+/* Device pages freed so far: a 4 KiB folio is one, a 2 MiB one 512. */
+static long pages_freed(int dev)
+{
+	return dev_counter(dev, "folio_free_small") +
+	       PMD_PAGES * dev_counter(dev, "folio_free_huge");
+}
+
+FIXTURE_SETUP(dthp)
+{
+	struct ctx *c = &self->c;
+
+	ctx_init(_metadata, c, &thp, variant->dev);
+	self->w0 = variant->whole ? 0 : WIN_FIRST;
+	self->wn = variant->whole ? c->n : WIN_PAGES;
+	self->freed = pages_freed(c->dev);
+	self->splits = dev_counter(c->dev, "folio_split");
+	to_device(_metadata, c, 0, c->n);
+	for (unsigned long i = 0; i < c->n; i++)
+		c->want[i] = local(c->dev) | SN_W | moved_pmd(c, i);
+	expect_snap(_metadata, c, c->fd);
+}
+
+FIXTURE_TEARDOWN(dthp)
+{
+	close(self->c.fd);
+}
+
+static bool in_win(const FIXTURE_DATA(dthp) *self, unsigned long i)
+{
+	return i >= self->w0 && i < self->w0 + self->wn;
+}
+
+/*
+ * The snapshot after an operation that left the window's pages as @win and
+ * the others as @rest: device pages keep the PMD bit while @pmd_kept (a
+ * device-private PMD that nothing cut).
+ */
+static void want_dthp(FIXTURE_DATA(dthp) *self, int win, int rest,
+		      bool pmd_kept)
+{
+	struct ctx *c = &self->c;
+
+	for (unsigned long i = 0; i < c->n; i++) {
+		int v = in_win(self, i) ? win : rest;
+
+		if (pmd_kept && (v & 0xf0))
+			v |= moved_pmd(c, i);
+		c->want[i] = v;
+	}
+}
+
+/* Write generation @gen into the window with the CPU (faulting it back). */
+static void cpu_write_win(FIXTURE_DATA(dthp) *self, int gen)
+{
+	set_gen(&self->c, self->w0, self->wn, gen);
+}
+
+/*
+ * What the driver was told since setup: @freed of its pages freed, and,
+ * when @splits >= 0, that many 2 MiB folios split. Only a driver with the
+ * counters can be asked.
+ */
+static void expect_events(M, FIXTURE_DATA(dthp) *self, long freed,
+			  long splits)
+{
+	const struct ctx *c = &self->c;
+
+	if (!c->modern)
+		return;
+	ASSERT_EQ(self->freed + freed, pages_freed(c->dev));
+	if (splits >= 0)
+		ASSERT_EQ(self->splits + splits,
+			  dev_counter(c->dev, "folio_split"));
+}
+
+/*
+ * The events once every page the process still maps was read by the CPU:
+ * a device-private page came back to system memory (all 512 freed; a
+ * device THP the operation @cut into PTEs split once on the way back); a
+ * coherent one is read in place, so only the @gone pages the operation
+ * dropped were freed.
+ */
+static void expect_all_back(M, FIXTURE_DATA(dthp) *self, long gone, bool cut)
+{
+	const struct ctx *c = &self->c;
+
+	if (coherent(c->dev))
+		expect_events(_metadata, self, gone, 0);
+	else
+		expect_events(_metadata, self, c->n, c->huge && cut ? 1 : -1);
+}
+
+/*
+ * Where upstream's driver can be trusted with its own device-private
+ * pages: it oopses reading a range it half mirrors, and warns when told to
+ * write one the CPU made read-only.
+ */
+static bool driver_sane(const struct ctx *c)
+{
+	return c->modern || coherent(c->dev);
+}
+
+/* Device READ of the range, where the driver can be trusted with it. */
+static void device_read_dthp(M, struct ctx *c)
+{
+	if (driver_sane(c))
+		device_read(_metadata, c, c->fd, 0, c->n);
+}
+
+/* munmap: a whole PMD is freed at once, a cut one when the rest comes back. */
+TEST_F(dthp, munmap)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, munmap(at(c, self->w0), self->wn * pg));
+	want_dthp(self, SN_ERR, local(c->dev) | SN_W, false);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self,
+		      variant->whole || !c->huge ? (long)self->wn : 0,
+		      variant->whole ? 0 : -1);
+	for (unsigned long i = 0; i < c->n; i++) {
+		if (in_win(self, i))
+			continue;
+		ASSERT_TRUE(holds(at(c, i), c->first + i, c->gen[i]))
+			TH_LOG("CPU sees the wrong data in page %lu", i);
+	}
+	expect_all_back(_metadata, self, self->wn, !variant->whole);
+}
+
+/* mprotect read-only: the device may read, not write; then writable again. */
+TEST_F(dthp, mprotect)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, PROT_READ));
+	want_dthp(self, local(c->dev) | SN_R, local(c->dev) | SN_W,
+		  variant->whole);
+	expect_snap(_metadata, c, c->fd);
+	device_read_dthp(_metadata, c);
+	if (driver_sane(c))
+		ASSERT_EQ(-EPERM, dm(c, c->fd, HMM_DMIRROR_WRITE, self->w0,
+				     self->wn));
+	ASSERT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, RW));
+	cpu_write_win(self, 2);
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, 0, !variant->whole);
+}
+
+/*
+ * uffd-wp on the window, then mprotect read-only and back: the entries keep
+ * their uffd-wp bit (pagemap), and the device cannot write through it.
+ */
+TEST_F(dthp, mprotect_uffd_wp)
+{
+	struct ctx *c = &self->c;
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { (uintptr_t)c->ptr, c->n * pg },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = { (uintptr_t)at(c, self->w0), self->wn * pg },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	ASSERT_GE(uffd, 0);
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_API, &api));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_REGISTER, &reg));
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+	ASSERT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, PROT_READ));
+	ASSERT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, RW));
+	for (unsigned long i = 0; i < c->n; i++) {
+		uint64_t e = hmm_pagemap(at(c, i));
+
+		ASSERT_EQ(in_win(self, i), !!(e & PM_UFFD_WP))
+			TH_LOG("page %lu: pagemap %#llx", i, (unsigned long long)e);
+	}
+	want_dthp(self, local(c->dev) | SN_R, local(c->dev) | SN_W,
+		  variant->whole);
+	expect_snap(_metadata, c, c->fd);
+	if (driver_sane(c))
+		ASSERT_GT(0, dm(c, c->fd, HMM_DMIRROR_WRITE, self->w0,
+				self->wn));
+	wp.mode = 0;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+	cpu_write_win(self, 2);
+	expect_cpu(_metadata, c);
+	close(uffd);
+}
+
+/* MADV_DONTNEED: the window reads as zeroes, the rest keeps its data. */
+TEST_F(dthp, dontneed)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, madvise(at(c, self->w0), self->wn * pg, MADV_DONTNEED));
+	want_dthp(self, SN_NONE, local(c->dev) | SN_W, false);
+	expect_snap(_metadata, c, c->fd);
+	for (unsigned long i = self->w0; i < self->w0 + self->wn; i++)
+		c->gen[i] = 0;
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, self->wn, !variant->whole);
+}
+
+/*
+ * mremap: a whole PMD moves to another 2 MiB boundary as it is; a window
+ * moves out (cutting the PMD) and back, and its pages are the device's
+ * at both places.
+ */
+TEST_F(dthp, mremap)
+{
+	struct ctx *c = &self->c;
+	size_t len = self->wn * pg;
+	char *space, *to, *from = at(c, self->w0);
+
+	space = mmap(NULL, len + PMD_PAGES * pg, PROT_NONE,
+		     PRIV_ANON | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, space);
+	to = (char *)(((uintptr_t)space + PMD_PAGES * pg - 1) &
+		      ~(PMD_PAGES * pg - 1));
+	ASSERT_EQ(to, mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to));
+	ASSERT_EQ(0, dmirror(c->fd, HMM_DMIRROR_SNAPSHOT, to, c->snap, self->wn,
+			     &c->cmd));
+	for (unsigned long i = 0; i < self->wn; i++) {
+		ASSERT_EQ(local(c->dev) | SN_W |
+			  (variant->whole ? moved_pmd(c, i) : 0), c->snap[i])
+			TH_LOG("moved page %lu", i);
+	}
+	if (variant->whole) {
+		c->ptr = to;	/* the range lives there now */
+	} else {
+		ASSERT_EQ(from, mremap(to, len, len,
+				       MREMAP_MAYMOVE | MREMAP_FIXED, from));
+	}
+	want_dthp(self, local(c->dev) | SN_W, local(c->dev) | SN_W,
+		  variant->whole);
+	expect_snap(_metadata, c, c->fd);
+	device_read_dthp(_metadata, c);
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, 0, !variant->whole);
+}
+
+/*
+ * fork: both processes share the device THP read-only; a write in either
+ * (to the window) stays in that process.
+ */
+TEST_F(dthp, fork)
+{
+	struct ctx *c = &self->c;
+	int go[2];
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	if (!pid) {
+		char token;
+
+		close(go[1]);
+		if (read(go[0], &token, 1) != 1)
+			_exit(1);
+		if (cpu_mismatch(c) >= 0)	/* the parent's writes: not here */
+			_exit(2);
+		cpu_write_win(self, 3);
+		_exit(cpu_mismatch(c) < 0 ? 0 : 3);
+	}
+	want_dthp(self, local(c->dev) | SN_R, local(c->dev) | SN_R, true);
+	expect_snap(_metadata, c, c->fd);
+	cpu_write_win(self, 4);
+	expect_cpu(_metadata, c);
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	ASSERT_EQ(0, wait_child(pid));
+	expect_cpu(_metadata, c);
+	device_read_dthp(_metadata, c);
+}
+
+/* smaps of the window's mapping: resident, anonymous and private. */
+TEST_F(dthp, smaps)
+{
+	struct ctx *c = &self->c;
+	long rss = -1, anon = -1, thp = -1, priv = 0, v;
+	char line[256], key[64];
+	bool ours = false;
+	FILE *f;
+
+	/* A window of its own mapping: its own smaps entry. */
+	if (!variant->whole)
+		ASSERT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, PROT_READ));
+	f = fopen("/proc/self/smaps", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			ours = lo == (uintptr_t)at(c, self->w0);
+			continue;
+		}
+		if (!ours || sscanf(line, "%63[^:]: %ld kB", key, &v) != 2)
+			continue;
+		if (!strcmp(key, "Rss"))
+			rss = v;
+		else if (!strcmp(key, "Anonymous"))
+			anon = v;
+		else if (!strcmp(key, "AnonHugePages"))
+			thp = v;
+		else if (!strcmp(key, "Private_Clean") ||
+			 !strcmp(key, "Private_Dirty"))
+			priv += v;
+	}
+	fclose(f);
+	ASSERT_EQ((long)(self->wn * pg / 1024), rss);
+	ASSERT_EQ(rss, anon);
+	ASSERT_EQ(rss, priv);		/* mapped once: private */
+	ASSERT_EQ(c->huge && variant->whole ? rss : 0, thp);
+	ASSERT_EQ(0, mprotect(c->ptr, c->n * pg, RW));
+	expect_cpu(_metadata, c);
+}
+
+/*
+ * pagemap of the window: device-private pages are swap-like entries whose
+ * offsets are the folio's consecutive frames; coherent ones are present.
+ */
+TEST_F(dthp, pagemap)
+{
+	struct ctx *c = &self->c;
+	uint64_t first = hmm_pagemap(at(c, self->w0));
+
+	for (unsigned long i = self->w0; i < self->w0 + self->wn; i++) {
+		uint64_t e = hmm_pagemap(at(c, i));
+
+		if (coherent(c->dev)) {
+			ASSERT_EQ(PM_PRESENT, e & (PM_PRESENT | PM_SWAP))
+				TH_LOG("page %lu: %#llx", i, (unsigned long long)e);
+			continue;
+		}
+		ASSERT_EQ(PM_SWAP, e & (PM_PRESENT | PM_SWAP))
+			TH_LOG("page %lu: %#llx", i, (unsigned long long)e);
+		if (c->huge)
+			ASSERT_EQ(PM_SWAP_OFFSET(first) + i - self->w0,
+				  PM_SWAP_OFFSET(e)) TH_LOG("page %lu", i);
+	}
+	want_dthp(self, local(c->dev) | SN_W, local(c->dev) | SN_W, true);
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/*
+ * Cut the PMD around the window by an mprotect round trip; returns the
+ * window's snapshot afterwards. Device-private entries stay read-only
+ * (write access comes back at a fault); coherent pages are present and
+ * writable again.
+ */
+static int cut_pmd(M, FIXTURE_DATA(dthp) *self)
+{
+	struct ctx *c = &self->c;
+
+	EXPECT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, PROT_READ));
+	EXPECT_EQ(0, mprotect(at(c, self->w0), self->wn * pg, RW));
+	return local(c->dev) | (coherent(c->dev) ? SN_W : SN_R);
+}
+
+/*
+ * MADV_COLLAPSE over the range: a device-private PMD is left alone, device
+ * pages mapped by PTEs may be brought back and collapsed into a THP;
+ * either way nothing is lost.
+ */
+TEST_F(dthp, collapse)
+{
+	struct ctx *c = &self->c;
+	int win = local(c->dev) | SN_W, ret;
+
+	if (!variant->whole)
+		win = cut_pmd(_metadata, self);
+	ret = madvise(c->ptr, c->n * pg, MADV_COLLAPSE);
+	ASSERT_TRUE(!ret || errno == EINVAL || errno == EAGAIN ||
+		    errno == ENOMEM) TH_LOG("MADV_COLLAPSE: %s", strerror(errno));
+	want_dthp(self, win, local(c->dev) | SN_W, variant->whole);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_SNAPSHOT, 0, c->n));
+	for (unsigned long i = 0; i < c->n; i++) {
+		/* Collapsed: a system THP; else each page as it was, or back. */
+		ASSERT_TRUE(ret ? c->snap[i] == c->want[i] || c->snap[i] == SN_W :
+				  c->snap[i] == (SN_W | SN_PMD))
+			TH_LOG("page %lu: 0x%x (MADV_COLLAPSE %d)", i, c->snap[i], ret);
+	}
+	expect_cpu(_metadata, c);
+}
+
+/*
+ * madvise(@advice) on the window leaves device memory where it is, and a
+ * device-private PMD whole (there is nothing to age, reclaim or free).
+ */
+static void advise_stays(M, FIXTURE_DATA(dthp) *self, int advice)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, madvise(at(c, self->w0), self->wn * pg, advice));
+	want_dthp(self, local(c->dev) | SN_W, local(c->dev) | SN_W, true);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, 0, false);
+}
+
+TEST_F(dthp, cold)
+{
+	advise_stays(_metadata, self, MADV_COLD);
+}
+
+TEST_F(dthp, pageout)
+{
+	advise_stays(_metadata, self, MADV_PAGEOUT);
+}
+
+TEST_F(dthp, free)
+{
+	advise_stays(_metadata, self, MADV_FREE);
+}
+
+/* Compaction walks memory around device pages and moves none of them. */
+TEST_F(dthp, compaction)
+{
+	struct ctx *c = &self->c;
+	int fd = open("/proc/sys/vm/compact_memory", O_WRONLY);
+	int win = local(c->dev) | SN_W;
+
+	if (!variant->whole)
+		win = cut_pmd(_metadata, self);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(1, write(fd, "1", 1));
+	close(fd);
+	want_dthp(self, win, local(c->dev) | SN_W, variant->whole);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
+	expect_cpu(_metadata, c);
+}
+
+/* Exclusive access to the window: the CPU's copy first, then the grant. */
+TEST_F(dthp, exclusive)
+{
+	struct ctx *c = &self->c;
+
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_EXCLUSIVE, self->w0, self->wn));
+	expect_buf(_metadata, c, self->w0, self->wn);
+	ASSERT_EQ(-EPERM, dm(c, c->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, self->w0,
+			     self->wn));
+	expect_cpu(_metadata, c);
+	ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_CHECK_EXCLUSIVE, 0, c->n));
+}
+
+/*
+ * Snapshots of the window: the owner sees its pages (one PMD-order entry),
+ * another device sees them as remote, and looking moves nothing.
+ */
+TEST_F(dthp, snapshot)
+{
+	struct ctx *c = &self->c;
+	int other = dev_open(coherent(c->dev) ? COH1 : PRIV1);
+
+	ASSERT_GE(other, 0);
+	want_dthp(self, local(c->dev) | SN_W, local(c->dev) | SN_W, true);
+	expect_snap_range(_metadata, c, c->fd, self->w0, self->wn);
+	ASSERT_EQ(0, dm(c, other, HMM_DMIRROR_SNAPSHOT, self->w0, self->wn));
+	for (unsigned long i = self->w0; i < self->w0 + self->wn; i++) {
+		ASSERT_TRUE(remote_view(c->dev, c->snap[i]))
+			TH_LOG("page %lu: 0x%x", i, c->snap[i]);
+	}
+	close(other);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
 }
 
 /* ---- race: a device command against an address-space change ------------ */
