@@ -76,6 +76,16 @@ class BootModes(unittest.TestCase):
         self.assertEqual(qemu[-2:], ['-device', 'edu'])
         self.assertTrue(out.endswith('/build/ours/check-thp-always'), out)
 
+    def test_icount_checks_boot_one_vcpu(self):
+        """QEMU 7.2's icount round robin starves a second vCPU."""
+        def smp(mode, **env):
+            self.env.update(env)
+            _, _, qemu = self.boot(mode)
+            return qemu[qemu.index('-smp') + 1]
+        self.assertEqual(smp('check'), '2')
+        self.assertEqual(smp('check', ICOUNT='1'), '1')
+        self.assertEqual(smp('bench', ICOUNT='1'), '2')
+
     def test_unknown_mode_is_refused(self):
         out = subprocess.run([os.path.join(HARNESS, 'boot.sh'), 'check',
                               'thp-never'], env=self.env,
