@@ -30,10 +30,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/const.h>
+#include <linux/userfaultfd.h>
 
 #include <lib/test_hmm_uapi.h>
 
@@ -894,6 +896,306 @@ TEST_F(regression, pte_mapped_thp_pages_migrate)
 		EXPECT_EQ(unpainted(moved, THP_SIZE, seed + 1), -1);
 		EXPECT_EQ(munmap(away, 2 * THP_SIZE), 0);
 	}
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * The device-THP fixes mainline made after it merged device-private THPs
+ * (6.18/6.19), which our core has in its own design. Each drives the
+ * scenario of the problem, on a THP moved whole to device 0
+ * (device-private): one device-private PMD with our driver; 512
+ * device-private PTEs with 6.12's, where the same scenario must still
+ * hold.
+ */
+
+/* A painted THP moved to device-private device @fd; NULL if no THP. */
+static char *device_thp(int fd, char *mirror, unsigned int seed)
+{
+	char *thp = painted_thp(fd, seed);
+
+	if (thp && dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, thp, mirror,
+			       THP_SIZE / page_size, NULL)) {
+		munmap(thp, THP_SIZE);
+		return NULL;
+	}
+	return thp;
+}
+
+/* Snapshot bits of every page of @addr through @fd, ORed, and ANDed. */
+static int snapshot_bits(int fd, char *addr, unsigned long npages,
+			 uint8_t *any, uint8_t *all)
+{
+	uint8_t kinds[THP_SIZE / 4096];
+	unsigned long n;
+
+	if (npages > sizeof(kinds) ||
+	    dmirror_cmd(fd, HMM_DMIRROR_SNAPSHOT, addr, kinds, npages, NULL))
+		return -1;
+	*any = 0;
+	*all = 0xff;
+	for (n = 0; n < npages; n++) {
+		*any |= kinds[n];
+		*all &= kinds[n];
+	}
+	return 0;
+}
+
+/*
+ * "mm/huge_memory: use correct flags for device private PMD entry"
+ * (CVE-2026-53155, 6.19).
+ *
+ * Migrating a device THP back made its PMD migration entry with the flags
+ * of a present PMD read out of the device-private entry: the write bit
+ * came from a swap bit (soft-dirty on x86). After fork, when both
+ * processes map the THP read-only to share it copy-on-write, the entries
+ * came back writable and a write in one process showed in the other. The
+ * owner migrates the shared THP back; both mappings must stay read-only
+ * and each process's writes its own.
+ */
+TEST_F(regression, device_thp_migration_keeps_cow_read_only)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = device_thp(self->fd[0], mirror, 40);
+	uint8_t any, all;
+	int go[2], done[2], status;
+	char byte = 0;
+	pid_t pid;
+
+	ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
+	ASSERT_EQ(pipe(go), 0);
+	ASSERT_EQ(pipe(done), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		if (write(done[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1)
+			_exit(3);
+		if (unpainted(thp, THP_SIZE, 40) != -1)
+			_exit(1);	/* the parent's writes reached us */
+		paint(thp, THP_SIZE, 42);
+		_exit(unpainted(thp, THP_SIZE, 42) == -1 ? 0 : 2);
+	}
+	ASSERT_EQ(read(done[0], &byte, 1), 1);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp,
+			      NULL, npages, NULL), 0);
+	ASSERT_EQ(snapshot_bits(self->fd[0], thp, npages, &any, &all), 0);
+	EXPECT_EQ(any & (HMM_DMIRROR_PROT_WRITE | KIND_MASK), 0)
+		TH_LOG("after the migration: snapshot bits %#x", any);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 40), -1);
+	paint(thp, THP_SIZE, 41);
+	ASSERT_EQ(write(go[1], &byte, 1), 1);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 41), -1);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	munmap(thp, THP_SIZE);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * "mm/page_vma_mapped: fix device-private PMD handling" (CVE-2026-68163,
+ * 6.19).
+ *
+ * page_vma_mapped_walk() returned a device-private PMD without checking it
+ * mapped the folio being walked, handed it to migration walks too, and
+ * missed a racing split. Migrating a device THP that a fork shares needs
+ * the rmap walk to find it in the other process: afterwards the child's
+ * mapping must be of system memory (present in pagemap), with the data.
+ */
+TEST_F(regression, device_thp_rmap_finds_other_mapping)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = device_thp(self->fd[0], mirror, 43);
+	int go[2], done[2], status;
+	char byte = 0;
+	pid_t pid;
+
+	ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
+	ASSERT_EQ(pipe(go), 0);
+	ASSERT_EQ(pipe(done), 0);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		unsigned long n;
+
+		if (write(done[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1)
+			_exit(3);
+		/* Before touching anything: where the parent's walk left us. */
+		for (n = 0; n < npages; n++) {
+			uint64_t entry = hmm_pagemap(thp + n * page_size);
+
+			if (!(entry & PM_PRESENT) || (entry & PM_SWAP))
+				_exit(1);
+		}
+		_exit(unpainted(thp, THP_SIZE, 43) == -1 ? 0 : 2);
+	}
+	ASSERT_EQ(read(done[0], &byte, 1), 1);
+	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp,
+			      NULL, npages, NULL), 0);
+	ASSERT_EQ(write(go[1], &byte, 1), 1);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 43), -1);
+	close(go[0]);
+	close(go[1]);
+	close(done[0]);
+	close(done[1]);
+	munmap(thp, THP_SIZE);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * "fs/proc/task_mmu: do not warn on seeing non-migration pmd entry"
+ * (CVE-2026-72173, 6.19).
+ *
+ * Reading /proc/pid/pagemap over a device-private PMD warned that a
+ * non-present PMD was not a migration entry. The read must succeed
+ * quietly (the harness fails the run on a warning) and report each page
+ * as a swap-like entry, whole PMD or part of it.
+ */
+TEST_F(regression, device_thp_pagemap_reads_quietly)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = device_thp(self->fd[0], mirror, 44);
+	uint64_t *entries = calloc(npages, sizeof(*entries));
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	unsigned long n;
+
+	ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
+	ASSERT_NE(entries, NULL);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(pread(fd, entries, npages * sizeof(*entries),
+			(uintptr_t)thp / page_size * sizeof(*entries)),
+		  (ssize_t)(npages * sizeof(*entries)));
+	for (n = 0; n < npages; n++)
+		EXPECT_EQ(entries[n] & (PM_PRESENT | PM_SWAP), PM_SWAP);
+	EXPECT_EQ(pread(fd, entries, sizeof(*entries),
+			((uintptr_t)thp / page_size + 7) * sizeof(*entries)),
+		  (ssize_t)sizeof(*entries));
+	EXPECT_EQ(entries[0] & (PM_PRESENT | PM_SWAP), PM_SWAP);
+	close(fd);
+	free(entries);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 44), -1);
+	munmap(thp, THP_SIZE);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * "mm/huge_memory: preserve pmd_swp_uffd_wp on device-private PMD
+ * downgrade" (CVE-2026-72180, 2026).
+ *
+ * mprotect() making a writable device-private PMD read-only rebuilt the
+ * entry without its uffd-wp bit, so a userfaultfd write-protection of the
+ * range was silently gone and a later write went through without the
+ * monitor hearing of it. Protect the device THP, mprotect it read-only and
+ * back: every page must keep its uffd-wp bit (pagemap).
+ */
+TEST_F(regression, device_thp_mprotect_keeps_uffd_wp)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	char *thp = device_thp(self->fd[0], mirror, 45);
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { (uintptr_t)thp, THP_SIZE },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	struct uffdio_writeprotect wp = {
+		.range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	int uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	unsigned long n;
+
+	ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
+	ASSERT_GE(uffd, 0);
+	ASSERT_EQ(ioctl(uffd, UFFDIO_API, &api), 0);
+	ASSERT_EQ(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+	ASSERT_EQ(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp), 0);
+	ASSERT_EQ(mprotect(thp, THP_SIZE, PROT_READ), 0);
+	ASSERT_EQ(mprotect(thp, THP_SIZE, PROT_READ | PROT_WRITE), 0);
+	for (n = 0; n < npages; n++) {
+		uint64_t entry = hmm_pagemap(thp + n * page_size);
+
+		ASSERT_TRUE(entry & PM_UFFD_WP)
+			TH_LOG("page %lu lost uffd-wp: %#llx", n,
+			       (unsigned long long)entry);
+	}
+	wp.mode = 0;
+	ASSERT_EQ(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp), 0);
+	EXPECT_EQ(unpainted(thp, THP_SIZE, 45), -1);
+	close(uffd);
+	munmap(thp, THP_SIZE);
+	munmap(mirror, THP_SIZE);
+}
+
+struct advisor {
+	char *thp;
+	bool stop;		/* set by the test, read with __atomic */
+	unsigned long rounds;
+};
+
+/* madvise() cold, pageout and free over the THP until told to stop. */
+static void *advise_loop(void *arg)
+{
+	static const int advice[] = { MADV_COLD, MADV_PAGEOUT, MADV_FREE };
+	struct advisor *a = arg;
+
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE))
+		madvise(a->thp, THP_SIZE, advice[a->rounds++ % 3]);
+	return NULL;
+}
+
+/*
+ * The 2026 hardening of madvise around device-private PMDs (mainline
+ * 7.1): MADV_COLD, MADV_PAGEOUT and MADV_FREE looked at a PMD without its
+ * lock and asserted under the lock that a non-present PMD was a migration
+ * entry, which a PMD that had just turned device-private was not. The
+ * THP goes back and forth between system and device memory while
+ * another thread keeps advising it; nothing may warn, and afterwards each
+ * page holds its data or, where MADV_FREE let reclaim drop a clean page,
+ * zeroes.
+ */
+TEST_F(regression, device_thp_madvise_races_migration)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	struct advisor a = { .thp = painted_thp(self->fd[0], 46) };
+	pthread_t thread;
+	unsigned long n;
+	int round;
+
+	ASSERT_NE(a.thp, NULL) TH_LOG("no PMD-mapped THP");
+	ASSERT_EQ(pthread_create(&thread, NULL, advise_loop, &a), 0);
+	for (round = 0; round < ROUNDS; round++) {
+		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, a.thp,
+			    mirror, npages, NULL);
+		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, a.thp,
+			    NULL, npages, NULL);
+	}
+	__atomic_store_n(&a.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	for (n = 0; n < npages; n++) {
+		const uint32_t *word = (const uint32_t *)(a.thp + n * page_size);
+		unsigned long i, per_page = page_size / sizeof(*word);
+		bool zero = true, painted = true;
+
+		for (i = 0; i < per_page; i++) {
+			zero &= !word[i];
+			painted &= word[i] == word_of(46, n * per_page + i);
+		}
+		/* Zeroes: a clean page that MADV_FREE let reclaim drop. */
+		EXPECT_TRUE(painted || zero)
+			TH_LOG("page %lu (after %lu rounds of advice)", n,
+			       a.rounds);
+	}
+	munmap(a.thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
 
