@@ -32,6 +32,7 @@
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
 #include <linux/rmap.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -1928,6 +1929,55 @@ static void mdk_exclusive_refuses_shared(struct kunit *test)
 	KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, 0, false));
 }
 
+/*
+ * "fix pgtable leak in migrate_vma_insert_huge_pmd_page" (CVE-2026-63953)
+ * and the PMD lock left held when check_stable_address_space() failed
+ * there (CVE-2026-64129): the insertion of a 2 MiB device page into an
+ * empty range gives up under the PMD lock when the OOM reaper has marked
+ * the address space unstable. Each time, the lock must be released, the
+ * page table it allocated freed (none deposited, none leaked), and the
+ * device page given back; once the mark is gone the insertion works.
+ */
+static void mdk_thp_insert_unstable_mm(struct kunit *test)
+{
+	struct mdk_thp *t = mdk_thp_new(test, false);	/* sets up our mm */
+	struct mm_struct *mm = current->mm;
+	unsigned int used = mdk_nr_used();
+	unsigned long tables = 0, before = 0;
+	int round;
+
+	for (round = 0; round < 64; round++) {
+		KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+						       MIGRATE_VMA_SELECT_SYSTEM));
+		KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+		set_bit(MMF_UNSTABLE, &mm->flags);
+		migrate_vma_pages(&t->m);
+		clear_bit(MMF_UNSTABLE, &mm->flags);
+		KUNIT_EXPECT_FALSE(test, t->src[0] & MIGRATE_PFN_MIGRATE);
+		migrate_vma_finalize(&t->m);
+		mmap_read_unlock(mm);
+		if (test->status == KUNIT_FAILURE)
+			break;
+		/* The first round made the upper levels for the range. */
+		if (!round) {
+			tables = mm_pgtables_bytes(mm);
+			before = global_node_page_state(NR_PAGETABLE);
+		}
+	}
+	/* mdk_pmd_kind() takes the PMD's lock: it would wait for ever. */
+	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), MDK_PMD_NONE);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	KUNIT_EXPECT_EQ(test, mm_pgtables_bytes(mm), tables);
+	/* 64 leaked tables would show through the per-CPU batches. */
+	KUNIT_EXPECT_LT(test, (long)(global_node_page_state(NR_PAGETABLE) -
+				     before), 16L);
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
+					       MIGRATE_VMA_SELECT_SYSTEM));
+	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+	mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
+}
+
 static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_round_trip),
 	KUNIT_CASE(mdk_cpu_fault_back),
@@ -1952,6 +2002,7 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_thp_back_small_destinations),
 	KUNIT_CASE(mdk_thp_back_split_refused),
 	KUNIT_CASE(mdk_thp_insert_raced),
+	KUNIT_CASE(mdk_thp_insert_unstable_mm),
 	KUNIT_CASE(mdk_thp_cpu_fault_small),
 	KUNIT_CASE(mdk_thp_munmap),
 	KUNIT_CASE(mdk_thp_evict),
