@@ -1199,6 +1199,82 @@ TEST_F(regression, device_thp_madvise_races_migration)
 	munmap(mirror, THP_SIZE);
 }
 
+/* AnonHugePages of /proc/meminfo, in kB; -1 if unreadable. */
+static long anon_huge_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+#define THP_STATS \
+	"/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/nr_anon"
+#define KHUGEPAGED_SLEEP \
+	"/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs"
+
+/*
+ * The anonymous THP counters around device-private PMDs (the 2026
+ * hardening of the anon THP counters, mainline 7.1): a 2 MiB anonymous
+ * folio counts in nr_anon of hugepages-2048kB and, mapped by a PMD, in
+ * AnonHugePages, on whichever side of the device it is. Moving it to the
+ * device and back, freeing it there, and cutting it there and bringing the
+ * rest back page by page must each leave both counters where they were.
+ * (khugepaged is held off meanwhile: its collapses would count too.)
+ */
+TEST_F(regression, device_thp_anon_counters_balance)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	long sleep_ms = read_long(KHUGEPAGED_SLEEP), nr_anon, kb;
+	char restore[32];
+	int round;
+
+	ASSERT_NE(mirror, NULL);
+	memset(mirror, 0, THP_SIZE);	/* its own THP, if any, first */
+	ASSERT_GE(sleep_ms, 0);
+	ASSERT_EQ(write_file(KHUGEPAGED_SLEEP, "600000"), 0);
+	nr_anon = read_long(THP_STATS);
+	kb = anon_huge_kb();
+	ASSERT_GE(nr_anon, 0);
+	ASSERT_GE(kb, 0);
+	for (round = 0; round < 3; round++) {
+		char *thp = device_thp(self->fd[0], mirror, 47 + round);
+		unsigned long n;
+
+		ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
+		if (round == 0)		/* there and back */
+			EXPECT_EQ(dmirror_cmd(self->fd[0],
+					      HMM_DMIRROR_MIGRATE_TO_SYS, thp,
+					      NULL, npages, NULL), 0);
+		if (round == 2) {	/* cut, the rest read back */
+			EXPECT_EQ(munmap(thp + 64 * page_size,
+					 64 * page_size), 0);
+			for (n = 0; n < npages; n++) {
+				const uint32_t *w = (void *)(thp + n * page_size);
+
+				if (n >= 64 && n < 128)
+					continue;
+				EXPECT_EQ(*w, word_of(47 + round,
+						      n * page_size / 4));
+			}
+		}
+		EXPECT_EQ(munmap(thp, THP_SIZE), 0);
+		EXPECT_EQ(read_long(THP_STATS), nr_anon) TH_LOG("round %d", round);
+		EXPECT_EQ(anon_huge_kb(), kb) TH_LOG("round %d", round);
+	}
+	snprintf(restore, sizeof(restore), "%ld", sleep_ms);
+	write_file(KHUGEPAGED_SLEEP, restore);
+	munmap(mirror, THP_SIZE);
+}
+
 /*
  * HMM_REGRESSIONS_EXCLUDE="a,b" (commas or spaces): leave the tests named
  * a and b out of the run (the harness's -T). The guest harness sets it on
