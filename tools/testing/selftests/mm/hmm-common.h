@@ -9,6 +9,8 @@
  *   hmm_history    the last steps a thread or case took, for its report;
  *   hmm_dmirror()  one /dev/hmm_dmirror command, its errno as the result
  *                  (hmm_dmirror_ioctl() with a hand-made argument);
+ *   hmm_dmirror_counter()
+ *                  a counter of the driver's debugfs file;
  *   hmm_dmirror_errno_documented()
  *                  whether an errno is one lib/test_hmm_uapi.h gives the
  *                  command for a well-formed request (its *_ERRNOS lists);
@@ -180,6 +182,30 @@ static inline bool hmm_dmirror_errno_documented(unsigned long request,
 	return false;
 }
 #endif
+
+/*
+ * A counter of device @dev from test_hmm's debugfs file (what the core
+ * told the driver of its folios: folio_free_small, folio_free_huge,
+ * folio_split), or -1 without one (6.12's driver). Counters start at 0
+ * when the module loads.
+ */
+static inline long hmm_dmirror_counter(int dev, const char *name)
+{
+	char path[64], key[32];
+	long value, found = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/test_hmm/hmm_dmirror%d/counters", dev);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%31s %ld", key, &value) == 2)
+		if (!strcmp(key, name))
+			found = value;
+	fclose(f);
+	return found;
+}
 
 /* ---- Hangs ---- */
 

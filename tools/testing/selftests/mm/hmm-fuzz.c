@@ -9,11 +9,15 @@
  * shadow holding the byte every page of a mapped slot must contain (each
  * page is filled with one byte value). Each step picks one of:
  *
- *   a sane command     on a slot: any command, an in-range window, a good
- *                      buffer. It must succeed or fail with an errno the
- *                      command documents (lib/test_hmm_uapi.h). Data it
- *                      hands back (READ, MIGRATE_TO_DEV, EXCLUSIVE) must
- *                      match the shadow; a WRITE updates the shadow.
+ *   a sane command     on a slot: any command, an in-range window (one in
+ *                      eight a whole PMD, which a THP crosses to a private
+ *                      device as one 2 MiB page), a good buffer. It must
+ *                      succeed or fail with an errno the command documents
+ *                      (lib/test_hmm_uapi.h). Data it hands back (READ,
+ *                      MIGRATE_TO_DEV, EXCLUSIVE) must match the shadow; a
+ *                      WRITE updates the shadow. Or FLAGS: a known mask
+ *                      (FAIL_ALLOC sends the next THP page by page) must be
+ *                      taken, an unknown bit refused with EINVAL.
  *   a hostile command  unaligned, zero, huge or wrapping ranges, kernel or
  *                      unmapped buffers, bad command numbers, a bad
  *                      argument pointer. Where the uapi's first checks make
@@ -54,7 +58,8 @@
 
 #define PAGE		4096UL
 #define SLOTS		12
-#define SLOT_PAGES	1024UL			/* 4 MiB: two PMDs */
+#define PMD_PAGES	512UL
+#define SLOT_PAGES	(2 * PMD_PAGES)		/* 4 MiB: two PMDs */
 #define SLOT_SIZE	(SLOT_PAGES * PAGE)
 #define NDEVICES	4
 #define USER_TOP	0x00007ffffffff000UL	/* x86-64 TASK_SIZE */
@@ -227,7 +232,38 @@ static int do_cmd(struct world *w, int dev, unsigned long cmd,
 	return err;
 }
 
-/* A sane command on a window of a slot; false on a broken rule. */
+/*
+ * HMM_DMIRROR_FLAGS on a device: a known mask is taken (FAIL_ALLOC makes
+ * the next 2 MiB device page fail, so a whole THP goes page by page); an
+ * unknown bit is refused with EINVAL.
+ */
+static bool step_flags(struct world *w)
+{
+	int dev = (int)hmm_rng_below(&w->rng, NDEVICES), err;
+	struct hmm_dmirror_cmd c = { 0 };
+	bool bad = !hmm_rng_below(&w->rng, 4);
+
+	if (hmm_rng_below(&w->rng, 2))
+		c.npages = HMM_DMIRROR_FLAG_FAIL_ALLOC;
+	if (bad)
+		c.npages |= 1ULL << (1 + hmm_rng_below(&w->rng, 63));
+	hmm_note(&w->history, "FLAGS dev%d %#llx", dev,
+		 (unsigned long long)c.npages);
+	err = do_cmd(w, dev, HMM_DMIRROR_FLAGS, &c);
+	if (err != (bad ? EINVAL : 0)) {
+		fprintf(stderr, "# FLAGS %#llx: %s, expected %s\n",
+			(unsigned long long)c.npages, strerror(err),
+			bad ? "EINVAL" : "success");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A sane command on a window of a slot; false on a broken rule. One window
+ * in eight is a whole PMD of the slot, which a THP moves to a private
+ * device as one 2 MiB page; now and then the step sets the FLAGS instead.
+ */
 static bool step_sane(struct world *w)
 {
 	int s = (int)hmm_rng_below(&w->rng, SLOTS), dev = (int)hmm_rng_below(&w->rng, NDEVICES);
@@ -237,8 +273,16 @@ static bool step_sane(struct world *w)
 	struct hmm_dmirror_cmd c = { 0 };
 	int err;
 
-	first = hmm_rng_below(&w->rng, SLOT_PAGES);
-	n = 1 + hmm_rng_below(&w->rng, hmm_rng_below(&w->rng, 4) ? 64 : SLOT_PAGES - first);
+	if (!hmm_rng_below(&w->rng, 16))
+		return step_flags(w);
+	if (!hmm_rng_below(&w->rng, 8)) {
+		first = PMD_PAGES * hmm_rng_below(&w->rng, SLOT_PAGES / PMD_PAGES);
+		n = PMD_PAGES;
+	} else {
+		first = hmm_rng_below(&w->rng, SLOT_PAGES);
+		n = 1 + hmm_rng_below(&w->rng, hmm_rng_below(&w->rng, 4) ?
+				      64 : SLOT_PAGES - first);
+	}
 	if (first + n > SLOT_PAGES)
 		n = SLOT_PAGES - first;
 	c.addr = (uintptr_t)(slot_addr(w, s) + first * PAGE);

@@ -28,6 +28,13 @@
  *                         exclusive access, RELEASE, mremap away and
  *                         back) leaves the data as it was.
  *
+ * A THP range moved whole to a device-private device becomes one 2 MiB
+ * device page (a device THP, one device-private PMD), or, one time in
+ * four, has that allocation made to fail (HMM_DMIRROR_FLAGS) and goes
+ * page by page; the partial steps that follow cut device THPs up. The
+ * report counts both, and the splits and frees of 2 MiB device folios the
+ * driver was told of.
+ *
  * After each step the window it touched is checked, through the device
  * that did the step when it did one (so that data can stay in device
  * memory), else through the CPU; now and then the whole range. Errors
@@ -147,6 +154,9 @@ struct worker {
 	struct child_report *report;
 	unsigned long ops[OP_COUNT], refused[OP_COUNT];
 	unsigned long verified, wild_steps;
+	/* Whole-range migrations to a private device: as one 2 MiB page,
+	 * and with its allocation made to fail (page by page). */
+	unsigned long compound, fallbacks;
 	struct hmm_history history;
 };
 
@@ -160,6 +170,8 @@ static struct {
 	bool failed;
 	unsigned long progress;
 	unsigned long mismatches, violations, unloads, device_pages;
+	/* The device's folio counters, added up before each unload. */
+	long folio_splits, huge_freed;
 	unsigned long main_verified;
 	pthread_mutex_t report_lock;
 } st = { .report_lock = PTHREAD_MUTEX_INITIALIZER };
@@ -437,10 +449,29 @@ static bool step_write(struct step *s)
 	return true;
 }
 
+/* A whole range to a private device: one 2 MiB page, or 512 on request. */
+static bool whole_to_private(struct step *s)
+{
+	return s->dev < 2 && !s->first && s->n == RANGE_PAGES;
+}
+
 static bool step_migrate(struct step *s)
 {
-	int err = dev_cmd(s->w, s->dev, HMM_DMIRROR_MIGRATE_TO_DEV, s->addr,
-			  s->n);
+	bool fail_alloc = whole_to_private(s) && !hmm_rng_below(&s->w->rng, 4);
+	struct hmm_dmirror_cmd flags = { .npages = HMM_DMIRROR_FLAG_FAIL_ALLOC };
+	unsigned char code = 0;
+	int err;
+
+	/* The 2 MiB allocation fails: the core takes 512 single pages. */
+	if (fail_alloc &&
+	    hmm_dmirror_ioctl(s->w->fd[s->dev], HMM_DMIRROR_FLAGS, &flags))
+		fail_alloc = false;
+	err = dev_cmd(s->w, s->dev, HMM_DMIRROR_MIGRATE_TO_DEV, s->addr, s->n);
+	if (!err && whole_to_private(s) &&
+	    !hmm_dmirror(s->w->fd[s->dev], HMM_DMIRROR_SNAPSHOT, s->addr,
+			 &code, 1))
+		s->w->compound += !!(code & HMM_DMIRROR_PROT_PMD);
+	s->w->fallbacks += fail_alloc;
 
 	if (!outcome(s->w, s->op, HMM_DMIRROR_MIGRATE_TO_DEV, err, s->dev,
 		     s->r))
@@ -1228,6 +1259,11 @@ static const char *unload_reload(void)
 	read_param("spm_addr_dev1", spm1, sizeof(spm1));
 	close_devices();
 	tick();
+	/* The module's counters go with it: keep what they say first. */
+	for (int d = 0; d < 2; d++) {
+		st.folio_splits += hmm_dmirror_counter(d, "folio_split");
+		st.huge_freed += hmm_dmirror_counter(d, "folio_free_huge");
+	}
 	if (system("rmmod test_hmm"))
 		return "rmmod test_hmm";
 	tick();
@@ -1341,6 +1377,7 @@ static void report(void)
 {
 	unsigned long ops[OP_COUNT] = { 0 }, refused[OP_COUNT] = { 0 };
 	unsigned long verified = st.main_verified, wild = 0, total = 0;
+	unsigned long compound = 0, fallbacks = 0;
 	int i, op;
 
 	for (i = 0; i < st.nthreads; i++) {
@@ -1350,6 +1387,8 @@ static void report(void)
 		}
 		verified += st.worker[i].verified;
 		wild += st.worker[i].wild_steps;
+		compound += st.worker[i].compound;
+		fallbacks += st.worker[i].fallbacks;
 	}
 	fprintf(stderr, "# %-18s %10s %10s\n", "operation", "done", "refused");
 	for (op = 0; op < OP_COUNT; op++) {
@@ -1361,6 +1400,9 @@ static void report(void)
 		"# operations %lu (%lu on wild ranges), bytes verified %llu, unloads %lu, pages in device memory at unloads %lu, mismatches %lu, violations %lu\n",
 		total, wild, (unsigned long long)verified * PAGE, st.unloads,
 		st.device_pages, st.mismatches, st.violations);
+	fprintf(stderr,
+		"# device THPs: %lu whole ranges moved as one 2 MiB page, %lu times the next 2 MiB allocation set to fail; 2 MiB device folios split %ld, freed whole %ld (until the last unload)\n",
+		compound, fallbacks, st.folio_splits, st.huge_freed);
 }
 
 FIXTURE(stress)

@@ -1282,30 +1282,11 @@ FIXTURE_VARIANT_ADD(dthp, whole_coherent) { COH0, true };
 FIXTURE_VARIANT_ADD(dthp, part_private) { PRIV0, false };
 FIXTURE_VARIANT_ADD(dthp, part_coherent) { COH0, false };
 
-/* A counter of the device's debugfs file (lib/test_hmm.c), or -1. */
-static long dev_counter(int dev, const char *name)
-{
-	char path[64], key[32];
-	long value, found = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path),
-		 "/sys/kernel/debug/test_hmm/hmm_dmirror%d/counters", dev);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%31s %ld", key, &value) == 2)
-		if (!strcmp(key, name))
-			found = value;
-	fclose(f);
-	return found;
-}
-
 /* Device pages freed so far: a 4 KiB folio is one, a 2 MiB one 512. */
 static long pages_freed(int dev)
 {
-	return dev_counter(dev, "folio_free_small") +
-	       PMD_PAGES * dev_counter(dev, "folio_free_huge");
+	return hmm_dmirror_counter(dev, "folio_free_small") +
+	       PMD_PAGES * hmm_dmirror_counter(dev, "folio_free_huge");
 }
 
 FIXTURE_SETUP(dthp)
@@ -1316,7 +1297,7 @@ FIXTURE_SETUP(dthp)
 	self->w0 = variant->whole ? 0 : WIN_FIRST;
 	self->wn = variant->whole ? c->n : WIN_PAGES;
 	self->freed = pages_freed(c->dev);
-	self->splits = dev_counter(c->dev, "folio_split");
+	self->splits = hmm_dmirror_counter(c->dev, "folio_split");
 	to_device(_metadata, c, 0, c->n);
 	for (unsigned long i = 0; i < c->n; i++)
 		c->want[i] = local(c->dev) | SN_W | moved_pmd(c, i);
@@ -1373,7 +1354,7 @@ static void expect_events(M, FIXTURE_DATA(dthp) *self, long freed,
 	ASSERT_EQ(self->freed + freed, pages_freed(c->dev));
 	if (splits >= 0)
 		ASSERT_EQ(self->splits + splits,
-			  dev_counter(c->dev, "folio_split"));
+			  hmm_dmirror_counter(c->dev, "folio_split"));
 }
 
 /*
