@@ -33,8 +33,8 @@ class BootModes(unittest.TestCase):
         self.env = dict(os.environ, MODES_TABLE=self.table,
                         BUILD=os.path.join(self.tmp.name, 'build'),
                         FLAVOUR='ours', DEBUG='0', DRY_RUN='1')
-        self.env.pop('TIMEOUT', None)
-        self.env.pop('MODES', None)
+        for knob in ('TIMEOUT', 'MODES', 'ICOUNT'):
+            self.env.pop(knob, None)
 
     def tearDown(self):
         self.tmp.cleanup()
