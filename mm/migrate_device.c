@@ -1314,23 +1314,21 @@ static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
 /*
  * rmap_one of mdev_split_system(): the PMD migration entry of @folio in
  * @vma, if it has one (a PMD-sized folio has one at most per VMA), becomes
- * MDEV_PMD_NR PTE migration entries, one per page, with the same bits, and
- * counts in *@arg. A migration entry is not present: no TLB or secondary
- * MMU holds it, so there is nothing to invalidate.
+ * MDEV_PMD_NR PTE migration entries, one per page, with the same bits. A
+ * migration entry is not present: no TLB or secondary MMU holds it, so
+ * there is nothing to invalidate.
  */
 static bool mdev_split_pmd_entry_one(struct folio *folio,
 				     struct vm_area_struct *vma,
 				     unsigned long addr, void *arg)
 {
 	DEFINE_FOLIO_VMA_WALK(pvmw, folio, vma, addr, PVMW_MIGRATION);
-	unsigned long *split = arg;
 
 	while (page_vma_mapped_walk(&pvmw)) {
 		if (pvmw.pte)
 			continue;
 		split_huge_pmd_locked(vma, pvmw.address, pvmw.pmd, false, NULL);
 		page_vma_mapped_walk_done(&pvmw);
-		(*split)++;
 		break;
 	}
 	return true;
@@ -1349,10 +1347,8 @@ static bool mdev_split_pmd_entry_one(struct folio *folio,
  */
 static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 {
-	unsigned long split;
 	struct rmap_walk_control rwc = {
 		.rmap_one = mdev_split_pmd_entry_one,
-		.arg = &split,
 	};
 	unsigned long flags = m->src[i] & (MIGRATE_PFN_MIGRATE |
 					   MIGRATE_PFN_WRITE |
@@ -1369,17 +1365,7 @@ static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 	anon_vma = mdev_get_anon_vma(folio);
 	if (!anon_vma)
 		goto give_up;
-	/*
-	 * A fork in another process that maps the THP can copy its PMD
-	 * migration entry, not yet split, into a child the walk has already
-	 * passed (the child is in the rmap before its page tables are
-	 * copied). Walk again until a whole walk finds no PMD entry left:
-	 * any copy made meanwhile was made from an entry the walk still saw.
-	 */
-	do {
-		split = 0;
-		rmap_walk(folio, &rwc);
-	} while (split);
+	rmap_walk(folio, &rwc);
 	put_anon_vma(anon_vma);
 	if (folio_split_unmapped(folio, 0))
 		goto give_up;
