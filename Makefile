@@ -43,6 +43,7 @@ export FLAVOUR DEBUG
 #> FUZZ_SEED      check, fuzz: replay a fuzz run
 #> STRESS_SECONDS check, stress: length of the stress run (check 25, stress 600)
 #> STRESS_SEED    check, stress: replay a stress run
+#> STRESS_FAIL_ALLOC check, stress: 1 makes some 2 MiB device allocations fail (stress: on)
 #> REGRESSIONS_UPSTREAM_BUGS check: 1 runs on flavour upstream the regression tests that hang its guest
 #> ROUNDS         bench: boots per flavour (default 2)
 #> RUNS           bench: the whole comparison this many times, then stability-*.tsv
@@ -129,7 +130,8 @@ fuzz: setup ## a long fuzz of our driver: FUZZ_CALLS steps per case (4 cases), F
 
 stress: setup ## a long stress run: STRESS_SECONDS (default 600), STRESS_SEED to replay
 	@$(MAKE) --no-print-directory check FLAVOURS=ours SUITES=stress \
-		STRESS_SECONDS=$(or $(STRESS_SECONDS),600)
+		STRESS_SECONDS=$(or $(STRESS_SECONDS),600) \
+		STRESS_FAIL_ALLOC=$(or $(STRESS_FAIL_ALLOC),1)
 
 series: setup ## the project as a patch series on the pristine base, in build/series/
 	@$(H)/series.sh
