@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/const.h>
+
 #include <lib/test_hmm_uapi.h>
 
 #include "../kselftest.h"	/* KSFT_FAIL, ARRAY_SIZE, __printf */
@@ -282,9 +284,9 @@ static inline void hmm_watchdog_stop(struct hmm_watchdog *wd)
 /* ---- /proc/self/pagemap ---- */
 
 /* Entry bits (Documentation/admin-guide/mm/pagemap.rst). */
-#define PM_PRESENT		(1ULL << 63)
-#define PM_SWAP			(1ULL << 62)	/* or a swap-like entry */
-#define PM_UFFD_WP		(1ULL << 57)
+#define PM_PRESENT		_BITULL(63)
+#define PM_SWAP			_BITULL(62)	/* or a swap-like entry */
+#define PM_UFFD_WP		_BITULL(57)
 /* A swap-like entry's offset: for a device-private page, its pfn. */
 #define PM_SWAP_OFFSET(e)	(((e) >> 5) & ((1ULL << 50) - 1))
 

@@ -293,10 +293,10 @@ static bool step_sane(struct world *w)
 			memset(w->buf + p * PAGE, (int)(hmm_rng_below(&w->rng, 255) + 1), PAGE);
 	}
 	hmm_note(&w->history, "%s dev%d slot %d (%s) pages %lu+%lu", command_name[ci], dev, s,
-	     kind_name[sl->kind], first, n);
+		 kind_name[sl->kind], first, n);
 	err = do_cmd(w, dev, cmd, &c);
-	if (err && !hmm_dmirror_errno_documented(cmd, err) && !(err == EINTR &&
-						    cmd == HMM_DMIRROR_RELEASE)) {
+	if (err && !hmm_dmirror_errno_documented(cmd, err) &&
+	    !(err == EINTR && cmd == HMM_DMIRROR_RELEASE)) {
 		fprintf(stderr, "# %s on a %s slot failed with %s, which it does not document\n",
 			command_name[ci], kind_name[sl->kind], strerror(err));
 		return false;
@@ -513,9 +513,9 @@ static bool step_hostile(struct world *w)
 	if (cmd == HMM_DMIRROR_RELEASE)
 		v = V_MAYBE;	/* RELEASE ignores the fields */
 	hmm_note(&w->history, "%s dev%d addr %#llx npages %#llx ptr %#llx: expect %s",
-	     command_name[ci], dev, (unsigned long long)c.addr,
-	     (unsigned long long)c.npages, (unsigned long long)c.ptr,
-	     verdict_name(v));
+		 command_name[ci], dev, (unsigned long long)c.addr,
+		 (unsigned long long)c.npages, (unsigned long long)c.ptr,
+		 verdict_name(v));
 	err = do_cmd(w, dev, cmd, &c);
 
 	/* What it may have changed: the range (WRITE), or ptr's buffer. */
@@ -559,7 +559,7 @@ static bool step_fork(struct world *w)
 	pid_t child;
 
 	hmm_note(&w->history, "fork; child checks slot %d (%s) and writes page %lu",
-	     s, kind_name[w->slot[s].kind], p);
+		 s, kind_name[w->slot[s].kind], p);
 	child = fork();
 	if (child < 0)
 		return true;
@@ -620,7 +620,7 @@ static bool step_mm(struct world *w)
 		if (t == s || sl->kind == K_NONE || sl->kind == K_HUGETLB)
 			return true;
 		hmm_note(&w->history, "mremap slot %d (%s) onto slot %d", s,
-		     kind_name[sl->kind], t);
+			 kind_name[sl->kind], t);
 		if (w->slot[t].memfd >= 0)
 			close(w->slot[t].memfd);
 		if (mremap(slot_addr(w, s), SLOT_SIZE, SLOT_SIZE,
