@@ -243,6 +243,49 @@ static int granted_exclusive(int fd, char *addr, char *mirror,
 	return 0;
 }
 
+/*
+ * A child forked to hold the parent's mappings: it says it is there, waits
+ * to be let go, then runs @fn(@arg) and exits with what @fn returns.
+ */
+struct parked {
+	pid_t pid;
+	int go[2], ready[2];
+};
+
+static int park_child(struct parked *p, int (*fn)(void *), void *arg)
+{
+	char byte = 0;
+
+	if (pipe(p->go) || pipe(p->ready))
+		return -1;
+	p->pid = fork();
+	if (p->pid < 0)
+		return -1;
+	if (!p->pid) {
+		if (write(p->ready[1], &byte, 1) != 1 ||
+		    read(p->go[0], &byte, 1) != 1)
+			_exit(3);
+		_exit(fn(arg));
+	}
+	return read(p->ready[0], &byte, 1) == 1 ? 0 : -1;
+}
+
+/* Let the parked child go on and reap it: its exit status, or -1. */
+static int release_child(struct parked *p)
+{
+	int status = -1, i;
+	char byte = 0;
+
+	if (write(p->go[1], &byte, 1) != 1 ||
+	    waitpid(p->pid, &status, 0) != p->pid)
+		status = -1;
+	for (i = 0; i < 2; i++) {
+		close(p->go[i]);
+		close(p->ready[i]);
+	}
+	return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 FIXTURE(regression)
 {
 	int fd[4];
@@ -801,41 +844,28 @@ TEST_F(regression, exclusive_on_thp_pages)
  * and data must be untouched by it, and the parent's later writes must
  * not show in the child.
  */
+static int child_keeps_paint_33(void *thp)
+{
+	return unpainted(thp, THP_SIZE, 33) == -1 ? 0 : 1;
+}
+
 TEST_F(regression, exclusive_on_thp_shared_after_fork)
 {
 	const unsigned long npages = THP_SIZE / page_size;
 	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
 	char *thp = painted_thp(self->fd[1], 33);
-	int go[2], done[2], status;
-	char byte = 0;
-	pid_t pid;
+	struct parked child;
 
 	ASSERT_NE(mirror, NULL);
 	ASSERT_NE(thp, NULL) TH_LOG("no PMD-mapped THP");
-	ASSERT_EQ(pipe(go), 0);
-	ASSERT_EQ(pipe(done), 0);
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid) {
-		/* Hold the THP mapped until the parent is done with it. */
-		if (write(done[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1)
-			_exit(3);
-		_exit(unpainted(thp, THP_SIZE, 33) == -1 ? 0 : 1);
-	}
-	ASSERT_EQ(read(done[0], &byte, 1), 1);
+	/* The child holds the THP mapped until the parent is done with it. */
+	ASSERT_EQ(park_child(&child, child_keeps_paint_33, thp), 0);
 
 	ASSERT_EQ(granted_exclusive(self->fd[0], thp, mirror, npages, 33), 0);
 	paint(thp, THP_SIZE, 34);
 
-	ASSERT_EQ(write(go[1], &byte, 1), 1);
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(release_child(&child), 0);
 	EXPECT_EQ(unpainted(thp, THP_SIZE, 34), -1);
-	close(go[0]);
-	close(go[1]);
-	close(done[0]);
-	close(done[1]);
 	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
 	munmap(mirror, THP_SIZE);
 }
@@ -952,30 +982,25 @@ static int snapshot_bits(int fd, char *addr, unsigned long npages,
  * owner migrates the shared THP back; both mappings must stay read-only
  * and each process's writes its own.
  */
+/* The parent's writes must not reach the child, nor the child's the parent. */
+static int child_keeps_own_copy(void *thp)
+{
+	if (unpainted(thp, THP_SIZE, 40) != -1)
+		return 1;
+	paint(thp, THP_SIZE, 42);
+	return unpainted(thp, THP_SIZE, 42) == -1 ? 0 : 2;
+}
+
 TEST_F(regression, device_thp_migration_keeps_cow_read_only)
 {
 	const unsigned long npages = THP_SIZE / page_size;
 	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
 	char *thp = device_thp(self->fd[0], mirror, 40);
+	struct parked child;
 	uint8_t any, all;
-	int go[2], done[2], status;
-	char byte = 0;
-	pid_t pid;
 
 	ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
-	ASSERT_EQ(pipe(go), 0);
-	ASSERT_EQ(pipe(done), 0);
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid) {
-		if (write(done[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1)
-			_exit(3);
-		if (unpainted(thp, THP_SIZE, 40) != -1)
-			_exit(1);	/* the parent's writes reached us */
-		paint(thp, THP_SIZE, 42);
-		_exit(unpainted(thp, THP_SIZE, 42) == -1 ? 0 : 2);
-	}
-	ASSERT_EQ(read(done[0], &byte, 1), 1);
+	ASSERT_EQ(park_child(&child, child_keeps_own_copy, thp), 0);
 	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp,
 			      NULL, npages, NULL), 0);
 	ASSERT_EQ(snapshot_bits(self->fd[0], thp, npages, &any, &all), 0);
@@ -983,15 +1008,8 @@ TEST_F(regression, device_thp_migration_keeps_cow_read_only)
 		TH_LOG("after the migration: snapshot bits %#x", any);
 	EXPECT_EQ(unpainted(thp, THP_SIZE, 40), -1);
 	paint(thp, THP_SIZE, 41);
-	ASSERT_EQ(write(go[1], &byte, 1), 1);
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(release_child(&child), 0);
 	EXPECT_EQ(unpainted(thp, THP_SIZE, 41), -1);
-	close(go[0]);
-	close(go[1]);
-	close(done[0]);
-	close(done[1]);
 	munmap(thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
@@ -1006,46 +1024,33 @@ TEST_F(regression, device_thp_migration_keeps_cow_read_only)
  * the rmap walk to find it in the other process: afterwards the child's
  * mapping must be of system memory (present in pagemap), with the data.
  */
+/* Before touching anything: where the parent's walk left the child. */
+static int child_maps_system_memory(void *thp)
+{
+	unsigned long n;
+
+	for (n = 0; n < THP_SIZE / page_size; n++) {
+		uint64_t entry = hmm_pagemap((char *)thp + n * page_size);
+
+		if (!(entry & PM_PRESENT) || (entry & PM_SWAP))
+			return 1;
+	}
+	return unpainted(thp, THP_SIZE, 43) == -1 ? 0 : 2;
+}
+
 TEST_F(regression, device_thp_rmap_finds_other_mapping)
 {
 	const unsigned long npages = THP_SIZE / page_size;
 	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
 	char *thp = device_thp(self->fd[0], mirror, 43);
-	int go[2], done[2], status;
-	char byte = 0;
-	pid_t pid;
+	struct parked child;
 
 	ASSERT_NE(thp, NULL) TH_LOG("no THP, or it did not move");
-	ASSERT_EQ(pipe(go), 0);
-	ASSERT_EQ(pipe(done), 0);
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid) {
-		unsigned long n;
-
-		if (write(done[1], &byte, 1) != 1 || read(go[0], &byte, 1) != 1)
-			_exit(3);
-		/* Before touching anything: where the parent's walk left us. */
-		for (n = 0; n < npages; n++) {
-			uint64_t entry = hmm_pagemap(thp + n * page_size);
-
-			if (!(entry & PM_PRESENT) || (entry & PM_SWAP))
-				_exit(1);
-		}
-		_exit(unpainted(thp, THP_SIZE, 43) == -1 ? 0 : 2);
-	}
-	ASSERT_EQ(read(done[0], &byte, 1), 1);
+	ASSERT_EQ(park_child(&child, child_maps_system_memory, thp), 0);
 	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp,
 			      NULL, npages, NULL), 0);
-	ASSERT_EQ(write(go[1], &byte, 1), 1);
-	ASSERT_EQ(waitpid(pid, &status, 0), pid);
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_EQ(release_child(&child), 0);
 	EXPECT_EQ(unpainted(thp, THP_SIZE, 43), -1);
-	close(go[0]);
-	close(go[1]);
-	close(done[0]);
-	close(done[1]);
 	munmap(thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
