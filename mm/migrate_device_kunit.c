@@ -1042,17 +1042,27 @@ static void mdk_thp_commit(struct kunit *test, struct mdk_thp *t, bool moved,
 	KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr), kind);
 }
 
+/*
+ * mdk_thp_fill_device() inside a migration mdk_thp_setup() began: without
+ * a free 2 MiB device folio, end the migration and drop the mmap lock
+ * before failing the test, so that the tests after it can still run.
+ */
+static void mdk_thp_fill_or_abort(struct kunit *test, struct mdk_thp *t)
+{
+	if (mdk_thp_fill_device(t))
+		return;
+	migrate_vma_finalize(&t->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_FAIL_AND_ABORT(test, "no free 2 MiB device folio");
+}
+
 /* The whole range to the device as one compound entry. */
 static void mdk_thp_to_device(struct kunit *test, struct mdk_thp *t)
 {
 	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
 					       MIGRATE_VMA_SELECT_SYSTEM));
 	KUNIT_ASSERT_TRUE(test, t->src[0] & MIGRATE_PFN_COMPOUND);
-	if (!mdk_thp_fill_device(t)) {
-		migrate_vma_finalize(&t->m);
-		mmap_read_unlock(current->mm);
-		KUNIT_FAIL_AND_ABORT(test, "no free 2 MiB device folio");
-	}
+	mdk_thp_fill_or_abort(test, t);
 	mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
 }
 
@@ -1080,7 +1090,7 @@ static void mdk_thp_round_trip(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, folio_order(page_folio(page)), HPAGE_PMD_ORDER);
 	KUNIT_EXPECT_TRUE(test, PageLocked(page));
 	KUNIT_EXPECT_FALSE(test, folio_mapped(page_folio(page)));
-	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+	mdk_thp_fill_or_abort(test, t);
 	mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
 
@@ -1144,7 +1154,7 @@ static void mdk_thp_empty_sources(struct kunit *test)
 		KUNIT_EXPECT_EQ(test, t->m.cpages, 1UL);
 		KUNIT_EXPECT_EQ(test, t->src[0],
 				MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
-		KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+		mdk_thp_fill_or_abort(test, t);
 		mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
 		KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + HPAGE_PMD_NR);
 		/* Zeroes come back, whole. */
@@ -1710,7 +1720,7 @@ static void mdk_thp_insert_raced(struct kunit *test)
 					       MIGRATE_VMA_SELECT_SYSTEM));
 	KUNIT_ASSERT_EQ(test, t->src[0],
 			MIGRATE_PFN_MIGRATE | MIGRATE_PFN_COMPOUND);
-	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+	mdk_thp_fill_or_abort(test, t);
 	f.addr = t->c.addr + PAGE_SIZE;
 	init_completion(&f.done);
 	mmgrab(f.mm);
@@ -1949,7 +1959,7 @@ static void mdk_thp_insert_unstable_mm(struct kunit *test)
 	for (round = 0; round < 64; round++) {
 		KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
 						       MIGRATE_VMA_SELECT_SYSTEM));
-		KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+		mdk_thp_fill_or_abort(test, t);
 		set_bit(MMF_UNSTABLE, &mm->flags);
 		migrate_vma_pages(&t->m);
 		clear_bit(MMF_UNSTABLE, &mm->flags);
@@ -1974,7 +1984,7 @@ static void mdk_thp_insert_unstable_mm(struct kunit *test)
 
 	KUNIT_ASSERT_EQ(test, 0, mdk_thp_setup(test, t,
 					       MIGRATE_VMA_SELECT_SYSTEM));
-	KUNIT_ASSERT_TRUE(test, mdk_thp_fill_device(t));
+	mdk_thp_fill_or_abort(test, t);
 	mdk_thp_commit(test, t, true, MDK_PMD_DEVICE);
 }
 
