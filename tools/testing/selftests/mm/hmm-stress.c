@@ -1267,8 +1267,11 @@ static const char *unload_reload(void)
 	tick();
 	/* The module's counters go with it: keep what they say first. */
 	for (int d = 0; d < 2; d++) {
-		st.folio_splits += hmm_dmirror_counter(d, "folio_split");
-		st.huge_freed += hmm_dmirror_counter(d, "folio_free_huge");
+		long splits = hmm_dmirror_counter(d, "folio_split");
+		long freed = hmm_dmirror_counter(d, "folio_free_huge");
+
+		st.folio_splits += splits > 0 ? splits : 0;
+		st.huge_freed += freed > 0 ? freed : 0;
 	}
 	if (system("rmmod test_hmm"))
 		return "rmmod test_hmm";
