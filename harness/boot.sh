@@ -73,7 +73,13 @@ smp=2
 
 kernel=${KERNEL:-$OBJ/arch/x86/boot/bzImage}
 initrd=${INITRD:-$FDIR/initramfs.cpio}
+# Two NUMA nodes of 2 GiB: the CPUs and the boot on node 0, node 1 only
+# memory, a target for move_pages(), mbind() and NUMA balancing.
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp "$smp" -m 4G -no-reboot
+	-object memory-backend-ram,id=node0,size=2G
+	-object memory-backend-ram,id=node1,size=2G
+	-numa "node,nodeid=0,cpus=0-$((smp - 1)),memdev=node0"
+	-numa node,nodeid=1,memdev=node1
 	-kernel "$kernel" -initrd "$initrd"
 	-append "$cmdline"
 	-blockdev "driver=null-co,node-name=nvme0,size=67108864,read-zeroes=on"
