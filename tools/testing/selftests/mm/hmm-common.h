@@ -209,6 +209,51 @@ static inline long hmm_dmirror_counter(int dev, const char *name)
 	return found;
 }
 
+/* ---- Kernel knobs and counters ---- */
+
+/* Write @value to the file @path (a sysctl, a sysfs knob); 0 or -errno. */
+static inline int hmm_write_file(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t len = strlen(value), done;
+
+	if (fd < 0)
+		return -errno;
+	done = write(fd, value, len);
+	close(fd);
+	return done == len ? 0 : -EIO;
+}
+
+/* The number a file such as a sysctl holds; -1 if it cannot be read. */
+static inline long hmm_read_long(const char *path)
+{
+	char text[32] = "";
+	int fd = open(path, O_RDONLY);
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	return len > 0 ? strtol(text, NULL, 10) : -1;
+}
+
+/* The event counter @name of /proc/vmstat; -1 if there is none. */
+static inline long hmm_vmstat(const char *name)
+{
+	char key[64];
+	long value, found = -1;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &value) == 2)
+		if (!strcmp(key, name))
+			found = value;
+	fclose(f);
+	return found;
+}
+
 /* ---- Hangs ---- */
 
 /* Ask the kernel for blocked tasks (w) and every CPU's backtrace (l). */

@@ -153,32 +153,6 @@ static bool all_in_thp(void *addr, unsigned long bytes)
 	return ok;
 }
 
-/* Write @value to the file @path; 0 or -errno. */
-static int write_file(const char *path, const char *value)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t len = strlen(value), done;
-
-	if (fd < 0)
-		return -errno;
-	done = write(fd, value, len);
-	close(fd);
-	return done == len ? 0 : -EIO;
-}
-
-static long read_long(const char *path)
-{
-	char text[32] = "";
-	int fd = open(path, O_RDONLY);
-	ssize_t len;
-
-	if (fd < 0)
-		return -1;
-	len = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	return len > 0 ? strtol(text, NULL, 10) : -1;
-}
-
 /*
  * Empty every CPU's LRU batches: memory compaction starts with
  * lru_add_drain_all(), so a folio that was wrongly queued for the LRU
@@ -186,7 +160,7 @@ static long read_long(const char *path)
  */
 static int drain_lru_batches(void)
 {
-	return write_file("/proc/sys/vm/compact_memory", "1");
+	return hmm_write_file("/proc/sys/vm/compact_memory", "1");
 }
 
 /* A 2 MiB aligned, THP-backed (when the kernel allows) anonymous range. */
@@ -397,7 +371,7 @@ TEST_F(regression, finalize_freed_folio_not_on_lru)
 TEST_F(regression, exclusive_rejects_hugetlb)
 {
 	const char *knob = "/proc/sys/vm/nr_hugepages";
-	long before = read_long(knob);
+	long before = hmm_read_long(knob);
 	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
 	char *huge, count[32];
 	int ret;
@@ -405,7 +379,7 @@ TEST_F(regression, exclusive_rejects_hugetlb)
 	ASSERT_GE(before, 0);
 	ASSERT_NE(mirror, NULL);
 	snprintf(count, sizeof(count), "%ld", before + 1);
-	ASSERT_EQ(write_file(knob, count), 0);
+	ASSERT_EQ(hmm_write_file(knob, count), 0);
 	huge = mmap(NULL, THP_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	ASSERT_NE(huge, MAP_FAILED) TH_LOG("no hugetlb page: %s",
@@ -427,7 +401,7 @@ TEST_F(regression, exclusive_rejects_hugetlb)
 	EXPECT_EQ(munmap(huge, THP_SIZE), 0);
 
 	snprintf(count, sizeof(count), "%ld", before);
-	EXPECT_EQ(write_file(knob, count), 0);
+	EXPECT_EQ(hmm_write_file(knob, count), 0);
 	munmap(mirror, THP_SIZE);
 }
 
@@ -472,7 +446,7 @@ TEST_F(regression, split_thp_with_exclusive_entry)
 	/* Split the folio: try_to_migrate() walks the exclusive entry. */
 	snprintf(request, sizeof(request), "%d,0x%lx,0x%lx", getpid(),
 		 (unsigned long)thp, (unsigned long)thp + THP_SIZE);
-	ASSERT_EQ(write_file("/sys/kernel/debug/split_huge_pages", request), 0);
+	ASSERT_EQ(hmm_write_file("/sys/kernel/debug/split_huge_pages", request), 0);
 
 	/* Every page is where it was: through a device, then the CPU. */
 	ASSERT_EQ(dmirror_cmd(self->fd[1], HMM_DMIRROR_READ, thp, mirror,
@@ -1235,15 +1209,15 @@ TEST_F(regression, device_thp_anon_counters_balance)
 {
 	const unsigned long npages = THP_SIZE / page_size;
 	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
-	long sleep_ms = read_long(KHUGEPAGED_SLEEP), nr_anon, kb;
+	long sleep_ms = hmm_read_long(KHUGEPAGED_SLEEP), nr_anon, kb;
 	char restore[32];
 	int round;
 
 	ASSERT_NE(mirror, NULL);
 	memset(mirror, 0, THP_SIZE);	/* its own THP, if any, first */
 	ASSERT_GE(sleep_ms, 0);
-	ASSERT_EQ(write_file(KHUGEPAGED_SLEEP, "600000"), 0);
-	nr_anon = read_long(THP_STATS);
+	ASSERT_EQ(hmm_write_file(KHUGEPAGED_SLEEP, "600000"), 0);
+	nr_anon = hmm_read_long(THP_STATS);
 	kb = anon_huge_kb();
 	ASSERT_GE(nr_anon, 0);
 	ASSERT_GE(kb, 0);
@@ -1269,11 +1243,11 @@ TEST_F(regression, device_thp_anon_counters_balance)
 			}
 		}
 		EXPECT_EQ(munmap(thp, THP_SIZE), 0);
-		EXPECT_EQ(read_long(THP_STATS), nr_anon) TH_LOG("round %d", round);
+		EXPECT_EQ(hmm_read_long(THP_STATS), nr_anon) TH_LOG("round %d", round);
 		EXPECT_EQ(anon_huge_kb(), kb) TH_LOG("round %d", round);
 	}
 	snprintf(restore, sizeof(restore), "%ld", sleep_ms);
-	write_file(KHUGEPAGED_SLEEP, restore);
+	hmm_write_file(KHUGEPAGED_SLEEP, restore);
 	munmap(mirror, THP_SIZE);
 }
 
