@@ -29,7 +29,8 @@
  *           has 2 MiB pages), whole or a window of it, private or coherent:
  *           munmap, mprotect (with uffd-wp), MADV_DONTNEED, mremap, fork,
  *           smaps, pagemap, MADV_COLLAPSE, MADV_COLD/PAGEOUT/FREE,
- *           compaction, exclusive access and snapshots;
+ *           compaction, move_pages(), mbind(), NUMA balancing, khugepaged,
+ *           exclusive access and snapshots;
  *   race    a device command against munmap, mprotect, MADV_DONTNEED, mremap
  *           or fork in another thread; each verdict admits every legal
  *           interleaving, and the state afterwards is checked exactly;
@@ -46,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -59,6 +61,7 @@
 #include <lib/test_hmm_uapi.h>
 #include <mm/gup_test.h>
 #include <linux/userfaultfd.h>
+#include <linux/mempolicy.h>
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED		/* older libc headers */
 #define UFFD_FEATURE_WP_UNPOPULATED	(1 << 13)
@@ -1712,6 +1715,229 @@ TEST_F(dthp, compaction)
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(1, write(fd, "1", 1));
 	close(fd);
+	want_dthp(self, win, local(c->dev) | SN_W, variant->whole);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
+	expect_cpu(_metadata, c);
+}
+
+/* ---- NUMA and khugepaged meeting a device THP ---- */
+
+#define NODE_CPU	0	/* harness/boot.sh: the CPUs and memory */
+#define NODE_FAR	1	/* memory, no CPU */
+#define NUMA_BALANCING	"/proc/sys/kernel/numa_balancing"
+#define KHUGEPAGED	"/sys/kernel/mm/transparent_hugepage/khugepaged/"
+#define WAIT_SECONDS	60	/* for a kernel thread or scanner to come by */
+
+/* move_pages() of the window to @nodes (NULL: where is each page?). */
+static long window_move_pages(FIXTURE_DATA(dthp) *self, const int *nodes,
+			      int *status)
+{
+	void **pages = calloc(self->wn, sizeof(*pages));
+	long ret;
+
+	if (!pages)
+		return -ENOMEM;
+	for (unsigned long k = 0; k < self->wn; k++)
+		pages[k] = at(&self->c, self->w0 + k);
+	ret = syscall(__NR_move_pages, 0, self->wn, pages, nodes, status,
+		      nodes ? MPOL_MF_MOVE : 0);
+	free(pages);
+	return ret;
+}
+
+/*
+ * move_pages() over the window: device memory is on no node, asked where
+ * (-ENOENT) or told to move (-ENOENT, and it stays); once the CPU has
+ * read the data back, a device-private page is in system memory on the
+ * CPU's node (the default policy), while a coherent one is still device
+ * memory.
+ */
+TEST_F(dthp, move_pages)
+{
+	struct ctx *c = &self->c;
+	int *nodes = calloc(self->wn, sizeof(int));
+	int *status = calloc(self->wn, sizeof(int));
+
+	ASSERT_TRUE(nodes && status);
+	for (unsigned long k = 0; k < self->wn; k++)
+		nodes[k] = NODE_FAR;
+	ASSERT_EQ(0, window_move_pages(self, NULL, status));
+	for (unsigned long k = 0; k < self->wn; k++) {
+		ASSERT_EQ(-ENOENT, status[k])
+			TH_LOG("where is page %lu", k);
+	}
+	ASSERT_EQ(0, window_move_pages(self, nodes, status));
+	for (unsigned long k = 0; k < self->wn; k++) {
+		ASSERT_EQ(-ENOENT, status[k])
+			TH_LOG("moving page %lu", k);
+	}
+	want_dthp(self, local(c->dev) | SN_W, local(c->dev) | SN_W, true);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
+
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, 0, false);
+	ASSERT_EQ(0, window_move_pages(self, NULL, status));
+	for (unsigned long k = 0; k < self->wn; k++) {
+		ASSERT_EQ(coherent(c->dev) ? -ENOENT : NODE_CPU, status[k])
+			TH_LOG("page %lu back in system memory", k);
+	}
+	free(nodes);
+	free(status);
+}
+
+/*
+ * mbind() of the window to the far node, with MPOL_MF_MOVE: device
+ * memory stays where it is (a window of its own cuts a device-private
+ * PMD into PTEs, the folio stays whole), and the policy is the driver's
+ * to follow when the CPU faults a page back: the window's device-private
+ * pages come back on the far node.
+ */
+TEST_F(dthp, mbind)
+{
+	struct ctx *c = &self->c;
+	unsigned long mask = 1UL << NODE_FAR;
+	int *status = calloc(self->wn, sizeof(int));
+
+	ASSERT_NE(NULL, status);
+	ASSERT_EQ(0, syscall(__NR_mbind, at(c, self->w0), self->wn * pg,
+			     MPOL_BIND, &mask, 8 * sizeof(mask), MPOL_MF_MOVE))
+		TH_LOG("mbind: %s", strerror(errno));
+	want_dthp(self, local(c->dev) | SN_W, local(c->dev) | SN_W,
+		  variant->whole);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
+
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, 0, !variant->whole);
+	ASSERT_EQ(0, window_move_pages(self, NULL, status));
+	for (unsigned long k = 0; k < self->wn; k++) {
+		ASSERT_EQ(coherent(c->dev) ? -ENOENT : NODE_FAR, status[k])
+			TH_LOG("page %lu", k);
+	}
+	free(status);
+}
+
+/*
+ * Spin on the CPU until NUMA balancing's scanner has run over this task
+ * twice; false after WAIT_SECONDS. The scanner leaves alone the pages on
+ * the node a single-threaded task runs on, so a bait page bound to the
+ * far node (with MPOL_F_NUMA_BALANCING, or the scanner skips a bound
+ * mapping) is what it marks for a hinting fault at each run (vmstat's
+ * numa_pte_updates grows), and touching the bait again undoes the mark
+ * for the next run. A run covers 256 MiB of mappings from where the last
+ * one stopped, the first from the lowest address: all of a test's.
+ */
+static bool numa_scanned_twice(void)
+{
+	unsigned long mask = 1UL << NODE_FAR;
+	time_t end = time(NULL) + WAIT_SECONDS;
+	char *bait = mmap(NULL, pg, RW, PRIV_ANON, -1, 0);
+	long last, now;
+	int runs = 0;
+
+	if (bait == MAP_FAILED)
+		return false;
+	if (syscall(__NR_mbind, bait, pg, MPOL_BIND | MPOL_F_NUMA_BALANCING,
+		    &mask, 8 * sizeof(mask), 0))
+		goto out;
+	bait[0] = 1;
+	last = hmm_vmstat("numa_pte_updates");
+	while (runs < 2 && time(NULL) < end) {
+		read_byte(bait);
+		now = hmm_vmstat("numa_pte_updates");
+		runs += now > last;
+		last = now;
+	}
+out:
+	munmap(bait, pg);
+	return runs == 2;
+}
+
+/*
+ * NUMA balancing's scanner over the range has nothing to sample in
+ * device memory: coherent pages and device-private entries stay as they
+ * are, writable, and a device write afterwards leaves them there. (6.12's
+ * scanner takes write access from device-private entries, so that the
+ * device's next write pulls its pages back to system memory; flavour
+ * upstream is checked for what it does.)
+ */
+TEST_F_TIMEOUT(dthp, numa_balancing, 2 * WAIT_SECONDS)
+{
+	struct ctx *c = &self->c;
+	long mode = hmm_read_long(NUMA_BALANCING);
+	bool kept = c->modern || coherent(c->dev), scanned;
+	char restore[32];
+
+	ASSERT_GE(mode, 0);
+	ASSERT_EQ(0, hmm_write_file(NUMA_BALANCING, "1"));
+	scanned = numa_scanned_twice();
+	snprintf(restore, sizeof(restore), "%ld", mode);
+	ASSERT_EQ(0, hmm_write_file(NUMA_BALANCING, restore));
+	ASSERT_TRUE(scanned) TH_LOG("no NUMA scan in %d s", WAIT_SECONDS);
+
+	want_dthp(self, local(c->dev) | (kept ? SN_W : SN_R),
+		  local(c->dev) | (kept ? SN_W : SN_R), true);
+	expect_snap(_metadata, c, c->fd);
+	expect_events(_metadata, self, 0, 0);
+	if (kept) {
+		for (unsigned long i = self->w0; i < self->w0 + self->wn; i++) {
+			fill(c->buf + i * pg, c->first + i, 2);
+			c->gen[i] = 2;
+		}
+		ASSERT_EQ(0, dm(c, c->fd, HMM_DMIRROR_WRITE, self->w0,
+				self->wn));
+		/* Still the device's: the write faulted nothing back. */
+		expect_snap(_metadata, c, c->fd);
+		expect_events(_metadata, self, 0, 0);
+	}
+	expect_cpu(_metadata, c);
+	expect_all_back(_metadata, self, 0, false);
+}
+
+/*
+ * Wait until khugepaged has finished two more full scans, every mm it
+ * knows (a MADV_HUGEPAGE mapping made this one known) gone over at
+ * least once; false after WAIT_SECONDS.
+ */
+static bool khugepaged_scanned_twice(void)
+{
+	long start = hmm_read_long(KHUGEPAGED "full_scans");
+	time_t end = time(NULL) + WAIT_SECONDS;
+
+	while (hmm_read_long(KHUGEPAGED "full_scans") < start + 2) {
+		if (start < 0 || time(NULL) >= end)
+			return false;
+		usleep(10000);
+	}
+	return true;
+}
+
+/*
+ * khugepaged's background scan over the range, made to run every 10 ms:
+ * a device-private PMD is no page table to collapse, and 512 device PTEs
+ * (a cut PMD, or a coherent device's pages) are no pages it may copy, so
+ * everything stays exactly where it was. (MADV_COLLAPSE, above, may
+ * bring pages back; khugepaged never does.)
+ */
+TEST_F_TIMEOUT(dthp, khugepaged, 2 * WAIT_SECONDS)
+{
+	struct ctx *c = &self->c;
+	long sleep_ms = hmm_read_long(KHUGEPAGED "scan_sleep_millisecs");
+	int win = local(c->dev) | SN_W;
+	char restore[32];
+	bool scanned;
+
+	if (!variant->whole)
+		win = cut_pmd(_metadata, self);
+	ASSERT_GE(sleep_ms, 0);
+	ASSERT_EQ(0, hmm_write_file(KHUGEPAGED "scan_sleep_millisecs", "10"));
+	scanned = khugepaged_scanned_twice();
+	snprintf(restore, sizeof(restore), "%ld", sleep_ms);
+	ASSERT_EQ(0, hmm_write_file(KHUGEPAGED "scan_sleep_millisecs", restore));
+	ASSERT_TRUE(scanned) TH_LOG("khugepaged did not scan in %d s", WAIT_SECONDS);
+
 	want_dthp(self, win, local(c->dev) | SN_W, variant->whole);
 	expect_snap(_metadata, c, c->fd);
 	expect_events(_metadata, self, 0, 0);
