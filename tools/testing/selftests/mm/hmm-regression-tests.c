@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <linux/const.h>
+#include <linux/mempolicy.h>
 #include <linux/userfaultfd.h>
 
 #include <lib/test_hmm_uapi.h>
@@ -1171,6 +1172,60 @@ TEST_F(regression, device_thp_madvise_races_migration)
 			TH_LOG("page %lu (after %lu rounds of advice)", n,
 			       a.rounds);
 	}
+	munmap(a.thp, THP_SIZE);
+	munmap(mirror, THP_SIZE);
+}
+
+/*
+ * mbind() to node 0 and node 1 in turn, moving what is there, and
+ * move_pages() asking where the first page is, until told to stop.
+ */
+static void *policy_loop(void *arg)
+{
+	struct advisor *a = arg;
+	void *first = a->thp;
+	int status;
+
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+		unsigned long mask = 1UL << (a->rounds++ & 1);
+
+		syscall(__NR_mbind, a->thp, THP_SIZE, MPOL_BIND, &mask,
+			8 * sizeof(mask), MPOL_MF_MOVE | MPOL_MF_STRICT);
+		syscall(__NR_move_pages, 0, 1, &first, NULL, &status, 0);
+	}
+	return NULL;
+}
+
+/*
+ * The 2026 hardening of mempolicy around device-private PMDs (mainline
+ * 7.1): the page walk of mbind() and migrate_pages() handed a non-present
+ * PMD to queue_folios_pmd(), which took a device-private PMD for a
+ * migration entry (asserting it was one) or read a folio out of it as if
+ * it were present. The THP goes back and forth between system and device
+ * memory while another thread binds it to one node and then the other,
+ * with MPOL_MF_MOVE, and asks where it is; nothing may warn, and every
+ * page keeps its data.
+ */
+TEST_F(regression, device_thp_mbind_races_migration)
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	struct advisor a = { .thp = painted_thp(self->fd[0], 48) };
+	pthread_t thread;
+	int round;
+
+	ASSERT_NE(a.thp, NULL) TH_LOG("no PMD-mapped THP");
+	ASSERT_EQ(pthread_create(&thread, NULL, policy_loop, &a), 0);
+	for (round = 0; round < ROUNDS; round++) {
+		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, a.thp,
+			    mirror, npages, NULL);
+		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, a.thp,
+			    NULL, npages, NULL);
+	}
+	__atomic_store_n(&a.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	EXPECT_EQ(unpainted(a.thp, THP_SIZE, 48), -1)
+		TH_LOG("after %lu rounds of mbind()", a.rounds);
 	munmap(a.thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
