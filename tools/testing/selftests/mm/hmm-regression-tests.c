@@ -1118,6 +1118,34 @@ struct advisor {
 	unsigned long rounds;
 };
 
+/*
+ * Move @a->thp to device @fd and back ROUNDS times while @loop works on it
+ * in another thread, then stop the thread; 0, or -1 if it could not run.
+ */
+static int bounce_device_thp(int fd, struct advisor *a, void *(*loop)(void *))
+{
+	const unsigned long npages = THP_SIZE / page_size;
+	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
+	pthread_t thread;
+	int round, ret = -1;
+
+	if (!mirror)
+		return -1;
+	if (pthread_create(&thread, NULL, loop, a))
+		goto out;
+	for (round = 0; round < ROUNDS; round++) {
+		dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, a->thp, mirror,
+			    npages, NULL);
+		dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, a->thp, NULL,
+			    npages, NULL);
+	}
+	__atomic_store_n(&a->stop, true, __ATOMIC_RELEASE);
+	ret = pthread_join(thread, NULL) ? -1 : 0;
+out:
+	munmap(mirror, THP_SIZE);
+	return ret;
+}
+
 /* madvise() cold, pageout and free over the THP until told to stop. */
 static void *advise_loop(void *arg)
 {
@@ -1142,22 +1170,11 @@ static void *advise_loop(void *arg)
 TEST_F(regression, device_thp_madvise_races_migration)
 {
 	const unsigned long npages = THP_SIZE / page_size;
-	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
 	struct advisor a = { .thp = painted_thp(self->fd[0], 46) };
-	pthread_t thread;
 	unsigned long n;
-	int round;
 
 	ASSERT_NE(a.thp, NULL) TH_LOG("no PMD-mapped THP");
-	ASSERT_EQ(pthread_create(&thread, NULL, advise_loop, &a), 0);
-	for (round = 0; round < ROUNDS; round++) {
-		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, a.thp,
-			    mirror, npages, NULL);
-		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, a.thp,
-			    NULL, npages, NULL);
-	}
-	__atomic_store_n(&a.stop, true, __ATOMIC_RELEASE);
-	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	ASSERT_EQ(bounce_device_thp(self->fd[0], &a, advise_loop), 0);
 	for (n = 0; n < npages; n++) {
 		const uint32_t *word = (const uint32_t *)(a.thp + n * page_size);
 		unsigned long i, per_page = page_size / sizeof(*word);
@@ -1173,7 +1190,6 @@ TEST_F(regression, device_thp_madvise_races_migration)
 			       a.rounds);
 	}
 	munmap(a.thp, THP_SIZE);
-	munmap(mirror, THP_SIZE);
 }
 
 /*
@@ -1208,26 +1224,13 @@ static void *policy_loop(void *arg)
  */
 TEST_F(regression, device_thp_mbind_races_migration)
 {
-	const unsigned long npages = THP_SIZE / page_size;
-	char *mirror = anon_map(THP_SIZE, MAP_PRIVATE);
 	struct advisor a = { .thp = painted_thp(self->fd[0], 48) };
-	pthread_t thread;
-	int round;
 
 	ASSERT_NE(a.thp, NULL) TH_LOG("no PMD-mapped THP");
-	ASSERT_EQ(pthread_create(&thread, NULL, policy_loop, &a), 0);
-	for (round = 0; round < ROUNDS; round++) {
-		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, a.thp,
-			    mirror, npages, NULL);
-		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, a.thp,
-			    NULL, npages, NULL);
-	}
-	__atomic_store_n(&a.stop, true, __ATOMIC_RELEASE);
-	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	ASSERT_EQ(bounce_device_thp(self->fd[0], &a, policy_loop), 0);
 	EXPECT_EQ(unpainted(a.thp, THP_SIZE, 48), -1)
 		TH_LOG("after %lu rounds of mbind()", a.rounds);
 	munmap(a.thp, THP_SIZE);
-	munmap(mirror, THP_SIZE);
 }
 
 /* AnonHugePages of /proc/meminfo, in kB; -1 if unreadable. */
