@@ -1412,16 +1412,10 @@ static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
 	unsigned long dst = m->dst[i], *src = &m->src[i];
 	unsigned long j;
 
-	/*
-	 * Large-rmappable: a THP, or a device folio of zone_device_folio_init().
-	 * Not device-coherent: a present PMD of ZONE_DEVICE memory is fsdax's
-	 * and device-dax's (pmd_devmap()), and no mm path would take one
-	 * mapping a migrated folio for what it is.
-	 */
+	/* Large-rmappable: a THP, or a device folio of zone_device_folio_init(). */
 	if (newpage && (dst & MIGRATE_PFN_COMPOUND) &&
 	    folio_order(page_folio(newpage)) == MDEV_PMD_ORDER &&
 	    folio_test_large_rmappable(page_folio(newpage)) &&
-	    !is_device_coherent_page(newpage) &&
 	    newpage == folio_page(page_folio(newpage), 0))
 		return true;
 	if (!page) {
