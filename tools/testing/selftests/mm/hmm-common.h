@@ -186,6 +186,25 @@ static inline bool hmm_dmirror_errno_documented(unsigned long request,
 #endif
 
 /*
+ * The value of @name in a file of "name value" lines (/proc/vmstat, the
+ * driver's debugfs counters); the last one if it repeats, -1 if absent.
+ */
+static inline long hmm_read_keyed(const char *path, const char *name)
+{
+	char key[64];
+	long value, found = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &value) == 2)
+		if (!strcmp(key, name))
+			found = value;
+	fclose(f);
+	return found;
+}
+
+/*
  * A counter of device @dev from test_hmm's debugfs file (what the core
  * told the driver of its folios: folio_free_small, folio_free_huge,
  * folio_split), or -1 without one (6.12's driver). Counters start at 0
@@ -193,20 +212,11 @@ static inline bool hmm_dmirror_errno_documented(unsigned long request,
  */
 static inline long hmm_dmirror_counter(int dev, const char *name)
 {
-	char path[64], key[32];
-	long value, found = -1;
-	FILE *f;
+	char path[64];
 
 	snprintf(path, sizeof(path),
 		 "/sys/kernel/debug/test_hmm/hmm_dmirror%d/counters", dev);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fscanf(f, "%31s %ld", key, &value) == 2)
-		if (!strcmp(key, name))
-			found = value;
-	fclose(f);
-	return found;
+	return hmm_read_keyed(path, name);
 }
 
 /* ---- Kernel knobs and counters ---- */
@@ -241,17 +251,7 @@ static inline long hmm_read_long(const char *path)
 /* The event counter @name of /proc/vmstat; -1 if there is none. */
 static inline long hmm_vmstat(const char *name)
 {
-	char key[64];
-	long value, found = -1;
-	FILE *f = fopen("/proc/vmstat", "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %ld", key, &value) == 2)
-		if (!strcmp(key, name))
-			found = value;
-	fclose(f);
-	return found;
+	return hmm_read_keyed("/proc/vmstat", name);
 }
 
 /* ---- Hangs ---- */
