@@ -58,7 +58,12 @@
  * sets its length (default 25), HMM_STRESS_THREADS the number of threads
  * (default 4), HMM_STRESS_ROUND the length of a round in seconds, and
  * HMM_STRESS_SKIP="exclusive,fork" leaves the operations named (as in the
- * figures at the end) out, to narrow a failure down. A minute without
+ * figures at the end) out, to narrow a failure down. HMM_STRESS_FOCUS=thp
+ * aims the run at THPs split while unmapped: every owned range is a THP
+ * (and mapped again as one), half the steps take a whole range, half the
+ * whole-range moves to a private device have their 2 MiB allocation fail
+ * (the forked child's too), so the core splits a THP whose mappings, in
+ * the parent and in children, are migration entries at the time. A minute without
  * progress is a hang: the watchdog prints what every thread was doing,
  * asks the kernel for its blocked tasks and CPUs (sysrq w, l) and fails.
  */
@@ -177,6 +182,8 @@ static struct {
 	/* The device's folio counters, added up before each unload. */
 	long folio_splits, huge_freed;
 	bool fail_alloc;		/* HMM_STRESS_FAIL_ALLOC */
+	bool focus_thp;			/* HMM_STRESS_FOCUS=thp */
+	long thp_splits;		/* /proc/vmstat thp_split_page, start */
 	unsigned long main_verified;
 	pthread_mutex_t report_lock;
 } st = { .report_lock = PTHREAD_MUTEX_INITIALIZER };
@@ -460,18 +467,28 @@ static bool whole_to_private(struct step *s)
 	return s->dev < 2 && !s->first && s->n == RANGE_PAGES;
 }
 
+/*
+ * Make the next 2 MiB allocation of the device behind @fd fail, so that a
+ * THP moves page by page (the core splits it): one whole-range move to a
+ * private device in four, one in two with HMM_STRESS_FOCUS=thp. Returns
+ * whether it asked.
+ */
+static bool maybe_fail_alloc(struct hmm_rng *rng, int fd)
+{
+	struct hmm_dmirror_cmd flags = { .npages = HMM_DMIRROR_FLAG_FAIL_ALLOC };
+
+	if (!st.fail_alloc || hmm_rng_below(rng, st.focus_thp ? 2 : 4))
+		return false;
+	return !hmm_dmirror_ioctl(fd, HMM_DMIRROR_FLAGS, &flags);
+}
+
 static bool step_migrate(struct step *s)
 {
-	bool fail_alloc = st.fail_alloc && whole_to_private(s) &&
-			  !hmm_rng_below(&s->w->rng, 4);
-	struct hmm_dmirror_cmd flags = { .npages = HMM_DMIRROR_FLAG_FAIL_ALLOC };
+	bool fail_alloc = whole_to_private(s) &&
+			  maybe_fail_alloc(&s->w->rng, s->w->fd[s->dev]);
 	unsigned char code = 0;
 	int err;
 
-	/* The 2 MiB allocation fails: the core takes 512 single pages. */
-	if (fail_alloc &&
-	    hmm_dmirror_ioctl(s->w->fd[s->dev], HMM_DMIRROR_FLAGS, &flags))
-		fail_alloc = false;
 	err = dev_cmd(s->w, s->dev, HMM_DMIRROR_MIGRATE_TO_DEV, s->addr, s->n);
 	if (!err && whole_to_private(s) &&
 	    !hmm_dmirror(s->w->fd[s->dev], HMM_DMIRROR_SNAPSHOT, s->addr,
@@ -655,9 +672,17 @@ static bool map_range(struct worker *w, struct range *r, enum kind kind)
 	return true;
 }
 
+/* A kind of memory for an owned range: any, or THP under focus. */
+static enum kind draw_kind(struct worker *w)
+{
+	if (st.focus_thp)
+		return K_THP;
+	return (enum kind)(1 + hmm_rng_below(&w->rng, K_COUNT - 1));
+}
+
 static bool step_mmap(struct step *s)
 {
-	enum kind kind = (enum kind)(1 + hmm_rng_below(&s->w->rng, K_COUNT - 1));
+	enum kind kind = draw_kind(s->w);
 
 	s->w->ops[s->op]++;
 	hmm_note(&s->w->history, "  mmap range %d as %s", range_index(s->r), kind_name[kind]);
@@ -825,8 +850,12 @@ static void child_run(struct step *s, bool write)
 	path[16] = (char)('0' + s->dev);
 	fd = open(path, O_RDWR);
 	if (fd >= 0) {
-		int err = hmm_dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, s->addr,
-				      s->w->buf, s->n);
+		int err;
+
+		if (whole_to_private(s))
+			maybe_fail_alloc(&s->w->rng, fd);
+		err = hmm_dmirror(fd, HMM_DMIRROR_MIGRATE_TO_DEV, s->addr,
+				  s->w->buf, s->n);
 
 		if (err && !hmm_dmirror_errno_documented(HMM_DMIRROR_MIGRATE_TO_DEV,
 							 err))
@@ -980,7 +1009,7 @@ static int draw_device(struct worker *w, enum op op)
 static void draw_window(struct worker *w, unsigned long *first,
 			unsigned long *n)
 {
-	if (!hmm_rng_below(&w->rng, 8)) {
+	if (!hmm_rng_below(&w->rng, st.focus_thp ? 2 : 8)) {
 		*first = 0;
 		*n = RANGE_PAGES;
 		return;
@@ -1332,6 +1361,9 @@ static void set_weights(void)
 	weight_sum = 0;
 	for (op = 0; op < OP_COUNT; op++) {
 		weight[op] = op_weight[op];
+		/* Focus: more THPs moved whole, shared with a child. */
+		if (st.focus_thp && (op == OP_TO_PRIVATE || op == OP_FORK))
+			weight[op] *= 3;
 		if (listed(skip, op_name[op]))
 			weight[op] = 0;
 		if (op == OP_TO_COHERENT && st.ndevices <= 2)
@@ -1376,7 +1408,8 @@ static bool setup_ranges(struct worker *w)
 		r->addr = st.arena + i * SLOT_SIZE;
 		if (i >= NR_OWNED)
 			wild_map(w, r->addr);
-		else if (!map_range(w, r, (enum kind)(1 + i % (K_COUNT - 1))))
+		else if (!map_range(w, r, st.focus_thp ? K_THP :
+					 (enum kind)(1 + i % (K_COUNT - 1))))
 			return false;
 	}
 	return true;
@@ -1412,6 +1445,8 @@ static void report(void)
 	fprintf(stderr,
 		"# device THPs: %lu whole ranges moved as one 2 MiB page, %lu times the next 2 MiB allocation set to fail; 2 MiB device folios split %ld, freed whole %ld (until the last unload)\n",
 		compound, fallbacks, st.folio_splits, st.huge_freed);
+	fprintf(stderr, "# THPs split in the guest during the run (thp_split_page): %ld\n",
+		hmm_vmstat("thp_split_page") - st.thp_splits);
 }
 
 FIXTURE(stress)
@@ -1426,6 +1461,8 @@ FIXTURE_SETUP(stress)
 
 	st.seed = hmm_seed_from_env("HMM_STRESS_SEED");
 	st.fail_alloc = env_ulong("HMM_STRESS_FAIL_ALLOC", 0);
+	st.focus_thp = listed(getenv("HMM_STRESS_FOCUS"), "thp");
+	st.thp_splits = hmm_vmstat("thp_split_page");
 	st.nthreads = (int)env_ulong("HMM_STRESS_THREADS", 4);
 	if (st.nthreads < 1 || st.nthreads > MAX_THREADS)
 		st.nthreads = 4;
@@ -1484,9 +1521,9 @@ TEST_F_TIMEOUT(stress, threads_devices_and_unloads, 24 * 3600)
 		round = 5;
 	if (round > 15)
 		round = 15;
-	TH_LOG("HMM_STRESS_SEED=%llu: %d threads, %d devices, %lu s in rounds of %lu s",
+	TH_LOG("HMM_STRESS_SEED=%llu: %d threads, %d devices, %lu s in rounds of %lu s%s",
 	       (unsigned long long)st.seed, st.nthreads, st.ndevices, seconds,
-	       round);
+	       round, st.focus_thp ? ", focus on THPs" : "");
 	do {
 		left = (unsigned long)(end - time(NULL));
 		if (!run_round(left < round ? (left ? left : 1) : round))
