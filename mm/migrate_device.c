@@ -102,6 +102,37 @@ static_assert(!(MDEV_PFN_ELSEWHERE >> MIGRATE_PFN_SHIFT) &&
 		(MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE)));
 
 /*
+ * Another bit of the core's: the commit step could not move the page
+ * (its references changed), and finalize counts it as such rather than
+ * as a page the driver gave no destination.
+ */
+#define MDEV_PFN_BUSY		BIT(2)
+static_assert(!(MDEV_PFN_BUSY &
+		(MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | MIGRATE_PFN_WRITE |
+		 MIGRATE_PFN_COMPOUND | MDEV_PFN_ELSEWHERE)));
+
+/*
+ * Events (/proc/vmstat, Documentation/mm/hmm.rst), in base pages. Every
+ * page collected (locked and referenced for a migration) is counted once
+ * more at the end: moved, or failed for one reason. An empty source is
+ * collected when the commit step sees it still wanted.
+ */
+
+/* The base pages the src word @mpfn stands for. */
+static unsigned long mdev_nr_pages(unsigned long mpfn)
+{
+	return (mpfn & MIGRATE_PFN_COMPOUND) ? MDEV_PMD_NR : 1;
+}
+
+/* @nr pages of @folio, collected, are given up: pinned, or extra references. */
+static void mdev_count_given_up(struct folio *folio, unsigned long nr)
+{
+	count_vm_events(folio_maybe_dma_pinned(folio) ?
+			PGMIGRATE_DEVICE_FAIL_PINNED :
+			PGMIGRATE_DEVICE_FAIL_REFS, nr);
+}
+
+/*
  * One migration after its pages were collected, as the unmap, commit and
  * finalize steps see it: a virtual range (migrate_vma_*()) or device pages
  * by frame number (migrate_device_*()).
@@ -343,6 +374,8 @@ static void mdev_collect_drop(struct mdev_collect *mc, unsigned long addr)
 	unsigned long i = mdev_index(args, addr);
 	struct folio *folio = page_folio(migrate_pfn_to_page(args->src[i]));
 
+	count_vm_event(PGMIGRATE_DEVICE_COLLECTED);
+	mdev_count_given_up(folio, 1);
 	args->src[i] = 0;
 	if (folio != mc->m.fault_folio)	/* the caller's lock: not ours */
 		folio_unlock(folio);
@@ -408,16 +441,20 @@ static void mdev_collect_flush(struct mdev_collect *mc, pte_t *table,
 }
 
 /*
- * Lock and reference the page the decision chose; false to skip it. The
- * PTE whose lock we hold keeps the page alive until then.
+ * Lock and reference the page the decision chose, for an entry of @nr
+ * pages; false to skip it. The PTE whose lock we hold keeps the page alive
+ * until then.
  */
-static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page)
+static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page,
+			      unsigned long nr)
 {
 	struct folio *folio = page_folio(page);
 
 	/* The fault folio is locked already, by do_swap_page(). */
-	if (folio != mc->m.fault_folio && !folio_trylock(folio))
+	if (folio != mc->m.fault_folio && !folio_trylock(folio)) {
+		count_vm_events(PGMIGRATE_DEVICE_FAIL_LOCKED, nr);
 		return false;
+	}
 	folio_get(folio);
 	return true;
 }
@@ -457,7 +494,7 @@ static unsigned long mdev_collect_pte_table(struct mdev_collect *mc,
 			mpfn = 0;
 			page = NULL;
 		}
-		if (page && !mdev_collect_grab(mc, page))
+		if (page && !mdev_collect_grab(mc, page, 1))
 			mpfn = 0;
 		args->src[i] = mpfn;
 		if (!page || !mpfn) {
@@ -498,6 +535,8 @@ static bool mdev_split_folio(struct folio *folio)
 		folio_unlock(folio);
 	}
 	folio_put(folio);
+	if (split_ok)
+		count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
 	return split_ok;
 }
 
@@ -517,6 +556,8 @@ static bool mdev_split_to_collect(struct mdev_collect *mc)
 		return mdev_split_folio(mc->to_split);
 	split_ok = !split_huge_page(fault_page);
 	mc->m.fault_folio = page_folio(fault_page);
+	if (split_ok)
+		count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
 	return split_ok;
 }
 
@@ -622,10 +663,12 @@ static enum mdev_pmd_result mdev_collect_compound(struct mdev_collect *mc,
 	folio = page_folio(page);
 	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
 	    folio_order(folio) != MDEV_PMD_ORDER ||
-	    !mdev_collect_grab(mc, page))
+	    !mdev_collect_grab(mc, page, MDEV_PMD_NR))
 		goto done;
 	if (set_pmd_migration_entry(&pvmw, page)) {
 		/* Maybe pinned: it stays mapped. */
+		count_vm_events(PGMIGRATE_DEVICE_COLLECTED, MDEV_PMD_NR);
+		mdev_count_given_up(folio, MDEV_PMD_NR);
 		if (folio != mc->m.fault_folio)
 			folio_unlock(folio);
 		folio_put(folio);
@@ -763,6 +806,7 @@ static void mdev_give_up(struct mdev_migration *m, unsigned long i,
 {
 	struct folio *folio = page_folio(migrate_pfn_to_page(m->src[i]));
 
+	mdev_count_given_up(folio, mdev_nr_pages(m->src[i]));
 	m->src[i] = 0;
 	remove_migration_ptes(folio, folio, 0);
 	if (folio != m->fault_folio)
@@ -818,7 +862,7 @@ static struct anon_vma *mdev_get_anon_vma(struct folio *folio)
 static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 {
 	unsigned long *src_pfns = m->src;
-	unsigned long i, cpages = 0;
+	unsigned long i, cpages = 0, collected = 0;
 	bool drained = false;
 
 	for (i = 0; use_rmap && i < m->npages; i++) {
@@ -840,6 +884,7 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 			cpages += !!(src_pfns[i] & MIGRATE_PFN_MIGRATE);
 			continue;
 		}
+		collected += mdev_nr_pages(src_pfns[i]);
 		folio = page_folio(page);
 		if (!folio_is_zone_device(folio)) {
 			if (!folio_test_lru(folio) && !drained) {
@@ -860,6 +905,7 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 		}
 		cpages++;
 	}
+	count_vm_events(PGMIGRATE_DEVICE_COLLECTED, collected);
 	return cpages;
 }
 
@@ -1018,8 +1064,10 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 
 	for (i = first; i <= last; i++) {
 		if (mdev_is_fill(args, i) &&
-		    !mdev_fresh_page_ok(vma, migrate_pfn_to_page(args->dst[i])))
+		    !mdev_fresh_page_ok(vma, migrate_pfn_to_page(args->dst[i]))) {
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+			count_vm_event(PGMIGRATE_DEVICE_FAIL_ALLOC);
+		}
 	}
 
 	table = pte_offset_map_lock(mm, pmdp, addr0, &ptl);
@@ -1045,6 +1093,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 			nr_zero++;
 		} else if (!pte_none(pte)) {
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+			count_vm_event(PGMIGRATE_DEVICE_FAIL_RACED);
 		}
 	}
 	if (nr_zero)
@@ -1072,9 +1121,12 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 	return;
 
 fail_all:
-	for (i = first; i <= last; i++)
-		if (mdev_is_fill(args, i))
+	for (i = first; i <= last; i++) {
+		if (mdev_is_fill(args, i)) {
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+			count_vm_event(PGMIGRATE_DEVICE_FAIL_RACED);
+		}
+	}
 }
 
 /* The PMD that maps a fresh PMD-sized destination @page in @vma. */
@@ -1113,7 +1165,12 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	if (!vma_is_anonymous(vma) || unlikely(anon_vma_prepare(vma)))
 		goto fail;
 	pmdp = mdev_alloc_pmd(mm, addr);
-	if (!pmdp || !mdev_fresh_page_ok(vma, page))
+	if (pmdp && !mdev_fresh_page_ok(vma, page)) {
+		args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+		count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, MDEV_PMD_NR);
+		return;
+	}
+	if (!pmdp)
 		goto fail;
 	pgtable = pte_alloc_one(mm);
 	if (!pgtable)
@@ -1149,6 +1206,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 
 fail:
 	args->src[i] &= ~MIGRATE_PFN_MIGRATE;
+	count_vm_events(PGMIGRATE_DEVICE_FAIL_RACED, MDEV_PMD_NR);
 }
 
 /*
@@ -1244,15 +1302,15 @@ static bool mdev_regrab(struct mdev_migration *m, unsigned long i,
 
 	if (page != kept) {
 		if (!folio_try_get(folio))
-			return false;
+			goto raced;
 		if (!folio_trylock(folio)) {
 			folio_put(folio);
-			return false;
+			goto raced;
 		}
 		if (folio->mapping != mapping || folio->index != index) {
 			folio_unlock(folio);
 			folio_put(folio);
-			return false;
+			goto raced;
 		}
 	} else if (folio == m->fault_folio) {
 		folio_get(folio);	/* ours, beside the fault path's */
@@ -1265,6 +1323,10 @@ static bool mdev_regrab(struct mdev_migration *m, unsigned long i,
 		return false;
 	}
 	return true;
+
+raced:
+	count_vm_event(PGMIGRATE_DEVICE_FAIL_RACED);
+	return false;
 }
 
 /*
@@ -1298,6 +1360,7 @@ static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
 		m->fault_folio = page_folio(kept);
 	if (!split_ok) {
 		/* Still whole and mapped again: it stays. */
+		mdev_count_given_up(folio, MDEV_PMD_NR);
 		m->src[i] = 0;
 		if (folio != m->fault_folio) {
 			folio_unlock(folio);
@@ -1305,6 +1368,7 @@ static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
 		}
 		return;
 	}
+	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
 	for (j = 0; j < MDEV_PMD_NR; j++)
 		if (!mdev_regrab(m, i + j, nth_page(head, j), kept, mapping,
 				 index + j, wflag))
@@ -1369,6 +1433,7 @@ static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 	put_anon_vma(anon_vma);
 	if (folio_split_unmapped(folio, 0))
 		goto give_up;
+	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
 	for (j = 0; j < MDEV_PMD_NR; j++)
 		m->src[i + j] = migrate_pfn(pfn + j) | flags;
 	return;
@@ -1451,10 +1516,18 @@ static void mdev_pages(struct mdev_migration *m)
 		    !(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
 		page = migrate_pfn_to_page(src_pfns[i]);
+		/* An empty source still wanted is collected now. */
+		if (!page)
+			count_vm_events(PGMIGRATE_DEVICE_COLLECTED,
+					mdev_nr_pages(src_pfns[i]));
 		/* A page, or an empty source, wants a page of its size. */
 		if (!newpage || (PageCompound(newpage) !=
 				 !!(src_pfns[i] & MIGRATE_PFN_COMPOUND))) {
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+			/* Finalize counts a page; an empty source is gone then. */
+			if (!page)
+				count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC,
+						mdev_nr_pages(src_pfns[i]));
 			continue;
 		}
 		if (!page) {
@@ -1462,16 +1535,23 @@ static void mdev_pages(struct mdev_migration *m)
 			continue;
 		}
 		if (!mdev_move_page(m, page, newpage))
-			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+			src_pfns[i] = (src_pfns[i] & ~MIGRATE_PFN_MIGRATE) |
+				      MDEV_PFN_BUSY;
 	}
 
 	if (!has_empty)
 		return;
 	if (WARN_ON_ONCE(!m->args)) {
 		/* Only a walk produces empty sources. */
-		for (i = 0; i < m->npages; i++)
+		for (i = 0; i < m->npages; i++) {
+			if ((src_pfns[i] & (MIGRATE_PFN_VALID |
+					    MIGRATE_PFN_MIGRATE)) ==
+			    MIGRATE_PFN_MIGRATE)
+				count_vm_events(PGMIGRATE_DEVICE_FAIL_RACED,
+						mdev_nr_pages(src_pfns[i]));
 			if (!(src_pfns[i] & MIGRATE_PFN_VALID))
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+		}
 		return;
 	}
 	mdev_insert_empty(m->args);
@@ -1610,9 +1690,56 @@ static void mdev_remap_range(struct migrate_vma *args)
  * unlock and release both pages. On a range, mdev_remap_range() has
  * mapped every page not marked MDEV_PFN_ELSEWHERE already.
  */
+/* What one finalize saw become of its entries, counted once at its end. */
+struct mdev_tally {
+	unsigned long moved, thp, to_private, to_coherent;
+	unsigned long from_private, from_coherent, alloc, busy;
+};
+
+/*
+ * Tally entry @mpfn (its src word) from @src to @dst: moved, or not moved
+ * with a page (a failed empty source was counted where it failed).
+ */
+static void mdev_tally(struct mdev_tally *t, unsigned long mpfn,
+		       struct folio *src, struct folio *dst, bool moved)
+{
+	unsigned long nr = mdev_nr_pages(mpfn);
+
+	if (!moved) {
+		if (src && (mpfn & MDEV_PFN_BUSY))
+			t->busy += nr;
+		else if (src)
+			t->alloc += nr;
+		return;
+	}
+	t->moved += nr;
+	t->thp += !!(mpfn & MIGRATE_PFN_COMPOUND);
+	if (folio_is_device_private(dst))
+		t->to_private += nr;
+	else if (folio_is_device_coherent(dst))
+		t->to_coherent += nr;
+	if (src && folio_is_device_private(src))
+		t->from_private += nr;
+	else if (src && folio_is_device_coherent(src))
+		t->from_coherent += nr;
+}
+
+static void mdev_tally_count(const struct mdev_tally *t)
+{
+	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, t->moved);
+	count_vm_events(THP_MIGRATION_DEVICE, t->thp);
+	count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, t->to_private);
+	count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT, t->to_coherent);
+	count_vm_events(PGMIGRATE_FROM_DEVICE_PRIVATE, t->from_private);
+	count_vm_events(PGMIGRATE_FROM_DEVICE_COHERENT, t->from_coherent);
+	count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, t->alloc);
+	count_vm_events(PGMIGRATE_DEVICE_FAIL_REFS, t->busy);
+}
+
 static void mdev_finalize(struct mdev_migration *m)
 {
 	bool remapped = m->args;
+	struct mdev_tally tally = {};
 	unsigned long i;
 
 	for (i = 0; i < m->npages; i++) {
@@ -1622,6 +1749,7 @@ static void mdev_finalize(struct mdev_migration *m)
 		struct folio *src = page ? page_folio(page) : NULL;
 		bool moved = dst && (m->src[i] & MIGRATE_PFN_MIGRATE);
 
+		mdev_tally(&tally, m->src[i], src, dst, moved);
 		if (!src) {
 			/* An empty source: the mapping has its own ref. */
 			if (dst)
@@ -1638,6 +1766,7 @@ static void mdev_finalize(struct mdev_migration *m)
 		if (dst)
 			mdev_release(dst, moved);
 	}
+	mdev_tally_count(&tally);
 }
 
 /**
@@ -1707,6 +1836,7 @@ static unsigned long mdev_grab_pfn(unsigned long pfn, unsigned long room)
 	}
 	if (folio_trylock(folio))
 		return migrate_pfn(pfn) | flags;
+	count_vm_events(PGMIGRATE_DEVICE_FAIL_LOCKED, mdev_nr_pages(flags));
 skip:
 	folio_put(folio);
 	return 0;
