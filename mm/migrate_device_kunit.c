@@ -410,6 +410,25 @@ static void mdk_expect_data(struct kunit *test, struct mdk_ctx *ctx,
 				      "page %lu", i);
 }
 
+/* Every vm event now (all_vm_events()), freed with the test. */
+static unsigned long *mdk_events(struct kunit *test)
+{
+	unsigned long *v = kunit_kcalloc(test, NR_VM_EVENT_ITEMS, sizeof(*v),
+					 GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, v);
+	all_vm_events(v);
+	return v;
+}
+
+/* How much vm event @item grew since @before (mdk_events()). */
+static unsigned long mdk_event_delta(struct kunit *test,
+				     const unsigned long *before,
+				     enum vm_event_item item)
+{
+	return mdk_events(test)[item] - before[item];
+}
+
 /* migrate_vma_setup() on the whole mapping, under the mmap_lock (read). */
 static int mdk_setup(struct kunit *test, struct mdk_ctx *ctx,
 		     unsigned long flags, void *owner)
@@ -617,6 +636,7 @@ static void mdk_busy_pages(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
 	struct page *locked, *pinned;
+	unsigned long *before;
 	unsigned long i;
 
 	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
@@ -629,6 +649,7 @@ static void mdk_busy_pages(struct kunit *test)
 	mmap_read_unlock(current->mm);
 	lock_page(locked);
 
+	before = mdk_events(test);
 	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
 					   &mdk_dev));
 	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES - 2);
@@ -642,6 +663,20 @@ static void mdk_busy_pages(struct kunit *test)
 					  ctx->src[i] & MIGRATE_PFN_MIGRATE);
 	mdk_fill_device(ctx);
 	mdk_commit(ctx);
+	/* The locked page is left out; the pinned one collected, given up. */
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_FAIL_LOCKED), 1UL);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_FAIL_PINNED), 1UL);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_COLLECTED),
+			MDK_NPAGES - 1);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_SUCCESS),
+			MDK_NPAGES - 2);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_TO_DEVICE_PRIVATE),
+			MDK_NPAGES - 2);
 
 	unlock_page(locked);
 	put_page(locked);
@@ -654,9 +689,11 @@ static void mdk_no_destination(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
 	unsigned int used = mdk_nr_used();
+	unsigned long *before;
 	unsigned long i;
 
 	mdk_write_pages(test, ctx, 0, MDK_NPAGES);
+	before = mdk_events(test);
 	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
 					   &mdk_dev));
 	mdk_fill_device(ctx);
@@ -674,6 +711,15 @@ static void mdk_no_destination(struct kunit *test)
 				!(i & 1));
 	migrate_vma_finalize(&ctx->m);
 	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_COLLECTED),
+			MDK_NPAGES);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_SUCCESS),
+			MDK_NPAGES / 2);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_FAIL_ALLOC),
+			MDK_NPAGES / 2);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES / 2);
 	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
@@ -1713,6 +1759,7 @@ static void mdk_thp_insert_raced(struct kunit *test)
 		.mm = current->mm, .write = true, .byte = 0x5a,
 	};
 	unsigned int used = mdk_nr_used();
+	unsigned long *before = mdk_events(test);
 	struct task_struct *task;
 	u8 byte = 0;
 
@@ -1732,6 +1779,15 @@ static void mdk_thp_insert_raced(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, t->src[0] & MIGRATE_PFN_MIGRATE);
 	migrate_vma_finalize(&t->m);
 	mmap_read_unlock(current->mm);
+	/* The empty 2 MiB slot, collected at commit, was filled meanwhile. */
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_COLLECTED),
+			HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_FAIL_RACED),
+			HPAGE_PMD_NR);
+	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+					      PGMIGRATE_DEVICE_SUCCESS), 0UL);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	KUNIT_EXPECT_EQ(test, f.ret, 0);
 	KUNIT_EXPECT_NE(test, mdk_pmd_kind(t->c.addr), MDK_PMD_DEVICE);

@@ -254,6 +254,45 @@ static inline long hmm_vmstat(const char *name)
 	return hmm_read_keyed("/proc/vmstat", name);
 }
 
+/* ---- The core's events in /proc/vmstat (Documentation/mm/hmm.rst) ---- */
+
+enum hmm_event {
+	HMM_EV_COLLECTED, HMM_EV_SUCCESS, HMM_EV_TO_PRIVATE,
+	HMM_EV_FROM_PRIVATE, HMM_EV_TO_COHERENT, HMM_EV_FROM_COHERENT,
+	HMM_EV_LOCKED, HMM_EV_PINNED, HMM_EV_REFS, HMM_EV_ALLOC,
+	HMM_EV_RACED, HMM_EV_THP, HMM_EV_THP_SPLIT, HMM_EV_FAULT,
+	HMM_EV_GRANT, HMM_EV_REVOKE, HMM_EV_COUNT
+};
+
+struct hmm_events {
+	long v[HMM_EV_COUNT];		/* -1: not in /proc/vmstat */
+};
+
+/* The /proc/vmstat name of event @ev. */
+static inline const char *hmm_event_name(enum hmm_event ev)
+{
+	static const char *const name[HMM_EV_COUNT] = {
+		"pgmigrate_device_collected", "pgmigrate_device_success",
+		"pgmigrate_to_device_private", "pgmigrate_from_device_private",
+		"pgmigrate_to_device_coherent", "pgmigrate_from_device_coherent",
+		"pgmigrate_device_fail_locked", "pgmigrate_device_fail_pinned",
+		"pgmigrate_device_fail_refs", "pgmigrate_device_fail_alloc",
+		"pgmigrate_device_fail_raced", "thp_migration_device",
+		"thp_migration_device_split", "device_private_fault",
+		"device_exclusive_grant", "device_exclusive_revoke",
+	};
+
+	return name[ev];
+}
+
+static inline void hmm_events_read(struct hmm_events *e)
+{
+	int ev;
+
+	for (ev = 0; ev < HMM_EV_COUNT; ev++)
+		e->v[ev] = hmm_vmstat(hmm_event_name((enum hmm_event)ev));
+}
+
 /* ---- Hangs ---- */
 
 /* Ask the kernel for blocked tasks (w) and every CPU's backtrace (l). */

@@ -15,7 +15,11 @@
  *     page, and back whole; HMM_DMIRROR_FLAG_FAIL_ALLOC makes it fall back
  *     to single pages (the device-coherent device always uses those);
  *   - freed device-private memory keeps its stores until memory pressure
- *     (its shrinker, seen through CONFIG_SHRINKER_DEBUG's debugfs files).
+ *     (its shrinker, seen through CONFIG_SHRINKER_DEBUG's debugfs files);
+ *   - the core's events in /proc/vmstat move by exactly what each command
+ *     did: pages collected and moved, in which direction, 2 MiB folios
+ *     moved whole or split, CPU faults, exclusive grants and revocations,
+ *     and pinned or referenced pages given up.
  * Each test runs on a device-private (0) and a device-coherent (2) device;
  * the module must be loaded with spm_addr_dev0/1 (the guest's init does).
  * One test unloads and reloads the module itself.
@@ -38,6 +42,9 @@
 #include <unistd.h>
 
 #include <lib/test_hmm_uapi.h>
+#include <mm/gup_test.h>
+
+#include "hmm-common.h"
 
 #define NPAGES		64UL
 /* More than one 16 MiB chunk of device memory. */
@@ -1183,6 +1190,211 @@ TEST_F(driver, thp_back_close_release)
  * free blocks), summed over the nodes of its debugfs count file, which
  * lists nothing when there are none; -1 if the device has no shrinker.
  */
+/* ---- Events in /proc/vmstat ---- */
+
+/*
+ * Every event moved by exactly @want since @before (events not named in
+ * @want by 0); each that did not is named.
+ */
+static void expect_events(struct __test_metadata *_metadata,
+			  const struct hmm_events *before, const long *want)
+{
+	struct hmm_events now;
+	int ev;
+
+	hmm_events_read(&now);
+	for (ev = 0; ev < HMM_EV_COUNT; ev++) {
+		const char *name = hmm_event_name((enum hmm_event)ev);
+
+		ASSERT_GE(before->v[ev], 0)
+			TH_LOG("%s: not in /proc/vmstat", name);
+		EXPECT_EQ(now.v[ev] - before->v[ev], want[ev])
+			TH_LOG("%s", name);
+	}
+}
+
+/* @want: @nr pages collected and moved, counted in direction @dir too. */
+static void want_moved(long *want, enum hmm_event dir, long nr)
+{
+	want[HMM_EV_COLLECTED] += nr;
+	want[HMM_EV_SUCCESS] += nr;
+	want[dir] += nr;
+}
+
+/* The "moved into" and "moved out of" events of this test's device. */
+#define EV_TO(coherent)		((coherent) ? HMM_EV_TO_COHERENT : HMM_EV_TO_PRIVATE)
+#define EV_FROM(coherent)	((coherent) ? HMM_EV_FROM_COHERENT : HMM_EV_FROM_PRIVATE)
+
+/*
+ * Pages in and out, 4 KiB at a time: each collected and moved once, in
+ * the device's direction; then a CPU access to one page of the private
+ * device faults once and brings back that page alone (the coherent device
+ * is CPU memory: no fault).
+ */
+TEST_F(driver, events_move_pages)
+{
+	long want[HMM_EV_COUNT] = {};
+	struct hmm_events before;
+	char *buf, *mirror;
+
+	ASSERT_TRUE(buffers(NPAGES, 31, &buf, &mirror));
+	hmm_events_read(&before);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	want_moved(want, EV_TO(variant->coherent), NPAGES);
+	expect_events(_metadata, &before, want);
+
+	memset(want, 0, sizeof(want));
+	hmm_events_read(&before);
+	EXPECT_EQ(first_bad(buf, 1, 31), -1);
+	if (!variant->coherent) {
+		want[HMM_EV_FAULT] = 1;
+		want_moved(want, HMM_EV_FROM_PRIVATE, 1);
+	}
+	expect_events(_metadata, &before, want);
+
+	memset(want, 0, sizeof(want));
+	hmm_events_read(&before);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+			     NPAGES, NULL), 0);
+	want_moved(want, EV_FROM(variant->coherent), NPAGES - !variant->coherent);
+	expect_events(_metadata, &before, want);
+	EXPECT_EQ(first_bad(buf, NPAGES, 31), -1);
+}
+
+/* An empty range moves too: a page of device memory for each hole. */
+TEST_F(driver, events_fill_holes)
+{
+	char *buf = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *mirror = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	long want[HMM_EV_COUNT] = {};
+	struct hmm_events before;
+
+	ASSERT_TRUE(buf && mirror);
+	hmm_events_read(&before);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	want_moved(want, EV_TO(variant->coherent), NPAGES);
+	expect_events(_metadata, &before, want);
+}
+
+/*
+ * A THP: on the private device one folio moved whole (512 pages), and
+ * back whole to one CPU fault; with its 2 MiB allocation failing, and on
+ * the coherent device (single pages), one split and 512 pages.
+ */
+TEST_F(driver, events_thp)
+{
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fail_alloc;
+
+	ASSERT_NE(mirror, NULL);
+	for (fail_alloc = 0; fail_alloc < 2; fail_alloc++) {
+		char *buf = thp_buffer(32, true);
+		bool whole = !variant->coherent && !fail_alloc;
+		long want[HMM_EV_COUNT] = {};
+		struct hmm_events before;
+
+		ASSERT_NE(buf, NULL);
+		ASSERT_EQ(count_snap(self->fd, buf, THP_PAGES, SN_THP),
+			  THP_PAGES);
+		if (fail_alloc)
+			ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_FLAGS, NULL,
+					     NULL, HMM_DMIRROR_FLAG_FAIL_ALLOC,
+					     NULL), 0);
+		hmm_events_read(&before);
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				     mirror, THP_PAGES, NULL), 0);
+		want_moved(want, EV_TO(variant->coherent), THP_PAGES);
+		want[whole ? HMM_EV_THP : HMM_EV_THP_SPLIT] = 1;
+		expect_events(_metadata, &before, want);
+		if (!whole)
+			continue;
+
+		/* One touch brings the 2 MiB page back whole. */
+		memset(want, 0, sizeof(want));
+		hmm_events_read(&before);
+		EXPECT_EQ(first_bad(buf, 1, 32), -1);
+		want[HMM_EV_FAULT] = 1;
+		want[HMM_EV_THP] = 1;
+		want_moved(want, HMM_EV_FROM_PRIVATE, THP_PAGES);
+		expect_events(_metadata, &before, want);
+		EXPECT_EQ(first_bad(buf, THP_PAGES, 32), -1);
+	}
+}
+
+/*
+ * Exclusive access: one grant per page. A renewal faults each entry back
+ * first (a revocation) and grants it again; a CPU read of each page then
+ * revokes it.
+ */
+TEST_F(driver, events_exclusive)
+{
+	long want[HMM_EV_COUNT] = {};
+	struct hmm_events before;
+	char *buf, *mirror;
+
+	ASSERT_TRUE(buffers(NPAGES, 33, &buf, &mirror));
+	hmm_events_read(&before);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
+			     NPAGES, NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
+			     NPAGES, NULL), 0);
+	EXPECT_EQ(first_bad(buf, NPAGES, 33), -1);
+	want[HMM_EV_GRANT] = 2 * NPAGES;
+	want[HMM_EV_REVOKE] = 2 * NPAGES;	/* the renewal, then the reads */
+	expect_events(_metadata, &before, want);
+}
+
+/*
+ * Pages held by someone else are given up, each for its reason: pinned
+ * (a long-term pin through gup_test), or an extra reference (vmsplice()
+ * into a pipe keeps one per page until the pipe is read). Nothing moves.
+ */
+TEST_F(driver, events_given_up)
+{
+	struct pin_longterm_test pin = { .size = NPAGES * page_size };
+	int gup = open("/sys/kernel/debug/gup_test", O_RDWR);
+	long want[HMM_EV_COUNT] = {};
+	struct hmm_events before;
+	char *buf, *mirror;
+	int pipefd[2];
+	struct iovec iov;
+
+	ASSERT_GE(gup, 0) TH_LOG("gup_test: %s", strerror(errno));
+	ASSERT_TRUE(buffers(NPAGES, 34, &buf, &mirror));
+	pin.addr = (uintptr_t)buf;
+	ASSERT_EQ(ioctl(gup, PIN_LONGTERM_TEST_START, &pin), 0);
+	hmm_events_read(&before);
+	/* ENOENT: pages are not in device memory afterwards. */
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), -ENOENT);
+	want[HMM_EV_COLLECTED] = NPAGES;
+	want[HMM_EV_PINNED] = NPAGES;
+	expect_events(_metadata, &before, want);
+	EXPECT_EQ(ioctl(gup, PIN_LONGTERM_TEST_STOP), 0);
+	close(gup);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), 0);
+
+	ASSERT_EQ(pipe(pipefd), 0);
+	ASSERT_EQ(fcntl(pipefd[1], F_SETPIPE_SZ, (int)(NPAGES * page_size)),
+		  (int)(NPAGES * page_size));
+	iov.iov_base = buf;
+	iov.iov_len = NPAGES * page_size;
+	ASSERT_EQ(vmsplice(pipefd[1], &iov, 1, 0), (ssize_t)iov.iov_len);
+	memset(want, 0, sizeof(want));
+	hmm_events_read(&before);
+	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), -ENOENT);
+	want[HMM_EV_COLLECTED] = NPAGES;
+	want[HMM_EV_REFS] = NPAGES;
+	expect_events(_metadata, &before, want);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	EXPECT_EQ(first_bad(buf, NPAGES, 34), -1);
+}
+
 static long shrinker_count(int device)
 {
 	char pattern[80], line[256], *p, *end;

@@ -184,6 +184,7 @@ static struct {
 	bool fail_alloc;		/* HMM_STRESS_FAIL_ALLOC */
 	bool focus_thp;			/* HMM_STRESS_FOCUS=thp */
 	long thp_splits;		/* /proc/vmstat thp_split_page, start */
+	struct hmm_events events;	/* the core's events, start */
 	unsigned long main_verified;
 	pthread_mutex_t report_lock;
 } st = { .report_lock = PTHREAD_MUTEX_INITIALIZER };
@@ -1449,6 +1450,35 @@ static void report(void)
 		hmm_vmstat("thp_split_page") - st.thp_splits);
 }
 
+/*
+ * The core's events over the run, printed; with every migration over (the
+ * threads stopped, the module reloaded), each page collected must have
+ * been counted once more, as moved or failed: false if not.
+ */
+static bool report_events(void)
+{
+	struct hmm_events now;
+	long d[HMM_EV_COUNT], ended;
+	int ev;
+
+	hmm_events_read(&now);
+	fprintf(stderr, "# core events over the run:");
+	for (ev = 0; ev < HMM_EV_COUNT; ev++) {
+		d[ev] = now.v[ev] - st.events.v[ev];
+		fprintf(stderr, "%s %s %ld", ev % 4 ? "," : "\n#  ",
+			hmm_event_name((enum hmm_event)ev), d[ev]);
+	}
+	fprintf(stderr, "\n");
+	ended = d[HMM_EV_SUCCESS] + d[HMM_EV_PINNED] + d[HMM_EV_REFS] +
+		d[HMM_EV_ALLOC] + d[HMM_EV_RACED];
+	if (st.events.v[HMM_EV_COLLECTED] >= 0 &&
+	    d[HMM_EV_COLLECTED] == ended)
+		return true;
+	fprintf(stderr, "# collected %ld pages, but moved + failed = %ld\n",
+		d[HMM_EV_COLLECTED], ended);
+	return false;
+}
+
 FIXTURE(stress)
 {
 	struct hmm_watchdog watchdog;
@@ -1463,6 +1493,7 @@ FIXTURE_SETUP(stress)
 	st.fail_alloc = env_ulong("HMM_STRESS_FAIL_ALLOC", 0);
 	st.focus_thp = listed(getenv("HMM_STRESS_FOCUS"), "thp");
 	st.thp_splits = hmm_vmstat("thp_split_page");
+	hmm_events_read(&st.events);
 	st.nthreads = (int)env_ulong("HMM_STRESS_THREADS", 4);
 	if (st.nthreads < 1 || st.nthreads > MAX_THREADS)
 		st.nthreads = 4;
@@ -1545,6 +1576,7 @@ TEST_F_TIMEOUT(stress, threads_devices_and_unloads, 24 * 3600)
 	report();
 	TH_LOG("%lu rounds", rounds);
 	ASSERT_FALSE(failed());
+	ASSERT_TRUE(report_events());
 	ASSERT_EQ(st.mismatches, 0UL);
 	ASSERT_LT(0UL, st.unloads);
 }
