@@ -115,13 +115,26 @@ static_assert(!(MDEV_PFN_BUSY &
  * Events (/proc/vmstat, Documentation/mm/hmm.rst), in base pages. Every
  * page collected (locked and referenced for a migration) is counted once
  * more at the end: moved, or failed for one reason. An empty source is
- * collected when the commit step sees it still wanted.
+ * collected when the commit step finds the driver gave it a page, and
+ * counted moved when that page is mapped there.
  */
 
 /* The base pages the src word @mpfn stands for. */
 static unsigned long mdev_nr_pages(unsigned long mpfn)
 {
 	return (mpfn & MIGRATE_PFN_COMPOUND) ? MDEV_PMD_NR : 1;
+}
+
+/* An empty source of @nr pages was filled with device (or system) page @page. */
+static void mdev_count_filled(struct page *page, unsigned long nr)
+{
+	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, nr);
+	if (is_device_private_page(page))
+		count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, nr);
+	else if (is_device_coherent_page(page))
+		count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT, nr);
+	if (nr > 1)
+		count_vm_event(THP_MIGRATION_DEVICE);
 }
 
 /* @nr pages of @folio, collected, are given up: pinned, or extra references. */
@@ -564,11 +577,15 @@ static bool mdev_split_to_collect(struct mdev_collect *mc)
 /*
  * A huge PMD cannot be migrated as such: split it (the huge zero page by
  * splitting the mapping, a THP by splitting the folio) and let the caller
- * look again. Returns false if the range must be skipped.
+ * look again. Returns false if the range must be skipped, as it is whole
+ * when it holds system memory (or the huge zero page) and the migration
+ * does not select system memory: splitting it would gain nothing.
  */
-static bool mdev_collect_split_pmd(struct vm_area_struct *vma, pmd_t *pmdp,
+static bool mdev_collect_split_pmd(struct migrate_vma *args,
+				   struct vm_area_struct *vma, pmd_t *pmdp,
 				   unsigned long addr)
 {
+	bool system = args->flags & MIGRATE_VMA_SELECT_SYSTEM;
 	struct folio *folio = NULL;
 	spinlock_t *ptl;	/* the page-table lock */
 	bool huge_zero = false;
@@ -577,6 +594,10 @@ static bool mdev_collect_split_pmd(struct vm_area_struct *vma, pmd_t *pmdp,
 	if (pmd_trans_huge(*pmdp)) {
 		folio = pmd_folio(*pmdp);
 		huge_zero = is_huge_zero_folio(folio);
+		if (!system && !folio_is_zone_device(folio)) {
+			spin_unlock(ptl);
+			return false;
+		}
 		if (!huge_zero)
 			folio_get(folio);
 	}
@@ -728,7 +749,7 @@ static int mdev_collect_pmd(pmd_t *pmdp, unsigned long start,
 		if (!pmd_present(pmd))
 			break;	/* a PMD migration entry: busy, skip */
 		if (pmd_trans_huge(pmd) || pmd_devmap(pmd)) {
-			if (!mdev_collect_split_pmd(vma, pmdp, start))
+			if (!mdev_collect_split_pmd(mc->m.args, vma, pmdp, start))
 				break;
 			changed++;
 			continue;
@@ -1108,6 +1129,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		if (!mdev_is_fill(args, i))
 			continue;
 		folio = page_folio(page);
+		mdev_count_filled(page, 1);
 		inc_mm_counter(mm, MM_ANONPAGES);
 		folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 		if (!folio_is_zone_device(folio))
@@ -1191,6 +1213,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 		mm_inc_nr_ptes(mm);
 		pgtable = NULL;
 	}
+	mdev_count_filled(page, MDEV_PMD_NR);
 	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
 	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 	if (!folio_is_zone_device(folio))
@@ -1497,6 +1520,13 @@ static bool mdev_compound_answer(struct mdev_migration *m, unsigned long i)
 	return false;
 }
 
+/* Can @page be a destination at all: system memory, or movable device memory? */
+static bool mdev_usable_destination(struct page *page)
+{
+	return !is_zone_device_page(page) || is_device_private_page(page) ||
+	       is_device_coherent_page(page);
+}
+
 /* The commit step of both interfaces. */
 static void mdev_pages(struct mdev_migration *m)
 {
@@ -1516,16 +1546,17 @@ static void mdev_pages(struct mdev_migration *m)
 		    !(src_pfns[i] & MIGRATE_PFN_MIGRATE))
 			continue;
 		page = migrate_pfn_to_page(src_pfns[i]);
-		/* An empty source still wanted is collected now. */
-		if (!page)
+		/* An empty source is collected once the driver gave it a page. */
+		if (!page && newpage)
 			count_vm_events(PGMIGRATE_DEVICE_COLLECTED,
 					mdev_nr_pages(src_pfns[i]));
-		/* A page, or an empty source, wants a page of its size. */
+		/* A page, or an empty source, wants a usable page of its size. */
 		if (!newpage || (PageCompound(newpage) !=
-				 !!(src_pfns[i] & MIGRATE_PFN_COMPOUND))) {
+				 !!(src_pfns[i] & MIGRATE_PFN_COMPOUND)) ||
+		    !mdev_usable_destination(newpage)) {
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			/* Finalize counts a page; an empty source is gone then. */
-			if (!page)
+			if (!page && newpage)
 				count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC,
 						mdev_nr_pages(src_pfns[i]));
 			continue;
@@ -1544,9 +1575,9 @@ static void mdev_pages(struct mdev_migration *m)
 	if (WARN_ON_ONCE(!m->args)) {
 		/* Only a walk produces empty sources. */
 		for (i = 0; i < m->npages; i++) {
-			if ((src_pfns[i] & (MIGRATE_PFN_VALID |
-					    MIGRATE_PFN_MIGRATE)) ==
-			    MIGRATE_PFN_MIGRATE)
+			if (!(src_pfns[i] & MIGRATE_PFN_VALID) &&
+			    (src_pfns[i] & MIGRATE_PFN_MIGRATE) &&
+			    (dst_pfns[i] & MIGRATE_PFN_VALID))
 				count_vm_events(PGMIGRATE_DEVICE_FAIL_RACED,
 						mdev_nr_pages(src_pfns[i]));
 			if (!(src_pfns[i] & MIGRATE_PFN_VALID))
@@ -1697,18 +1728,20 @@ struct mdev_tally {
 };
 
 /*
- * Tally entry @mpfn (its src word) from @src to @dst: moved, or not moved
- * with a page (a failed empty source was counted where it failed).
+ * Tally the entry of page @src (src word @mpfn) to @dst: moved, or why
+ * not. An empty source was counted where it was filled or failed.
  */
 static void mdev_tally(struct mdev_tally *t, unsigned long mpfn,
 		       struct folio *src, struct folio *dst, bool moved)
 {
 	unsigned long nr = mdev_nr_pages(mpfn);
 
+	if (!src)
+		return;
 	if (!moved) {
-		if (src && (mpfn & MDEV_PFN_BUSY))
+		if (mpfn & MDEV_PFN_BUSY)
 			t->busy += nr;
-		else if (src)
+		else
 			t->alloc += nr;
 		return;
 	}
@@ -1718,9 +1751,9 @@ static void mdev_tally(struct mdev_tally *t, unsigned long mpfn,
 		t->to_private += nr;
 	else if (folio_is_device_coherent(dst))
 		t->to_coherent += nr;
-	if (src && folio_is_device_private(src))
+	if (folio_is_device_private(src))
 		t->from_private += nr;
-	else if (src && folio_is_device_coherent(src))
+	else if (folio_is_device_coherent(src))
 		t->from_coherent += nr;
 }
 

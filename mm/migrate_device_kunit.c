@@ -1116,6 +1116,55 @@ static void mdk_thp_to_device(struct kunit *test, struct mdk_thp *t)
  * A PMD-mapped THP is one compound entry; it moves to a 2 MiB device folio
  * mapped by one device-private PMD, and back into a THP, whole both ways.
  */
+/*
+ * A PMD-mapped THP in a range migrated without 2 MiB entries: a migration
+ * of device-private memory only leaves it whole (splitting it would move
+ * nothing); one that selects system memory splits it, once, and collects
+ * its 512 pages, which stay where they are when the driver gives none a
+ * destination.
+ */
+static void mdk_thp_split_only_if_selected(struct kunit *test)
+{
+	static const unsigned long flags[] = {
+		MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	struct mdk_thp *t = mdk_thp_new(test, true);
+	struct mm_struct *mm = current->mm;
+	int k;
+
+	for (k = 0; k < ARRAY_SIZE(flags); k++) {
+		unsigned long *before = mdk_events(test);
+		bool system = flags[k] & MIGRATE_VMA_SELECT_SYSTEM;
+
+		memset(&t->m, 0, sizeof(t->m));
+		t->m.start = t->c.addr;
+		t->m.end = t->c.addr + HPAGE_PMD_SIZE;
+		t->m.src = t->src;
+		t->m.dst = t->dst;
+		t->m.flags = flags[k];
+		t->m.pgmap_owner = &mdk_dev;
+		mmap_read_lock(mm);
+		t->m.vma = vma_lookup(mm, t->c.addr);
+		KUNIT_EXPECT_EQ(test, migrate_vma_setup(&t->m), 0);
+		KUNIT_EXPECT_EQ(test, t->m.cpages, system ? HPAGE_PMD_NR : 0);
+		migrate_vma_pages(&t->m);
+		migrate_vma_finalize(&t->m);
+		mmap_read_unlock(mm);
+		KUNIT_EXPECT_EQ(test, mdk_pmd_kind(t->c.addr),
+				system ? MDK_PMD_TABLE : MDK_PMD_THP);
+		KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+						      THP_MIGRATION_DEVICE_SPLIT),
+				system ? 1UL : 0UL);
+		KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+						      PGMIGRATE_DEVICE_COLLECTED),
+				system ? HPAGE_PMD_NR : 0);
+		KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
+						      PGMIGRATE_DEVICE_FAIL_ALLOC),
+				system ? HPAGE_PMD_NR : 0);
+	}
+	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
+}
+
 static void mdk_thp_round_trip(struct kunit *test)
 {
 	struct mdk_thp *t = mdk_thp_new(test, true);
@@ -2057,6 +2106,7 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_fault_on_locked_page),
 	KUNIT_CASE(mdk_pte_mapped_thp),
 	KUNIT_CASE(mdk_pinned_pte_mapped_thp),
+	KUNIT_CASE(mdk_thp_split_only_if_selected),
 	KUNIT_CASE(mdk_thp_round_trip),
 	KUNIT_CASE(mdk_thp_cpu_fault),
 	KUNIT_CASE(mdk_thp_empty_sources),
