@@ -69,7 +69,10 @@
  * For the tests, each device counts what the core tells it of its folios
  * (folio_free() of 4 KiB and of 2 MiB folios, folio_split() of 2 MiB
  * ones): /sys/kernel/debug/test_hmm/hmm_dmirrorN/counters, a line
- * "name value" each.
+ * "name value" each. Beside it, "mirror" shows what the device holds: a
+ * line per chunk (pages used, stores cached), and a line per open file
+ * (its mirror's entries, writable and exclusive ones, and the device
+ * pages it placed, 2 MiB ones apart), with "name value" pairs.
  *
  * Locks, outermost first: mmap_lock, mdevice->grow_lock (adding and
  * removing chunks, eviction; a migration grows the device under
@@ -77,7 +80,8 @@
  * mdevice->lock (a spinlock over the chunk list, the used bitmaps and the
  * blocks). dmirror->lock is taken by the notifier, which reclaim can call,
  * so nothing under it may touch user memory or allocate memory that can
- * sleep.
+ * sleep. mdevice->files_lock guards the list of open files; only debugfs
+ * "mirror" takes locks under it (dmirror->lock, then mdevice->lock).
  */
 #include <linux/cdev.h>
 #include <linux/debugfs.h>
@@ -195,6 +199,10 @@ struct dmirror_device {
 	atomic_long_t		freed_huge;	/* folio_free(), 2 MiB */
 	atomic_long_t		splits;		/* folio_split() of a 2 MiB */
 	struct dentry		*debugfs;
+	/* The open files, for debugfs "mirror" (see the locks at the top). */
+	struct mutex		files_lock;
+	struct list_head	files;
+	unsigned int		next_file_id;	/* under files_lock */
 };
 
 /* One open file: a user of the device and its view of the user's memory. */
@@ -204,6 +212,8 @@ struct dmirror {
 	struct mutex			lock;	/* pt; see the top */
 	struct xarray			pt;
 	unsigned long			flags;	/* HMM_DMIRROR_FLAG_*, bitops */
+	struct list_head		link;	/* in mdevice->files */
+	unsigned int			id;	/* debugfs "mirror" names it */
 };
 
 static struct dmirror_device *dmirror_devices[DMIRROR_NR_DEVICES];
@@ -2244,6 +2254,10 @@ static int dmirror_open(struct inode *inode, struct file *file)
 		kfree(dmirror);
 		return ret;
 	}
+	mutex_lock(&dmirror->mdevice->files_lock);
+	dmirror->id = dmirror->mdevice->next_file_id++;
+	list_add_tail(&dmirror->link, &dmirror->mdevice->files);
+	mutex_unlock(&dmirror->mdevice->files_lock);
 	file->private_data = dmirror;
 	return 0;
 }
@@ -2252,6 +2266,9 @@ static int dmirror_release(struct inode *inode, struct file *file)
 {
 	struct dmirror *dmirror = file->private_data;
 
+	mutex_lock(&dmirror->mdevice->files_lock);
+	list_del(&dmirror->link);
+	mutex_unlock(&dmirror->mdevice->files_lock);
 	mmu_interval_notifier_remove(&dmirror->notifier);
 	dmirror_evict_owner(dmirror->mdevice, dmirror);
 	xa_destroy(&dmirror->pt);
@@ -2304,6 +2321,90 @@ static int dmirror_counters_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(dmirror_counters);
 
+/* What debugfs "mirror" says of one open file. */
+struct dmirror_view {
+	unsigned long	mirrored, writable, exclusive;	/* pages its pt maps */
+	unsigned long	resident, huge;	/* device pages it placed; 2 MiB ones */
+};
+
+static void dmirror_view_pt(struct dmirror *dmirror, struct dmirror_view *v)
+{
+	unsigned long index;
+	void *entry;
+
+	mutex_lock(&dmirror->lock);
+	xa_for_each(&dmirror->pt, index, entry) {
+		/* A huge entry is one multi-index entry: count its pages. */
+		unsigned long nr = 1UL << xa_get_order(&dmirror->pt, index);
+		unsigned int tag = xa_pointer_tag(entry);
+
+		v->mirrored += nr;
+		if (tag & DMIRROR_MAP_WRITE)
+			v->writable += nr;
+		if (tag == DMIRROR_MAP_ATOMIC)
+			v->exclusive += nr;
+	}
+	mutex_unlock(&dmirror->lock);
+}
+
+/* The blocks in use that @dmirror placed; those that head a 2 MiB page. */
+static void dmirror_view_blocks(struct dmirror_device *mdevice,
+				struct dmirror *dmirror, struct dmirror_view *v)
+{
+	struct dmirror_chunk *chunk;
+	unsigned long idx;
+
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link) {
+		for_each_set_bit(idx, chunk->used, DMIRROR_CHUNK_PAGES) {
+			struct page *page;
+
+			if (chunk->blocks[idx].owner != dmirror)
+				continue;
+			v->resident++;
+			page = pfn_to_page(dmirror_chunk_pfn(chunk) + idx);
+			v->huge += PageHead(page) &&
+				   compound_order(page) == DMIRROR_PMD_ORDER;
+		}
+	}
+	spin_unlock(&mdevice->lock);
+}
+
+/*
+ * debugfs "mirror", for people and the tests: a line per chunk of device
+ * memory, then a line per open file (by the number its open got): the
+ * pages its mirror maps (writable, and exclusive for device atomics), and
+ * the device pages it placed (resident), 2 MiB ones counted once each.
+ */
+static int dmirror_mirror_show(struct seq_file *m, void *unused)
+{
+	struct dmirror_device *mdevice = m->private;
+	struct dmirror_chunk *chunk;
+	struct dmirror *dmirror;
+	unsigned int n = 0;
+
+	mutex_lock(&mdevice->files_lock);
+	spin_lock(&mdevice->lock);
+	list_for_each_entry(chunk, &mdevice->chunks, link)
+		seq_printf(m, "chunk %u pfn %#lx pages %lu used %lu cached %lu%s\n",
+			   n++, dmirror_chunk_pfn(chunk), DMIRROR_CHUNK_PAGES,
+			   chunk->nr_used, chunk->nr_cached,
+			   chunk->retiring ? " retiring" : "");
+	spin_unlock(&mdevice->lock);
+	list_for_each_entry(dmirror, &mdevice->files, link) {
+		struct dmirror_view v = {};
+
+		dmirror_view_pt(dmirror, &v);
+		dmirror_view_blocks(mdevice, dmirror, &v);
+		seq_printf(m, "file %u mirrored %lu writable %lu exclusive %lu resident %lu huge %lu\n",
+			   dmirror->id, v.mirrored, v.writable, v.exclusive,
+			   v.resident, v.huge);
+	}
+	mutex_unlock(&mdevice->files_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(dmirror_mirror);
+
 static void dmirror_device_release(struct device *dev)
 {
 	kfree(container_of(dev, struct dmirror_device, dev));
@@ -2323,6 +2424,8 @@ static int dmirror_device_create(unsigned int id, int memory_type,
 	mutex_init(&mdevice->grow_lock);
 	spin_lock_init(&mdevice->lock);
 	INIT_LIST_HEAD(&mdevice->chunks);
+	mutex_init(&mdevice->files_lock);
+	INIT_LIST_HEAD(&mdevice->files);
 	if (memory_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE) {
 		mdevice->shrinker = shrinker_alloc(0, "hmm_dmirror%u", id);
 		if (!mdevice->shrinker) {
@@ -2352,6 +2455,8 @@ static int dmirror_device_create(unsigned int id, int memory_type,
 					      dmirror_debugfs);
 	debugfs_create_file("counters", 0444, mdevice->debugfs, mdevice,
 			    &dmirror_counters_fops);
+	debugfs_create_file("mirror", 0444, mdevice->debugfs, mdevice,
+			    &dmirror_mirror_fops);
 	dmirror_devices[id] = mdevice;
 	return 0;
 

@@ -19,7 +19,10 @@
  *   - the core's events in /proc/vmstat move by exactly what each command
  *     did: pages collected and moved, in which direction, 2 MiB folios
  *     moved whole or split, CPU faults, exclusive grants and revocations,
- *     and pinned or referenced pages given up.
+ *     and pinned or referenced pages given up;
+ *   - the driver's debugfs "mirror" shows what each open file holds:
+ *     mirrored, writable and exclusive entries, resident device pages and
+ *     2 MiB ones.
  * Each test runs on a device-private (0) and a device-coherent (2) device;
  * the module must be loaded with spm_addr_dev0/1 (the guest's init does).
  * One test unloads and reloads the module itself.
@@ -1393,6 +1396,92 @@ TEST_F(driver, events_given_up)
 	close(pipefd[0]);
 	close(pipefd[1]);
 	EXPECT_EQ(first_bad(buf, NPAGES, 34), -1);
+}
+
+/* ---- debugfs "mirror": what the device holds ---- */
+
+/* What test_hmm's debugfs "mirror" says of the device's one open file. */
+struct mirror_view {
+	int files, chunks;
+	long mirrored, writable, exclusive, resident, huge;
+};
+
+/* A file's line of debugfs "mirror". */
+static const char mirror_file_line[] =
+	"file %u mirrored %ld writable %ld exclusive %ld resident %ld huge %ld";
+
+static bool read_mirror_view(int device, struct mirror_view *v)
+{
+	char path[64], line[256];
+	unsigned int id;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/test_hmm/hmm_dmirror%d/mirror", device);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	memset(v, 0, sizeof(*v));
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "chunk ", 6))
+			v->chunks++;
+		else if (sscanf(line, mirror_file_line, &id, &v->mirrored,
+				&v->writable, &v->exclusive, &v->resident,
+				&v->huge) == 6)
+			v->files++;
+	}
+	fclose(f);
+	return true;
+}
+
+/*
+ * The view follows what the file does: pages moved in are resident and
+ * mirrored writable, a THP on the private device is one 2 MiB page,
+ * exclusive access shows per page, and after the pages went back nothing
+ * is resident.
+ */
+TEST_F(driver, mirror_view)
+{
+	char *thp = thp_buffer(35, true);
+	struct mirror_view v;
+	char *buf, *mirror;
+
+	ASSERT_TRUE(buffers(THP_PAGES, 36, &buf, &mirror));
+	ASSERT_NE(thp, NULL);
+	ASSERT_TRUE(read_mirror_view(variant->device, &v))
+		TH_LOG("debugfs mirror: %s", strerror(errno));
+	EXPECT_EQ(v.files, 1);
+	EXPECT_EQ(v.mirrored, 0);
+	EXPECT_EQ(v.resident, 0);
+
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, thp, mirror,
+			     THP_PAGES, NULL), 0);
+	ASSERT_TRUE(read_mirror_view(variant->device, &v));
+	EXPECT_GE(v.chunks, 1);
+	EXPECT_EQ(v.resident, NPAGES + THP_PAGES);
+	EXPECT_EQ(v.huge, variant->coherent ? 0 : 1);
+	EXPECT_EQ(v.mirrored, NPAGES + THP_PAGES);
+	EXPECT_EQ(v.writable, NPAGES + THP_PAGES);
+	EXPECT_EQ(v.exclusive, 0);
+
+	/* Exclusive access to system pages: mirrored, nothing resident. */
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE,
+			     buf + NPAGES * page_size, mirror, NPAGES, NULL), 0);
+	ASSERT_TRUE(read_mirror_view(variant->device, &v));
+	EXPECT_EQ(v.exclusive, NPAGES);
+	EXPECT_EQ(v.resident, NPAGES + THP_PAGES);
+
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+			     NPAGES, NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, thp, NULL,
+			     THP_PAGES, NULL), 0);
+	ASSERT_TRUE(read_mirror_view(variant->device, &v));
+	EXPECT_EQ(v.resident, 0);
+	EXPECT_EQ(v.huge, 0);
+	EXPECT_EQ(first_bad(thp, THP_PAGES, 35), -1);
+	EXPECT_EQ(first_bad(buf, NPAGES, 36), -1);
 }
 
 static long shrinker_count(int device)
