@@ -19,6 +19,10 @@ for the same bytes and page size.
 
 Writes results.tsv and bench.png (gnuplot: time per 4 KiB page against
 size, one panel per figure) into the output folder, and prints the table.
+With events.tsv beside raw.tsv (the HMM-EVENTS lines of flavour ours's
+boots), a second table says what each operation did in our whole stack:
+pages collected and moved, 2 MiB folios moved whole or split, CPU faults
+on device memory, pages that failed.
 """
 
 import collections
@@ -147,8 +151,55 @@ def main(raw, out):
           '+- = spread of the per-boot medians; memcpy = ours+drv '
           'throughput as a share of memcpy of the same bytes; %d boots '
           'per set-up' % max(r['boots'] for r in rows))
+    events_table(os.path.join(out, 'events.tsv'), keys)
     plot(rows, out)
     return 0
+
+
+def events_table(path, keys):
+    """What each figure's operation did: the core's events, ours+drv."""
+    did = {}
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        for row in csv.DictReader(f, delimiter='\t'):
+            if (row['flavour'], row['driver']) != ('ours', 'our-driver'):
+                continue
+            ev = dict(w.split('=', 1) for w in row['events'].split())
+            did.setdefault((row['figure'], row['backing'], int(row['bytes'])),
+                           {k: int(v) for k, v in ev.items()})
+    if not did:
+        return
+
+    def get(ev, *names):
+        return sum(ev.get(n, 0) for n in names)
+
+    head = ('%-13s %-4s %8s | %9s %9s %8s %6s %8s %8s %7s'
+            % ('figure', 'page', 'size', 'collected', 'moved', '2M whole',
+               'split', 'faults', 'failed', 'locked'))
+    print()
+    print('What one repetition of each operation did (flavour ours, our '
+          'driver; /proc/vmstat, pages unless said):')
+    print(head)
+    print('-' * len(head))
+    for key in keys:
+        ev = did.get(key)
+        if ev is None:
+            continue
+        print('%-13s %-4s %8s | %9d %9d %8d %6d %8d %8d %7d'
+              % (key[0], key[1], size_label(key[2]),
+                 get(ev, 'pgmigrate_device_collected'),
+                 get(ev, 'pgmigrate_device_success'),
+                 get(ev, 'thp_migration_device'),
+                 get(ev, 'thp_migration_device_split'),
+                 get(ev, 'device_private_fault'),
+                 get(ev, 'pgmigrate_device_fail_pinned',
+                     'pgmigrate_device_fail_refs',
+                     'pgmigrate_device_fail_alloc',
+                     'pgmigrate_device_fail_raced'),
+                 get(ev, 'pgmigrate_device_fail_locked')))
+    print('2M whole and split count folios; failed = pinned + refs + alloc '
+          '+ raced')
 
 
 def plot(rows, out):

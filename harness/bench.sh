@@ -111,7 +111,9 @@ done
 
 for ((run = 1; run <= runs; run++)); do
 	raw=$out/raw.tsv
+	events=$out/events.tsv
 	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\treps\tmedian_ns\tmin_ns\tmax_ns\n' >"$raw"
+	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\tevents\n' >"$events"
 	for ((r = 1; r <= rounds; r++)); do
 		for fl in upstream ours; do
 			t0=$(date +%s)
@@ -125,6 +127,11 @@ for ((run = 1; run <= runs; run++)); do
 				printf "%s\t%s", fl, r
 				for (i = 2; i <= NF; i++) printf "\t%s", $i
 				printf "\n" }' "$log" >>"$raw"
+			# What each operation did (flavour ours: the core's events).
+			awk -v fl="$fl" -v r="$r" '$1 == "HMM-EVENTS" {
+				printf "%s\t%s\t%s\t%s\t%s\t%s\t", fl, r, $2, $3, $4, $5
+				for (i = 6; i <= NF; i++) printf "%s%s", (i > 6 ? " " : ""), $i
+				printf "\n" }' "$log" >>"$events"
 			echo "bench       [$fl]     run $run of $runs, round $r of $rounds done ($(($(date +%s) - t0))s)"
 		done
 	done

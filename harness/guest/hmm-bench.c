@@ -41,6 +41,15 @@
  *                          their callees, summed over CPUs, one line each:
  *
  *   HMM-PROFILE <label> <figure> <backing> <bytes> <function> <hits> <us>
+ *
+ * On a kernel with the core's /proc/vmstat events (flavour ours), the
+ * untimed repetition of each figure also says what its operation did,
+ * every event that moved and by how much (pages; thp_* in folios):
+ *
+ *   HMM-EVENTS <label> <figure> <backing> <bytes> <event>=<delta> ...
+ *
+ * They are read outside the timed window, and never around a timed
+ * repetition, so the figures are the same with or without them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -198,9 +207,63 @@ static void profile_report(const char *figure, int thp, size_t bytes)
 	memset(fn, 0, sizeof(fn[0]) * nfn);
 }
 
+/* ---- The core's events around the untimed repetition ---- */
+
+/* Events of Documentation/mm/hmm.rst, "What HMM counts". */
+static const char *const event_names[] = {
+	"pgmigrate_device_collected", "pgmigrate_device_success",
+	"pgmigrate_to_device_private", "pgmigrate_from_device_private",
+	"pgmigrate_device_fail_locked", "pgmigrate_device_fail_pinned",
+	"pgmigrate_device_fail_refs", "pgmigrate_device_fail_alloc",
+	"pgmigrate_device_fail_raced", "thp_migration_device",
+	"thp_migration_device_split", "device_private_fault",
+};
+
+enum { NR_EVENTS = sizeof(event_names) / sizeof(event_names[0]) };
+
+static int counting;		/* read the events around the operation */
+static long events_before[NR_EVENTS], events_delta[NR_EVENTS];
+
+/* Every event's value now into @v (-1: the kernel has none); any found? */
+static int events_read(long *v)
+{
+	char key[64];
+	long value;
+	int found = 0;
+	size_t i;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	for (i = 0; i < NR_EVENTS; i++)
+		v[i] = -1;
+	if (!f)
+		return 0;
+	while (fscanf(f, "%63s %ld", key, &value) == 2)
+		for (i = 0; i < NR_EVENTS; i++)
+			if (!strcmp(key, event_names[i])) {
+				v[i] = value;
+				found = 1;
+			}
+	fclose(f);
+	return found;
+}
+
+static void events_report(const char *figure, int thp, size_t bytes)
+{
+	size_t i;
+
+	printf("HMM-EVENTS %s %s %s %zu", label, figure, thp ? "thp" : "4k",
+	       bytes);
+	for (i = 0; i < NR_EVENTS; i++)
+		if (events_delta[i])
+			printf(" %s=%ld", event_names[i], events_delta[i]);
+	printf("\n");
+}
+
 /* The start and the end of a timed operation. */
 static uint64_t timed_begin(void)
 {
+	if (counting)
+		events_read(events_before);
 	if (profiling)
 		profile_enable(1);
 	return now_ns();
@@ -209,9 +272,16 @@ static uint64_t timed_begin(void)
 static uint64_t timed_end(uint64_t t0)
 {
 	uint64_t t = now_ns() - t0;
+	long now[NR_EVENTS];
+	size_t i;
 
 	if (profiling)
 		profile_enable(0);
+	if (counting) {
+		events_read(now);
+		for (i = 0; i < NR_EVENTS; i++)
+			events_delta[i] = now[i] - events_before[i];
+	}
 	return t;
 }
 
@@ -430,7 +500,7 @@ int main(int argc, char **argv)
 	static const unsigned long default_mib[] = { 2, 256 };
 	const char *only = getenv("HMM_BENCH_FIGURES");
 	unsigned long mib[16];
-	int nsizes = 0, i, f, thp, r;
+	int nsizes = 0, i, f, thp, r, has_events;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: hmm-bench LABEL [MIB ...]\n");
@@ -452,6 +522,7 @@ int main(int argc, char **argv)
 		}
 	}
 	page_size = sysconf(_SC_PAGESIZE);
+	has_events = events_read(events_before);
 	dev_fd = open("/dev/hmm_dmirror0", O_RDWR);
 	if (dev_fd < 0)
 		die("/dev/hmm_dmirror0");
@@ -481,8 +552,11 @@ int main(int argc, char **argv)
 				 * figure left, which moved 256 MiB medians
 				 * of three by up to 1%.
 				 */
-				if (!profiling)
+				if (!profiling) {
+					counting = has_events;
 					figures[f].fn(&figures[f], bytes, thp);
+					counting = 0;
+				}
 				for (r = 0; r < reps; r++)
 					t[r] = figures[f].fn(&figures[f], bytes, thp);
 				qsort(t, reps, sizeof(t[0]), cmp_u64);
@@ -494,6 +568,8 @@ int main(int argc, char **argv)
 				       (unsigned long long)t[reps - 1]);
 				if (profiling)
 					profile_report(figures[f].name, thp, bytes);
+				if (has_events && !profiling)
+					events_report(figures[f].name, thp, bytes);
 				fflush(stdout);
 			}
 		}
