@@ -578,8 +578,9 @@ static bool mdev_split_to_collect(struct mdev_collect *mc)
  * A huge PMD cannot be migrated as such: split it (the huge zero page by
  * splitting the mapping, a THP by splitting the folio) and let the caller
  * look again. Returns false if the range must be skipped, as it is whole
- * when it holds system memory (or the huge zero page) and the migration
- * does not select system memory: splitting it would gain nothing.
+ * when the migration does not select what it maps (system memory, the
+ * huge zero page, another owner's device memory): a split would gain
+ * nothing.
  */
 static bool mdev_collect_split_pmd(struct migrate_vma *args,
 				   struct vm_area_struct *vma, pmd_t *pmdp,
@@ -594,7 +595,10 @@ static bool mdev_collect_split_pmd(struct migrate_vma *args,
 	if (pmd_trans_huge(*pmdp)) {
 		folio = pmd_folio(*pmdp);
 		huge_zero = is_huge_zero_folio(folio);
-		if (!system && !folio_is_zone_device(folio)) {
+		if (folio_is_device_coherent(folio) ?
+		    !mdev_device_page_wanted(args, &folio->page,
+					     MIGRATE_VMA_SELECT_DEVICE_COHERENT) :
+		    !system) {
 			spin_unlock(ptl);
 			return false;
 		}
@@ -957,7 +961,8 @@ static bool mdev_args_valid(struct migrate_vma *args)
  * mapping of it becomes a migration entry, so its content is stable until
  * migrate_vma_finalize(). Unpopulated addresses and the zero page of an
  * anonymous VMA are reported as empty sources (MIGRATE_PFN_MIGRATE without
- * MIGRATE_PFN_VALID) that the driver may fill. A huge PMD is split first.
+ * MIGRATE_PFN_VALID) that the driver may fill. A huge PMD is split first
+ * if it maps memory the migration selects, and left whole otherwise.
  * Pages that cannot move (locked by someone else, pinned, not anonymous,
  * large) get a src word of 0 and stay mapped. @cpages counts the entries
  * left with MIGRATE_PFN_MIGRATE.
@@ -1296,8 +1301,6 @@ static bool mdev_move_page(const struct mdev_migration *m, struct page *page,
 				return false;
 			mapping = folio_mapping(folio);
 		}
-	} else if (folio_is_zone_device(newfolio)) {
-		return false;
 	}
 
 	WARN_ON_ONCE(folio_test_writeback(folio));

@@ -1113,10 +1113,6 @@ static void mdk_thp_to_device(struct kunit *test, struct mdk_thp *t)
 }
 
 /*
- * A PMD-mapped THP is one compound entry; it moves to a 2 MiB device folio
- * mapped by one device-private PMD, and back into a THP, whole both ways.
- */
-/*
  * A PMD-mapped THP in a range migrated without 2 MiB entries: a migration
  * of device-private memory only leaves it whole (splitting it would move
  * nothing); one that selects system memory splits it, once, and collects
@@ -1165,6 +1161,10 @@ static void mdk_thp_split_only_if_selected(struct kunit *test)
 	mdk_expect_data(test, &t->c, HPAGE_PMD_NR, HPAGE_PMD_NR);
 }
 
+/*
+ * A PMD-mapped THP is one compound entry; it moves to a 2 MiB device folio
+ * mapped by one device-private PMD, and back into a THP, whole both ways.
+ */
 static void mdk_thp_round_trip(struct kunit *test)
 {
 	struct mdk_thp *t = mdk_thp_new(test, true);
