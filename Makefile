@@ -43,7 +43,7 @@ export FLAVOUR DEBUG
 #> FUZZ_SEED      check, fuzz: replay a fuzz run
 #> STRESS_SECONDS check, stress: length of the stress run (check 25, stress 600)
 #> STRESS_SEED    check, stress: replay a stress run
-#> STRESS_FAIL_ALLOC check, stress: 1 makes some 2 MiB device allocations fail (stress: on)
+#> STRESS_FAIL_ALLOC check, stress: 1 (default) makes some 2 MiB device allocations fail, 0 does not
 #> STRESS_FOCUS   check, stress: thp aims the run at THPs split while unmapped (all ranges THP, whole-range moves)
 #> STRESS_SKIP    check, stress: operations to leave out, comma-separated (names as in the report)
 #> REGRESSIONS_UPSTREAM_BUGS check: 1 runs on flavour upstream the regression tests that hang its guest

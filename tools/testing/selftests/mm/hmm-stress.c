@@ -32,10 +32,9 @@
  * device page (a device THP, one device-private PMD); the partial steps
  * that follow cut device THPs up. With HMM_STRESS_FAIL_ALLOC=1 one such
  * move in four has that allocation made to fail (HMM_DMIRROR_FLAGS), and
- * the THP goes page by page, split unmapped (make stress sets it; it is
- * off in make check while the crash it found, README "Open findings", is
- * open). The report counts both, and the splits and frees of 2 MiB device
- * folios the driver was told of.
+ * the THP goes page by page, split unmapped (make check and make stress
+ * set it). The report counts both, and the splits and frees of 2 MiB
+ * device folios the driver was told of.
  *
  * After each step the window it touched is checked, through the device
  * that did the step when it did one (so that data can stay in device
