@@ -2387,7 +2387,8 @@ static int dmirror_mirror_show(struct seq_file *m, void *unused)
 	spin_lock(&mdevice->lock);
 	list_for_each_entry(chunk, &mdevice->chunks, link)
 		seq_printf(m, "chunk %u pfn %#lx pages %lu used %lu cached %lu%s\n",
-			   n++, dmirror_chunk_pfn(chunk), DMIRROR_CHUNK_PAGES,
+			   n++, dmirror_chunk_pfn(chunk),
+			   (unsigned long)DMIRROR_CHUNK_PAGES,
 			   chunk->nr_used, chunk->nr_cached,
 			   chunk->retiring ? " retiring" : "");
 	spin_unlock(&mdevice->lock);
