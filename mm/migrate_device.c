@@ -125,16 +125,62 @@ static unsigned long mdev_nr_pages(unsigned long mpfn)
 	return (mpfn & MIGRATE_PFN_COMPOUND) ? MDEV_PMD_NR : 1;
 }
 
-/* An empty source of @nr pages was filled with device (or system) page @page. */
-static void mdev_count_filled(struct page *page, unsigned long nr)
+/*
+ * What a step saw become of its entries, counted once at its end: finalize
+ * for pages, the insert step for empty sources filled.
+ */
+struct mdev_tally {
+	unsigned long moved, thp, to_private, to_coherent;
+	unsigned long from_private, from_coherent, alloc, busy;
+};
+
+/* @nr pages (a folio, if more than one) moved into @dst. */
+static void mdev_tally_into(struct mdev_tally *t, struct folio *dst,
+			    unsigned long nr)
 {
-	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, nr);
-	if (is_device_private_page(page))
-		count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, nr);
-	else if (is_device_coherent_page(page))
-		count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT, nr);
-	if (nr > 1)
-		count_vm_event(THP_MIGRATION_DEVICE);
+	t->moved += nr;
+	t->thp += nr > 1;
+	if (folio_is_device_private(dst))
+		t->to_private += nr;
+	else if (folio_is_device_coherent(dst))
+		t->to_coherent += nr;
+}
+
+/*
+ * Tally the entry of page @src (src word @mpfn) to @dst: moved, or why
+ * not. An empty source was counted where it was filled or failed.
+ */
+static void mdev_tally(struct mdev_tally *t, unsigned long mpfn,
+		       struct folio *src, struct folio *dst, bool moved)
+{
+	unsigned long nr = mdev_nr_pages(mpfn);
+
+	if (!src)
+		return;
+	if (!moved) {
+		if (mpfn & MDEV_PFN_BUSY)
+			t->busy += nr;
+		else
+			t->alloc += nr;
+		return;
+	}
+	mdev_tally_into(t, dst, nr);
+	if (folio_is_device_private(src))
+		t->from_private += nr;
+	else if (folio_is_device_coherent(src))
+		t->from_coherent += nr;
+}
+
+static void mdev_tally_count(const struct mdev_tally *t)
+{
+	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, t->moved);
+	count_vm_events(THP_MIGRATION_DEVICE, t->thp);
+	count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, t->to_private);
+	count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT, t->to_coherent);
+	count_vm_events(PGMIGRATE_FROM_DEVICE_PRIVATE, t->from_private);
+	count_vm_events(PGMIGRATE_FROM_DEVICE_COHERENT, t->from_coherent);
+	count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, t->alloc);
+	count_vm_events(PGMIGRATE_DEVICE_FAIL_REFS, t->busy);
 }
 
 /* @nr pages of @folio, collected, are given up: pinned, or extra references. */
@@ -1052,9 +1098,7 @@ static bool mdev_fresh_page_ok(struct vm_area_struct *vma, struct page *page)
 {
 	struct folio *folio = page_folio(page);
 
-	if (is_zone_device_page(page) && !is_device_private_page(page) &&
-	    !is_device_coherent_page(page))
-		return false;
+	/* mdev_pages() refused a destination no mapping can hold. */
 	if (mem_cgroup_charge(folio, vma->vm_mm, GFP_KERNEL))
 		return false;
 	/* Orders the copy into the page before the PTE that exposes it. */
@@ -1073,6 +1117,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 	struct vm_area_struct *vma = args->vma;
 	struct mm_struct *mm = vma->vm_mm;
 	unsigned long addr0 = mdev_addr(args, first);
+	struct mdev_tally filled = {};
 	unsigned long i, nr_zero = 0;
 	spinlock_t *ptl;	/* the page-table lock */
 	pte_t *table;
@@ -1134,7 +1179,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		if (!mdev_is_fill(args, i))
 			continue;
 		folio = page_folio(page);
-		mdev_count_filled(page, 1);
+		mdev_tally_into(&filled, folio, 1);
 		inc_mm_counter(mm, MM_ANONPAGES);
 		folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 		if (!folio_is_zone_device(folio))
@@ -1145,6 +1190,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		update_mmu_cache(vma, addr, table + (i - first));
 	}
 	pte_unmap_unlock(table, ptl);
+	mdev_tally_count(&filled);
 	return;
 
 fail_all:
@@ -1184,6 +1230,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	unsigned long addr = mdev_addr(args, i);
 	struct page *page = migrate_pfn_to_page(args->dst[i]);
 	struct folio *folio = page_folio(page);
+	struct mdev_tally filled = {};
 	pgtable_t pgtable;
 	spinlock_t *ptl;	/* the page-table lock */
 	pmd_t *pmdp;
@@ -1218,7 +1265,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 		mm_inc_nr_ptes(mm);
 		pgtable = NULL;
 	}
-	mdev_count_filled(page, MDEV_PMD_NR);
+	mdev_tally_into(&filled, folio, MDEV_PMD_NR);
 	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
 	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 	if (!folio_is_zone_device(folio))
@@ -1230,6 +1277,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	spin_unlock(ptl);
 	if (pgtable)
 		pte_free(mm, pgtable);
+	mdev_tally_count(&filled);
 	return;
 
 fail:
@@ -1577,15 +1625,9 @@ static void mdev_pages(struct mdev_migration *m)
 		return;
 	if (WARN_ON_ONCE(!m->args)) {
 		/* Only a walk produces empty sources. */
-		for (i = 0; i < m->npages; i++) {
-			if (!(src_pfns[i] & MIGRATE_PFN_VALID) &&
-			    (src_pfns[i] & MIGRATE_PFN_MIGRATE) &&
-			    (dst_pfns[i] & MIGRATE_PFN_VALID))
-				count_vm_events(PGMIGRATE_DEVICE_FAIL_RACED,
-						mdev_nr_pages(src_pfns[i]));
+		for (i = 0; i < m->npages; i++)
 			if (!(src_pfns[i] & MIGRATE_PFN_VALID))
 				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
-		}
 		return;
 	}
 	mdev_insert_empty(m->args);
@@ -1724,54 +1766,6 @@ static void mdev_remap_range(struct migrate_vma *args)
  * unlock and release both pages. On a range, mdev_remap_range() has
  * mapped every page not marked MDEV_PFN_ELSEWHERE already.
  */
-/* What one finalize saw become of its entries, counted once at its end. */
-struct mdev_tally {
-	unsigned long moved, thp, to_private, to_coherent;
-	unsigned long from_private, from_coherent, alloc, busy;
-};
-
-/*
- * Tally the entry of page @src (src word @mpfn) to @dst: moved, or why
- * not. An empty source was counted where it was filled or failed.
- */
-static void mdev_tally(struct mdev_tally *t, unsigned long mpfn,
-		       struct folio *src, struct folio *dst, bool moved)
-{
-	unsigned long nr = mdev_nr_pages(mpfn);
-
-	if (!src)
-		return;
-	if (!moved) {
-		if (mpfn & MDEV_PFN_BUSY)
-			t->busy += nr;
-		else
-			t->alloc += nr;
-		return;
-	}
-	t->moved += nr;
-	t->thp += !!(mpfn & MIGRATE_PFN_COMPOUND);
-	if (folio_is_device_private(dst))
-		t->to_private += nr;
-	else if (folio_is_device_coherent(dst))
-		t->to_coherent += nr;
-	if (folio_is_device_private(src))
-		t->from_private += nr;
-	else if (folio_is_device_coherent(src))
-		t->from_coherent += nr;
-}
-
-static void mdev_tally_count(const struct mdev_tally *t)
-{
-	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, t->moved);
-	count_vm_events(THP_MIGRATION_DEVICE, t->thp);
-	count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, t->to_private);
-	count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT, t->to_coherent);
-	count_vm_events(PGMIGRATE_FROM_DEVICE_PRIVATE, t->from_private);
-	count_vm_events(PGMIGRATE_FROM_DEVICE_COHERENT, t->from_coherent);
-	count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, t->alloc);
-	count_vm_events(PGMIGRATE_DEVICE_FAIL_REFS, t->busy);
-}
-
 static void mdev_finalize(struct mdev_migration *m)
 {
 	bool remapped = m->args;
