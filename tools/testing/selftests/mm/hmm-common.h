@@ -285,12 +285,23 @@ static inline const char *hmm_event_name(enum hmm_event ev)
 	return name[ev];
 }
 
+/* Every event at once, from one pass over /proc/vmstat. */
 static inline void hmm_events_read(struct hmm_events *e)
 {
+	char key[64];
+	long value;
 	int ev;
+	FILE *f = fopen("/proc/vmstat", "r");
 
 	for (ev = 0; ev < HMM_EV_COUNT; ev++)
-		e->v[ev] = hmm_vmstat(hmm_event_name((enum hmm_event)ev));
+		e->v[ev] = -1;
+	if (!f)
+		return;
+	while (fscanf(f, "%63s %ld", key, &value) == 2)
+		for (ev = 0; ev < HMM_EV_COUNT; ev++)
+			if (!strcmp(key, hmm_event_name((enum hmm_event)ev)))
+				e->v[ev] = value;
+	fclose(f);
 }
 
 /* ---- Hangs ---- */
