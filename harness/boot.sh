@@ -75,6 +75,7 @@ kernel=${KERNEL:-$OBJ/arch/x86/boot/bzImage}
 initrd=${INITRD:-$FDIR/initramfs.cpio}
 # Two NUMA nodes of 2 GiB: the CPUs and the boot on node 0, node 1 only
 # memory, a target for move_pages(), mbind() and NUMA balancing.
+# shellcheck disable=SC2054 # QEMU's option values are comma lists
 qemu=(qemu-system-x86_64 -machine q35 -cpu max -smp "$smp" -m 4G -no-reboot
 	-object memory-backend-ram,id=node0,size=2G
 	-object memory-backend-ram,id=node1,size=2G
