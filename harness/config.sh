@@ -13,7 +13,7 @@ stage_start config
 obj=${1:-$OBJ}
 # Flavour ours adds the KUnit fragment: its test symbols exist only with
 # our patches. The debug kernel (DEBUG=1) merges the checkers last.
-default="guest hmm pagemaps"
+default="guest hmm pagemaps trace"
 [ "$FLAVOUR" = ours ] && default="$default kunit"
 [ "$DEBUG" = 1 ] && default="$default debug"
 names=${CONFIGS:-$default}
