@@ -37,6 +37,9 @@
  * -EBUSY to ask for a new pass, after a fault or a wait, from
  * hmm_walk.resume.
  *
+ * Each call ends with the hmm_range_fault tracepoint: its passes and the
+ * pages it faulted.
+ *
  * Fast paths: a snapshot (no request bit anywhere) never evaluates a
  * request; with pfn_flags_mask == 0 the request is computed once per call,
  * not per page; spans that share a state are written by one tight loop.
@@ -49,6 +52,8 @@
 #include <linux/pagewalk.h>
 #include <linux/swapops.h>
 
+#include <trace/events/hmm.h>
+
 #include "hmm_entry.h"
 
 /* State of one hmm_range_fault() call, shared by the walk callbacks. */
@@ -58,6 +63,7 @@ struct hmm_walk {
 	unsigned long common_req;	/* the request when it is per call */
 	bool may_fault;			/* can any page request a fault? */
 	bool per_page_req;		/* must each page's input be read? */
+	unsigned long faults;		/* pages handed to handle_mm_fault() */
 };
 
 /* What a page needs before it can be reported. */
@@ -177,6 +183,7 @@ static int hmm_fault_span(struct hmm_walk *w, struct vm_area_struct *vma,
 				flags |= FAULT_FLAG_WRITE;
 			}
 		}
+		w->faults++;
 		if (handle_mm_fault(vma, addr, flags, NULL) & VM_FAULT_ERROR)
 			return -EFAULT;
 	}
@@ -576,6 +583,7 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
 	w->common_req = range->default_flags & HMM_REQ_BITS;
 	w->may_fault = may & HMM_PFN_REQ_FAULT;
 	w->per_page_req = range->pfn_flags_mask & HMM_REQ_BITS;
+	w->faults = 0;
 }
 
 /**
@@ -609,6 +617,7 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
 int hmm_range_fault(struct hmm_range *range)
 {
 	struct mm_struct *mm = range->notifier->mm;
+	unsigned int passes = 0;
 	struct hmm_walk w;
 	int ret;
 
@@ -616,8 +625,10 @@ int hmm_range_fault(struct hmm_range *range)
 
 	mmap_assert_locked(mm);
 	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
-	    range->start >= range->end)
-		return -EINVAL;
+	    range->start >= range->end) {
+		ret = -EINVAL;
+		goto out;
+	}
 
 	/*
 	 * A pass that faulted or waited ends in -EBUSY with w.resume set;
@@ -625,9 +636,13 @@ int hmm_range_fault(struct hmm_range *range)
 	 */
 	ret = -EBUSY;
 	while (ret == -EBUSY &&
-	       !mmu_interval_check_retry(range->notifier, range->notifier_seq))
+	       !mmu_interval_check_retry(range->notifier, range->notifier_seq)) {
 		ret = walk_page_range(mm, w.resume, range->end, &hmm_walk_ops,
 				      &w);
+		passes++;
+	}
+out:
+	trace_hmm_range_fault(range, passes, w.faults, ret);
 	return ret;
 }
 EXPORT_SYMBOL(hmm_range_fault);

@@ -68,6 +68,7 @@
 #include <linux/swapops.h>
 #include <linux/userfaultfd_k.h>
 #include <asm/tlbflush.h>
+#include <trace/events/hmm.h>
 
 #include "hmm_entry.h"
 #include "internal.h"
@@ -117,6 +118,12 @@ static_assert(!(MDEV_PFN_BUSY &
  * more at the end: moved, or failed for one reason. An empty source is
  * collected when the commit step finds the driver gave it a page, and
  * counted moved when that page is mapped there.
+ *
+ * Tracepoints (include/trace/events/hmm.h): each outcome counted is also
+ * traced, per entry, where it is decided (hmm_migrate_page,
+ * hmm_migrate_skip, hmm_migrate_split), so that a trace adds up to
+ * the events; each exported step ends with a summary event, computed only
+ * while that event is enabled.
  */
 
 /* The base pages the src word @mpfn stands for. */
@@ -146,25 +153,45 @@ static void mdev_tally_into(struct mdev_tally *t, struct folio *dst,
 		t->to_coherent += nr;
 }
 
+/* The memory @folio is in, for the tracepoints; NULL is an empty source. */
+static enum hmm_trace_mem mdev_mem(struct folio *folio)
+{
+	if (!folio)
+		return HMM_MEM_NONE;
+	if (folio_is_device_private(folio))
+		return HMM_MEM_PRIVATE;
+	if (folio_is_device_coherent(folio))
+		return HMM_MEM_COHERENT;
+	return HMM_MEM_SYSTEM;
+}
+
 /*
- * Tally the entry of page @src (src word @mpfn) to @dst: moved, or why
- * not. An empty source was counted where it was filled or failed.
+ * Tally the entry at @addr of page @src (src word @mpfn) to @dst: moved,
+ * or why not. An empty source was counted where it was filled or failed.
+ * Traced here, per entry; counted once per step by mdev_tally_count().
  */
-static void mdev_tally(struct mdev_tally *t, unsigned long mpfn,
-		       struct folio *src, struct folio *dst, bool moved)
+static void mdev_tally(struct mdev_tally *t, unsigned long addr,
+		       unsigned long mpfn, struct folio *src, struct folio *dst,
+		       bool moved)
 {
 	unsigned long nr = mdev_nr_pages(mpfn);
 
 	if (!src)
 		return;
 	if (!moved) {
-		if (mpfn & MDEV_PFN_BUSY)
+		bool busy = mpfn & MDEV_PFN_BUSY;
+
+		if (busy)
 			t->busy += nr;
 		else
 			t->alloc += nr;
+		trace_hmm_migrate_skip(addr, folio_pfn(src), nr,
+					  busy ? HMM_SKIP_REFS : HMM_SKIP_ALLOC);
 		return;
 	}
 	mdev_tally_into(t, dst, nr);
+	trace_hmm_migrate_page(addr, folio_pfn(src), folio_pfn(dst), nr,
+				  mdev_mem(src), mdev_mem(dst));
 	if (folio_is_device_private(src))
 		t->from_private += nr;
 	else if (folio_is_device_coherent(src))
@@ -183,12 +210,44 @@ static void mdev_tally_count(const struct mdev_tally *t)
 	count_vm_events(PGMIGRATE_DEVICE_FAIL_REFS, t->busy);
 }
 
-/* @nr pages of @folio, collected, are given up: pinned, or extra references. */
-static void mdev_count_given_up(struct folio *folio, unsigned long nr)
+/* The event of each reason an entry did not move. */
+static const enum vm_event_item mdev_skip_event[] = {
+	[HMM_SKIP_LOCKED]	= PGMIGRATE_DEVICE_FAIL_LOCKED,
+	[HMM_SKIP_PINNED]	= PGMIGRATE_DEVICE_FAIL_PINNED,
+	[HMM_SKIP_REFS]		= PGMIGRATE_DEVICE_FAIL_REFS,
+	[HMM_SKIP_ALLOC]	= PGMIGRATE_DEVICE_FAIL_ALLOC,
+	[HMM_SKIP_RACED]	= PGMIGRATE_DEVICE_FAIL_RACED,
+};
+
+/*
+ * The entry at @addr (0 for device pages by frame number), @nr pages of
+ * frame @pfn (0: an empty slot), does not move, for reason @why.
+ */
+static void mdev_skip(unsigned long addr, unsigned long pfn, unsigned long nr,
+		      enum hmm_trace_skip why)
 {
-	count_vm_events(folio_maybe_dma_pinned(folio) ?
-			PGMIGRATE_DEVICE_FAIL_PINNED :
-			PGMIGRATE_DEVICE_FAIL_REFS, nr);
+	count_vm_events(mdev_skip_event[why], nr);
+	trace_hmm_migrate_skip(addr, pfn, nr, why);
+}
+
+/*
+ * @nr pages of @folio at @addr, collected, are given up: pinned, or extra
+ * references.
+ */
+static void mdev_given_up(unsigned long addr, struct folio *folio,
+			  unsigned long nr)
+{
+	mdev_skip(addr, folio_pfn(folio), nr,
+		  folio_maybe_dma_pinned(folio) ? HMM_SKIP_PINNED :
+						  HMM_SKIP_REFS);
+}
+
+/* A large folio of @nr pages, first frame @pfn, at @addr was split. */
+static void mdev_split_done(unsigned long addr, unsigned long pfn,
+			    unsigned long nr)
+{
+	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
+	trace_hmm_migrate_split(addr, pfn, nr);
 }
 
 /*
@@ -261,6 +320,52 @@ static unsigned long mdev_index(struct migrate_vma *args, unsigned long addr)
 static unsigned long mdev_addr(struct migrate_vma *args, unsigned long i)
 {
 	return args->start + (i << PAGE_SHIFT);
+}
+
+/* The address of entry @i of @m; 0 for device pages by frame number. */
+static unsigned long mdev_entry_addr(const struct mdev_migration *m,
+				     unsigned long i)
+{
+	return m->args ? mdev_addr(m->args, i) : 0;
+}
+
+/*
+ * What the entries of @m add up to, in base pages, for the tracepoint at
+ * the end of each step (only computed while it is enabled). Selected: with
+ * MIGRATE_PFN_MIGRATE, a page or an empty slot. Moved: selected and with
+ * a destination. Kept: a page collected that is not moving.
+ */
+struct mdev_summary {
+	unsigned long pages, empty, thp;	/* selected */
+	unsigned long moved, moved_thp, kept;
+};
+
+static void mdev_summarize(const struct mdev_migration *m,
+			   struct mdev_summary *s)
+{
+	unsigned long i;
+
+	memset(s, 0, sizeof(*s));
+	for (i = 0; i < m->npages; i++) {
+		unsigned long mpfn = m->src[i], nr = mdev_nr_pages(mpfn);
+		bool compound = mpfn & MIGRATE_PFN_COMPOUND;
+		bool moved = false;
+
+		if (mpfn & MIGRATE_PFN_MIGRATE) {
+			if (mpfn & MIGRATE_PFN_VALID)
+				s->pages += nr;
+			else
+				s->empty += nr;
+			s->thp += compound;
+			moved = m->dst && (m->dst[i] & MIGRATE_PFN_VALID);
+		}
+		if (moved) {
+			s->moved += nr;
+			s->moved_thp += compound;
+		} else if (mpfn & MIGRATE_PFN_VALID) {
+			s->kept += nr;
+		}
+	}
 }
 
 /*
@@ -434,7 +539,7 @@ static void mdev_collect_drop(struct mdev_collect *mc, unsigned long addr)
 	struct folio *folio = page_folio(migrate_pfn_to_page(args->src[i]));
 
 	count_vm_event(PGMIGRATE_DEVICE_COLLECTED);
-	mdev_count_given_up(folio, 1);
+	mdev_given_up(addr, folio, 1);
 	args->src[i] = 0;
 	if (folio != mc->m.fault_folio)	/* the caller's lock: not ours */
 		folio_unlock(folio);
@@ -501,17 +606,17 @@ static void mdev_collect_flush(struct mdev_collect *mc, pte_t *table,
 
 /*
  * Lock and reference the page the decision chose, for an entry of @nr
- * pages; false to skip it. The PTE whose lock we hold keeps the page alive
- * until then.
+ * pages at @addr; false to skip it. The PTE whose lock we hold keeps the
+ * page alive until then.
  */
-static bool mdev_collect_grab(struct mdev_collect *mc, struct page *page,
-			      unsigned long nr)
+static bool mdev_collect_grab(struct mdev_collect *mc, unsigned long addr,
+			      struct page *page, unsigned long nr)
 {
 	struct folio *folio = page_folio(page);
 
 	/* The fault folio is locked already, by do_swap_page(). */
 	if (folio != mc->m.fault_folio && !folio_trylock(folio)) {
-		count_vm_events(PGMIGRATE_DEVICE_FAIL_LOCKED, nr);
+		mdev_skip(addr, page_to_pfn(page), nr, HMM_SKIP_LOCKED);
 		return false;
 	}
 	folio_get(folio);
@@ -553,7 +658,7 @@ static unsigned long mdev_collect_pte_table(struct mdev_collect *mc,
 			mpfn = 0;
 			page = NULL;
 		}
-		if (page && !mdev_collect_grab(mc, page, 1))
+		if (page && !mdev_collect_grab(mc, addr, page, 1))
 			mpfn = 0;
 		args->src[i] = mpfn;
 		if (!page || !mpfn) {
@@ -585,8 +690,9 @@ static unsigned long mdev_collect_pte_table(struct mdev_collect *mc,
  * is locked by someone else, or pinned, or mapped in a way that keeps it
  * whole.
  */
-static bool mdev_split_folio(struct folio *folio)
+static bool mdev_split_folio(struct folio *folio, unsigned long addr)
 {
+	unsigned long pfn = folio_pfn(folio), nr = folio_nr_pages(folio);
 	bool split_ok = folio_trylock(folio);
 
 	if (split_ok) {
@@ -595,7 +701,7 @@ static bool mdev_split_folio(struct folio *folio)
 	}
 	folio_put(folio);
 	if (split_ok)
-		count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
+		mdev_split_done(addr, pfn, nr);
 	return split_ok;
 }
 
@@ -609,14 +715,16 @@ static bool mdev_split_folio(struct folio *folio)
 static bool mdev_split_to_collect(struct mdev_collect *mc)
 {
 	struct page *fault_page = mc->m.args->fault_page;
+	struct folio *folio = mc->to_split;
+	unsigned long pfn = folio_pfn(folio), nr = folio_nr_pages(folio);
 	bool split_ok;
 
-	if (mc->to_split != mc->m.fault_folio)
-		return mdev_split_folio(mc->to_split);
+	if (folio != mc->m.fault_folio)
+		return mdev_split_folio(folio, mc->split_addr);
 	split_ok = !split_huge_page(fault_page);
 	mc->m.fault_folio = page_folio(fault_page);
 	if (split_ok)
-		count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
+		mdev_split_done(mc->split_addr, pfn, nr);
 	return split_ok;
 }
 
@@ -659,7 +767,7 @@ static bool mdev_collect_split_pmd(struct migrate_vma *args,
 		split_huge_pmd(vma, pmdp, addr);
 		return true;
 	}
-	return mdev_split_folio(folio);
+	return mdev_split_folio(folio, addr);
 }
 
 /* What mdev_collect_compound() did with a PMD. */
@@ -734,12 +842,12 @@ static enum mdev_pmd_result mdev_collect_compound(struct mdev_collect *mc,
 	folio = page_folio(page);
 	if (!folio_test_anon(folio) || folio_test_ksm(folio) ||
 	    folio_order(folio) != MDEV_PMD_ORDER ||
-	    !mdev_collect_grab(mc, page, MDEV_PMD_NR))
+	    !mdev_collect_grab(mc, addr, page, MDEV_PMD_NR))
 		goto done;
 	if (set_pmd_migration_entry(&pvmw, page)) {
 		/* Maybe pinned: it stays mapped. */
 		count_vm_events(PGMIGRATE_DEVICE_COLLECTED, MDEV_PMD_NR);
-		mdev_count_given_up(folio, MDEV_PMD_NR);
+		mdev_given_up(addr, folio, MDEV_PMD_NR);
 		if (folio != mc->m.fault_folio)
 			folio_unlock(folio);
 		folio_put(folio);
@@ -877,7 +985,7 @@ static void mdev_give_up(struct mdev_migration *m, unsigned long i,
 {
 	struct folio *folio = page_folio(migrate_pfn_to_page(m->src[i]));
 
-	mdev_count_given_up(folio, mdev_nr_pages(m->src[i]));
+	mdev_given_up(mdev_entry_addr(m, i), folio, mdev_nr_pages(m->src[i]));
 	m->src[i] = 0;
 	remove_migration_ptes(folio, folio, 0);
 	if (folio != m->fault_folio)
@@ -1055,6 +1163,13 @@ int migrate_vma_setup(struct migrate_vma *args)
 
 	if (args->cpages)
 		args->cpages = mdev_unmap(&mc.m, mc.mapped_elsewhere);
+	if (trace_hmm_migrate_vma_setup_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&mc.m, &s);
+		trace_hmm_migrate_vma_setup(args->start, args->end, args->flags,
+					s.pages, s.empty, s.thp);
+	}
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
@@ -1137,7 +1252,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		if (mdev_is_fill(args, i) &&
 		    !mdev_fresh_page_ok(vma, migrate_pfn_to_page(args->dst[i]))) {
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
-			count_vm_event(PGMIGRATE_DEVICE_FAIL_ALLOC);
+			mdev_skip(mdev_addr(args, i), 0, 1, HMM_SKIP_ALLOC);
 		}
 	}
 
@@ -1164,7 +1279,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 			nr_zero++;
 		} else if (!pte_none(pte)) {
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
-			count_vm_event(PGMIGRATE_DEVICE_FAIL_RACED);
+			mdev_skip(mdev_addr(args, i), 0, 1, HMM_SKIP_RACED);
 		}
 	}
 	if (nr_zero)
@@ -1180,6 +1295,8 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 			continue;
 		folio = page_folio(page);
 		mdev_tally_into(&filled, folio, 1);
+		trace_hmm_migrate_page(addr, 0, page_to_pfn(page), 1,
+					  HMM_MEM_NONE, mdev_mem(folio));
 		inc_mm_counter(mm, MM_ANONPAGES);
 		folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 		if (!folio_is_zone_device(folio))
@@ -1197,7 +1314,7 @@ fail_all:
 	for (i = first; i <= last; i++) {
 		if (mdev_is_fill(args, i)) {
 			args->src[i] &= ~MIGRATE_PFN_MIGRATE;
-			count_vm_event(PGMIGRATE_DEVICE_FAIL_RACED);
+			mdev_skip(mdev_addr(args, i), 0, 1, HMM_SKIP_RACED);
 		}
 	}
 }
@@ -1241,7 +1358,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	pmdp = mdev_alloc_pmd(mm, addr);
 	if (pmdp && !mdev_fresh_page_ok(vma, page)) {
 		args->src[i] &= ~MIGRATE_PFN_MIGRATE;
-		count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, MDEV_PMD_NR);
+		mdev_skip(addr, 0, MDEV_PMD_NR, HMM_SKIP_ALLOC);
 		return;
 	}
 	if (!pmdp)
@@ -1266,6 +1383,8 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 		pgtable = NULL;
 	}
 	mdev_tally_into(&filled, folio, MDEV_PMD_NR);
+	trace_hmm_migrate_page(addr, 0, page_to_pfn(page), MDEV_PMD_NR,
+				  HMM_MEM_NONE, mdev_mem(folio));
 	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
 	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 	if (!folio_is_zone_device(folio))
@@ -1282,7 +1401,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 
 fail:
 	args->src[i] &= ~MIGRATE_PFN_MIGRATE;
-	count_vm_events(PGMIGRATE_DEVICE_FAIL_RACED, MDEV_PMD_NR);
+	mdev_skip(addr, 0, MDEV_PMD_NR, HMM_SKIP_RACED);
 }
 
 /*
@@ -1399,7 +1518,7 @@ static bool mdev_regrab(struct mdev_migration *m, unsigned long i,
 	return true;
 
 raced:
-	count_vm_event(PGMIGRATE_DEVICE_FAIL_RACED);
+	mdev_skip(mdev_entry_addr(m, i), page_to_pfn(page), 1, HMM_SKIP_RACED);
 	return false;
 }
 
@@ -1434,7 +1553,7 @@ static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
 		m->fault_folio = page_folio(kept);
 	if (!split_ok) {
 		/* Still whole and mapped again: it stays. */
-		mdev_count_given_up(folio, MDEV_PMD_NR);
+		mdev_given_up(mdev_entry_addr(m, i), folio, MDEV_PMD_NR);
 		m->src[i] = 0;
 		if (folio != m->fault_folio) {
 			folio_unlock(folio);
@@ -1442,7 +1561,7 @@ static void mdev_split_compound(struct mdev_migration *m, unsigned long i)
 		}
 		return;
 	}
-	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
+	mdev_split_done(mdev_entry_addr(m, i), page_to_pfn(head), MDEV_PMD_NR);
 	for (j = 0; j < MDEV_PMD_NR; j++)
 		if (!mdev_regrab(m, i + j, nth_page(head, j), kept, mapping,
 				 index + j, wflag))
@@ -1507,7 +1626,7 @@ static void mdev_split_system(struct mdev_migration *m, unsigned long i)
 	put_anon_vma(anon_vma);
 	if (folio_split_unmapped(folio, 0))
 		goto give_up;
-	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
+	mdev_split_done(mdev_entry_addr(m, i), pfn, MDEV_PMD_NR);
 	for (j = 0; j < MDEV_PMD_NR; j++)
 		m->src[i + j] = migrate_pfn(pfn + j) | flags;
 	return;
@@ -1608,8 +1727,9 @@ static void mdev_pages(struct mdev_migration *m)
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			/* Finalize counts a page; an empty source is gone then. */
 			if (!page && newpage)
-				count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC,
-						mdev_nr_pages(src_pfns[i]));
+				mdev_skip(mdev_entry_addr(m, i), 0,
+					  mdev_nr_pages(src_pfns[i]),
+					  HMM_SKIP_ALLOC);
 			continue;
 		}
 		if (!page) {
@@ -1625,9 +1745,15 @@ static void mdev_pages(struct mdev_migration *m)
 		return;
 	if (WARN_ON_ONCE(!m->args)) {
 		/* Only a walk produces empty sources. */
-		for (i = 0; i < m->npages; i++)
-			if (!(src_pfns[i] & MIGRATE_PFN_VALID))
-				src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+		for (i = 0; i < m->npages; i++) {
+			if (src_pfns[i] & MIGRATE_PFN_VALID)
+				continue;
+			/* Collected above if it had a page: not moving. */
+			if ((src_pfns[i] & MIGRATE_PFN_MIGRATE) && dst_pfns[i])
+				mdev_skip(0, 0, mdev_nr_pages(src_pfns[i]),
+					  HMM_SKIP_ALLOC);
+			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
+		}
 		return;
 	}
 	mdev_insert_empty(m->args);
@@ -1779,7 +1905,8 @@ static void mdev_finalize(struct mdev_migration *m)
 		struct folio *src = page ? page_folio(page) : NULL;
 		bool moved = dst && (m->src[i] & MIGRATE_PFN_MIGRATE);
 
-		mdev_tally(&tally, m->src[i], src, dst, moved);
+		mdev_tally(&tally, mdev_entry_addr(m, i), m->src[i], src, dst,
+			   moved);
 		if (!src) {
 			/* An empty source: the mapping has its own ref. */
 			if (dst)
@@ -1821,6 +1948,12 @@ void migrate_vma_pages(struct migrate_vma *migrate)
 
 	mmap_assert_locked(migrate->vma->vm_mm);
 	mdev_pages(&m);
+	if (trace_hmm_migrate_vma_pages_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&m, &s);
+		trace_hmm_migrate_vma_pages(m.npages, s.moved, s.moved_thp, s.kept);
+	}
 }
 EXPORT_SYMBOL(migrate_vma_pages);
 
@@ -1841,6 +1974,13 @@ void migrate_vma_finalize(struct migrate_vma *migrate)
 
 	mdev_remap_range(migrate);
 	mdev_finalize(&m);
+	if (trace_hmm_migrate_vma_finalize_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&m, &s);
+		trace_hmm_migrate_vma_finalize(m.npages, s.moved, s.moved_thp,
+					   s.kept);
+	}
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -1866,7 +2006,7 @@ static unsigned long mdev_grab_pfn(unsigned long pfn, unsigned long room)
 	}
 	if (folio_trylock(folio))
 		return migrate_pfn(pfn) | flags;
-	count_vm_events(PGMIGRATE_DEVICE_FAIL_LOCKED, mdev_nr_pages(flags));
+	mdev_skip(0, pfn, mdev_nr_pages(flags), HMM_SKIP_LOCKED);
 skip:
 	folio_put(folio);
 	return 0;
@@ -1900,6 +2040,12 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 	for (i = 0; i < npages; i++)
 		src_pfns[i] = mdev_grab_pfn(start + i, npages - i);
 	mdev_unmap(&m, true);
+	if (trace_hmm_migrate_device_range_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&m, &s);
+		trace_hmm_migrate_device_range(start, npages, s.pages, s.thp);
+	}
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_range);
@@ -1942,6 +2088,7 @@ int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
 {
 	struct mdev_migration m = mdev_migration_of_pfns(src_pfns, NULL,
 							 npages);
+	unsigned long first = npages ? src_pfns[0] : 0;
 	unsigned long i;
 
 	/*
@@ -1957,6 +2104,12 @@ int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
 		src_pfns[i] = mdev_grab_pfn(src_pfns[i], room);
 	}
 	mdev_unmap(&m, true);
+	if (trace_hmm_migrate_device_pfns_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&m, &s);
+		trace_hmm_migrate_device_pfns(first, npages, s.pages, s.thp);
+	}
 	return 0;
 }
 EXPORT_SYMBOL(migrate_device_pfns);
@@ -1979,6 +2132,12 @@ void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 							 npages);
 
 	mdev_pages(&m);
+	if (trace_hmm_migrate_device_pages_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&m, &s);
+		trace_hmm_migrate_device_pages(npages, s.moved, s.moved_thp, s.kept);
+	}
 }
 EXPORT_SYMBOL(migrate_device_pages);
 
@@ -2002,6 +2161,13 @@ void migrate_device_finalize(unsigned long *src_pfns,
 							 npages);
 
 	mdev_finalize(&m);
+	if (trace_hmm_migrate_device_finalize_enabled()) {
+		struct mdev_summary s;
+
+		mdev_summarize(&m, &s);
+		trace_hmm_migrate_device_finalize(npages, s.moved, s.moved_thp,
+					      s.kept);
+	}
 }
 EXPORT_SYMBOL(migrate_device_finalize);
 

@@ -39,6 +39,7 @@
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
 #include <linux/workqueue.h>
+#include <trace/events/hmm.h>
 
 #define MDK_DEV_SIZE	SZ_8M
 #define MDK_DEV_PAGES	(MDK_DEV_SIZE >> PAGE_SHIFT)
@@ -429,6 +430,78 @@ static unsigned long mdk_event_delta(struct kunit *test,
 	return mdk_events(test)[item] - before[item];
 }
 
+/*
+ * The hmm_migrate_skip tracepoint as this test's task sees it: the
+ * pages skipped per reason, to be checked against the vm events. Without
+ * tracepoints in the kernel the probe cannot be attached; the counts are
+ * then not checked (mdk_skips_checked() is false).
+ */
+struct mdk_skips {
+	struct task_struct	*task;
+	bool			attached;
+	atomic_long_t		pages[HMM_SKIP_RACED + 1];
+};
+
+static void mdk_skip_probe(void *data, unsigned long addr, unsigned long pfn,
+			   unsigned long nr, enum hmm_trace_skip why)
+{
+	struct mdk_skips *s = data;
+
+	if (current == s->task && why <= HMM_SKIP_RACED)
+		atomic_long_add(nr, &s->pages[why]);
+}
+
+static void mdk_skips_detach(void *data)
+{
+	struct mdk_skips *s = data;
+
+	unregister_trace_hmm_migrate_skip(mdk_skip_probe, s);
+	tracepoint_synchronize_unregister();
+}
+
+/* Count this task's hmm_migrate_skip events until the test ends. */
+static struct mdk_skips *mdk_skips_attach(struct kunit *test)
+{
+	struct mdk_skips *s = kunit_kzalloc(test, sizeof(*s), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, s);
+	s->task = current;
+	if (!IS_ENABLED(CONFIG_TRACEPOINTS))
+		return s;
+	KUNIT_ASSERT_EQ(test, 0, register_trace_hmm_migrate_skip(
+					mdk_skip_probe, s));
+	s->attached = true;
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
+							   mdk_skips_detach,
+							   s));
+	return s;
+}
+
+/*
+ * The traced pages of each reason equal the vm event of that reason since
+ * @before: the tracepoint fires wherever the event is counted.
+ */
+static void mdk_expect_skips_traced(struct kunit *test, struct mdk_skips *s,
+				    const unsigned long *before)
+{
+	static const enum vm_event_item event[] = {
+		[HMM_SKIP_LOCKED]	= PGMIGRATE_DEVICE_FAIL_LOCKED,
+		[HMM_SKIP_PINNED]	= PGMIGRATE_DEVICE_FAIL_PINNED,
+		[HMM_SKIP_REFS]		= PGMIGRATE_DEVICE_FAIL_REFS,
+		[HMM_SKIP_ALLOC]	= PGMIGRATE_DEVICE_FAIL_ALLOC,
+		[HMM_SKIP_RACED]	= PGMIGRATE_DEVICE_FAIL_RACED,
+	};
+	int why;
+
+	if (!s->attached)
+		return;
+	for (why = 0; why < ARRAY_SIZE(event); why++)
+		KUNIT_EXPECT_EQ_MSG(test, (unsigned long)
+				    atomic_long_read(&s->pages[why]),
+				    mdk_event_delta(test, before, event[why]),
+				    "skip reason %d", why);
+}
+
 /* migrate_vma_setup() on the whole mapping, under the mmap_lock (read). */
 static int mdk_setup(struct kunit *test, struct mdk_ctx *ctx,
 		     unsigned long flags, void *owner)
@@ -636,6 +709,7 @@ static void mdk_busy_pages(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
 	struct page *locked, *pinned;
+	struct mdk_skips *skips;
 	unsigned long *before;
 	unsigned long i;
 
@@ -649,6 +723,7 @@ static void mdk_busy_pages(struct kunit *test)
 	mmap_read_unlock(current->mm);
 	lock_page(locked);
 
+	skips = mdk_skips_attach(test);
 	before = mdk_events(test);
 	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
 					   &mdk_dev));
@@ -677,6 +752,7 @@ static void mdk_busy_pages(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
 					      PGMIGRATE_TO_DEVICE_PRIVATE),
 			MDK_NPAGES - 2);
+	mdk_expect_skips_traced(test, skips, before);
 
 	unlock_page(locked);
 	put_page(locked);
@@ -688,6 +764,7 @@ static void mdk_busy_pages(struct kunit *test)
 static void mdk_no_destination(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	struct mdk_skips *skips = mdk_skips_attach(test);
 	unsigned int used = mdk_nr_used();
 	unsigned long *before;
 	unsigned long i;
@@ -720,6 +797,7 @@ static void mdk_no_destination(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
 					      PGMIGRATE_DEVICE_FAIL_ALLOC),
 			MDK_NPAGES / 2);
+	mdk_expect_skips_traced(test, skips, before);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES / 2);
 	mdk_expect_data(test, ctx, MDK_NPAGES, MDK_NPAGES);
 	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
@@ -1807,6 +1885,7 @@ static void mdk_thp_insert_raced(struct kunit *test)
 	struct mdk_faulter f = {
 		.mm = current->mm, .write = true, .byte = 0x5a,
 	};
+	struct mdk_skips *skips = mdk_skips_attach(test);
 	unsigned int used = mdk_nr_used();
 	unsigned long *before = mdk_events(test);
 	struct task_struct *task;
@@ -1837,6 +1916,7 @@ static void mdk_thp_insert_raced(struct kunit *test)
 			HPAGE_PMD_NR);
 	KUNIT_EXPECT_EQ(test, mdk_event_delta(test, before,
 					      PGMIGRATE_DEVICE_SUCCESS), 0UL);
+	mdk_expect_skips_traced(test, skips, before);
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	KUNIT_EXPECT_EQ(test, f.ret, 0);
 	KUNIT_EXPECT_NE(test, mdk_pmd_kind(t->c.addr), MDK_PMD_DEVICE);
