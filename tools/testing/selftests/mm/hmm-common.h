@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,6 +303,258 @@ static inline void hmm_events_read(struct hmm_events *e)
 			if (!strcmp(key, hmm_event_name((enum hmm_event)ev)))
 				e->v[ev] = value;
 	fclose(f);
+}
+
+/* ---- The core's tracepoints (include/trace/events/hmm.h), via tracefs ---- */
+
+/*
+ * A trace instance of the test program's own (its own buffer and event
+ * switches, so that nothing else on the system turns HMM's events off or
+ * reads them away), named after the program.
+ */
+#define HMM_TRACE_DIR	"/sys/kernel/tracing/instances/"
+
+struct hmm_trace {
+	char dir[96];
+	char *text;		/* the last hmm_trace_read() */
+};
+
+/* Start (or restart, emptied) instance @name with every HMM event on. */
+static inline bool hmm_trace_start(struct hmm_trace *t, const char *name)
+{
+	char path[160];
+	int fd;
+
+	snprintf(t->dir, sizeof(t->dir), HMM_TRACE_DIR "%s", name);
+	if (mkdir(t->dir, 0755) && errno != EEXIST)
+		return false;
+	snprintf(path, sizeof(path), "%s/events/hmm/enable", t->dir);
+	if (hmm_write_file(path, "1"))
+		return false;
+	snprintf(path, sizeof(path), "%s/trace", t->dir);
+	/* Opening "trace" with O_TRUNC empties the buffer. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/*
+ * Stop the events and read the whole buffer into t->text (NULL if it
+ * cannot be read, or if events were lost: the buffer overflowed).
+ */
+static inline const char *hmm_trace_read(struct hmm_trace *t)
+{
+	size_t len = 0, room = 1 << 16;
+	char path[160];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/events/hmm/enable", t->dir);
+	hmm_write_file(path, "0");
+	free(t->text);
+	t->text = malloc(room);
+	snprintf(path, sizeof(path), "%s/trace", t->dir);
+	fd = open(path, O_RDONLY);
+	if (!t->text || fd < 0)
+		goto fail;
+	while ((n = read(fd, t->text + len, room - len - 1)) > 0) {
+		len += n;
+		if (room - len == 1) {
+			char *more = realloc(t->text, room *= 2);
+
+			if (!more)
+				goto fail;
+			t->text = more;
+		}
+	}
+	close(fd);
+	fd = -1;
+	if (n < 0)
+		goto fail;
+	t->text[len] = '\0';
+	if (strstr(t->text, "LOST ") || strstr(t->text, "buffer started"))
+		goto fail;
+	return t->text;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(t->text);
+	t->text = NULL;
+	return NULL;
+}
+
+static inline void hmm_trace_end(struct hmm_trace *t)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/events/hmm/enable", t->dir);
+	hmm_write_file(path, "0");
+	rmdir(t->dir);
+	free(t->text);
+	t->text = NULL;
+}
+
+/* The end of the line @p is in: its '\n', or the end of the text. */
+static inline const char *hmm_trace_eol(const char *p)
+{
+	const char *eol = strchr(p, '\n');
+
+	return eol ? eol : p + strlen(p);
+}
+
+/* Where @word (@len bytes) starts in [@p, @end), or NULL. */
+static inline const char *hmm_trace_find(const char *p, const char *end,
+					 const char *word, size_t len)
+{
+	for (; p + len <= end; p++)
+		if (*p == *word && !memcmp(p, word, len))
+			return p;
+	return NULL;
+}
+
+/*
+ * The fields of the next line of @text from *@pos on (NULL: from the
+ * start) that records event @event, or NULL; *@pos moves past that line,
+ * or to the end. A line reads "<task>-<pid> [cpu] <flags> <time>: <event>:
+ * <field>=<value> ...".
+ */
+static inline const char *hmm_trace_next(const char *text, const char **pos,
+					 const char *event)
+{
+	const char *line = *pos ? *pos : text;
+	char tag[64];
+	size_t len;
+
+	len = snprintf(tag, sizeof(tag), ": %s: ", event);
+	while (*line) {
+		const char *eol = hmm_trace_eol(line);
+		const char *hit = line[0] == '#' ? NULL :
+				  hmm_trace_find(line, eol, tag, len);
+
+		line = *eol ? eol + 1 : eol;
+		if (hit) {
+			*pos = line;
+			return hit + len;
+		}
+	}
+	*pos = line;
+	return NULL;
+}
+
+/*
+ * Where field @name's value starts in the event whose fields start at
+ * @fields (its line only), or NULL.
+ */
+static inline const char *hmm_trace_value(const char *fields,
+					  const char *name)
+{
+	const char *eol = hmm_trace_eol(fields), *p = fields;
+	size_t len = strlen(name);
+
+	while ((p = hmm_trace_find(p, eol, name, len))) {
+		if ((p == fields || p[-1] == ' ') && p[len] == '=')
+			return p + len + 1;
+		p += len;
+	}
+	return NULL;
+}
+
+/* The number in field @name of the event at @fields; ~0UL if none. */
+static inline unsigned long hmm_trace_field(const char *fields,
+					    const char *name)
+{
+	const char *v = hmm_trace_value(fields, name);
+
+	return v ? strtoul(v, NULL, 0) : ~0UL;
+}
+
+/* Whether field @name of the event at @fields reads @value (a word). */
+static inline bool hmm_trace_is(const char *fields, const char *name,
+				const char *value)
+{
+	const char *v = hmm_trace_value(fields, name);
+	size_t len = strlen(value);
+
+	return v && !strncmp(v, value, len) &&
+	       (v[len] == ' ' || v[len] == '\n' || v[len] == '\0');
+}
+
+/* How many @event lines @text has, and the sum of their field @sum_of. */
+static inline unsigned long hmm_trace_count(const char *text,
+					    const char *event,
+					    const char *sum_of,
+					    unsigned long *sum)
+{
+	const char *pos = NULL, *f;
+	unsigned long n = 0;
+
+	if (sum)
+		*sum = 0;
+	while ((f = hmm_trace_next(text, &pos, event))) {
+		n++;
+		if (sum)
+			*sum += hmm_trace_field(f, sum_of);
+	}
+	return n;
+}
+
+/*
+ * The /proc/vmstat events the per-entry tracepoints of @text add up to
+ * (Documentation/mm/hmm.rst): every move and every reason a page stayed
+ * is one event with its size in pages, so the trace of a run must give
+ * exactly what the counters say. Collected is what ended one way or the
+ * other, locked pages aside (they never were).
+ */
+static inline void hmm_trace_events(const char *text, struct hmm_events *e)
+{
+	static const struct {
+		const char *word;
+		enum hmm_event ev;
+	} mem_from[] = {
+		{ "private", HMM_EV_FROM_PRIVATE },
+		{ "coherent", HMM_EV_FROM_COHERENT },
+	}, mem_to[] = {
+		{ "private", HMM_EV_TO_PRIVATE },
+		{ "coherent", HMM_EV_TO_COHERENT },
+	}, reason[] = {
+		{ "locked", HMM_EV_LOCKED }, { "pinned", HMM_EV_PINNED },
+		{ "refs", HMM_EV_REFS }, { "alloc", HMM_EV_ALLOC },
+		{ "raced", HMM_EV_RACED },
+	};
+	const char *pos = NULL, *f;
+	unsigned int k;
+
+	memset(e, 0, sizeof(*e));
+	while ((f = hmm_trace_next(text, &pos, "hmm_migrate_page"))) {
+		long nr = hmm_trace_field(f, "nr");
+
+		e->v[HMM_EV_SUCCESS] += nr;
+		e->v[HMM_EV_THP] += nr > 1;
+		for (k = 0; k < ARRAY_SIZE(mem_from); k++) {
+			if (hmm_trace_is(f, "from", mem_from[k].word))
+				e->v[mem_from[k].ev] += nr;
+			if (hmm_trace_is(f, "to", mem_to[k].word))
+				e->v[mem_to[k].ev] += nr;
+		}
+	}
+	pos = NULL;
+	while ((f = hmm_trace_next(text, &pos, "hmm_migrate_skip")))
+		for (k = 0; k < ARRAY_SIZE(reason); k++)
+			if (hmm_trace_is(f, "reason", reason[k].word))
+				e->v[reason[k].ev] += hmm_trace_field(f, "nr");
+	e->v[HMM_EV_COLLECTED] = e->v[HMM_EV_SUCCESS] + e->v[HMM_EV_PINNED] +
+				 e->v[HMM_EV_REFS] + e->v[HMM_EV_ALLOC] +
+				 e->v[HMM_EV_RACED];
+	e->v[HMM_EV_THP_SPLIT] = hmm_trace_count(text, "hmm_migrate_split",
+						 NULL, NULL);
+	e->v[HMM_EV_FAULT] = hmm_trace_count(text, "hmm_device_private_fault",
+					     NULL, NULL);
+	e->v[HMM_EV_GRANT] = hmm_trace_count(text, "hmm_device_exclusive_grant",
+					     NULL, NULL);
+	e->v[HMM_EV_REVOKE] = hmm_trace_count(text, "hmm_device_exclusive_revoke",
+					      NULL, NULL);
 }
 
 /* ---- Hangs ---- */

@@ -59,6 +59,8 @@
 #define MODULE_PATH	"/lib/modules/test_hmm.ko"
 
 static long page_size;
+/* This program's trace instance (hmm-common.h), one test at a time. */
+static struct hmm_trace trace;
 
 static int device_open(int device)
 {
@@ -197,6 +199,8 @@ FIXTURE_SETUP(driver)
 
 FIXTURE_TEARDOWN(driver)
 {
+	if (trace.dir[0])
+		hmm_trace_end(&trace);
 	if (self->fd >= 0)
 		close(self->fd);
 }
@@ -1193,19 +1197,37 @@ TEST_F(driver, thp_back_close_release)
  * free blocks), summed over the nodes of its debugfs count file, which
  * lists nothing when there are none; -1 if the device has no shrinker.
  */
-/* ---- Events in /proc/vmstat ---- */
+/* ---- Events in /proc/vmstat, and the tracepoints that add up to them ---- */
+
+/*
+ * Read the events into @before and start tracing every HMM event afresh:
+ * expect_events() then checks both from here on.
+ */
+static void events_begin(struct __test_metadata *_metadata,
+			 struct hmm_events *before)
+{
+	ASSERT_TRUE(hmm_trace_start(&trace, "hmm-driver-tests"))
+		TH_LOG("tracefs instance %s: %s", trace.dir, strerror(errno));
+	hmm_events_read(before);
+}
 
 /*
  * Every event moved by exactly @want since @before (events not named in
- * @want by 0); each that did not is named.
+ * @want by 0), and the trace since then adds up to @want too; each that
+ * did not is named.
  */
 static void expect_events(struct __test_metadata *_metadata,
 			  const struct hmm_events *before, const long *want)
 {
-	struct hmm_events now;
+	struct hmm_events now, traced;
+	const char *text;
 	int ev;
 
 	hmm_events_read(&now);
+	text = hmm_trace_read(&trace);
+	ASSERT_NE(text, NULL)
+		TH_LOG("%s/trace: unreadable, or events were lost", trace.dir);
+	hmm_trace_events(text, &traced);
 	for (ev = 0; ev < HMM_EV_COUNT; ev++) {
 		const char *name = hmm_event_name((enum hmm_event)ev);
 
@@ -1213,6 +1235,8 @@ static void expect_events(struct __test_metadata *_metadata,
 			TH_LOG("%s: not in /proc/vmstat", name);
 		EXPECT_EQ(now.v[ev] - before->v[ev], want[ev])
 			TH_LOG("%s", name);
+		EXPECT_EQ(traced.v[ev], want[ev])
+			TH_LOG("%s, added up from the trace", name);
 	}
 }
 
@@ -1241,14 +1265,14 @@ TEST_F(driver, events_move_pages)
 	char *buf, *mirror;
 
 	ASSERT_TRUE(buffers(NPAGES, 31, &buf, &mirror));
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), 0);
 	want_moved(want, EV_TO(variant->coherent), NPAGES);
 	expect_events(_metadata, &before, want);
 
 	memset(want, 0, sizeof(want));
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	EXPECT_EQ(first_bad(buf, 1, 31), -1);
 	if (!variant->coherent) {
 		want[HMM_EV_FAULT] = 1;
@@ -1257,7 +1281,7 @@ TEST_F(driver, events_move_pages)
 	expect_events(_metadata, &before, want);
 
 	memset(want, 0, sizeof(want));
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
 			     NPAGES, NULL), 0);
 	want_moved(want, EV_FROM(variant->coherent), NPAGES - !variant->coherent);
@@ -1274,7 +1298,7 @@ TEST_F(driver, events_fill_holes)
 	struct hmm_events before;
 
 	ASSERT_TRUE(buf && mirror);
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), 0);
 	want_moved(want, EV_TO(variant->coherent), NPAGES);
@@ -1305,7 +1329,7 @@ TEST_F(driver, events_thp)
 			ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_FLAGS, NULL,
 					     NULL, HMM_DMIRROR_FLAG_FAIL_ALLOC,
 					     NULL), 0);
-		hmm_events_read(&before);
+		events_begin(_metadata, &before);
 		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
 				     mirror, THP_PAGES, NULL), 0);
 		want_moved(want, EV_TO(variant->coherent), THP_PAGES);
@@ -1316,7 +1340,7 @@ TEST_F(driver, events_thp)
 
 		/* One touch brings the 2 MiB page back whole. */
 		memset(want, 0, sizeof(want));
-		hmm_events_read(&before);
+		events_begin(_metadata, &before);
 		EXPECT_EQ(first_bad(buf, 1, 32), -1);
 		want[HMM_EV_FAULT] = 1;
 		want[HMM_EV_THP] = 1;
@@ -1338,7 +1362,7 @@ TEST_F(driver, events_exclusive)
 	char *buf, *mirror;
 
 	ASSERT_TRUE(buffers(NPAGES, 33, &buf, &mirror));
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
 			     NPAGES, NULL), 0);
 	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_EXCLUSIVE, buf, mirror,
@@ -1368,7 +1392,7 @@ TEST_F(driver, events_given_up)
 	ASSERT_TRUE(buffers(NPAGES, 34, &buf, &mirror));
 	pin.addr = (uintptr_t)buf;
 	ASSERT_EQ(ioctl(gup, PIN_LONGTERM_TEST_START, &pin), 0);
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	/* ENOENT: pages are not in device memory afterwards. */
 	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), -ENOENT);
@@ -1386,7 +1410,7 @@ TEST_F(driver, events_given_up)
 	iov.iov_len = NPAGES * page_size;
 	ASSERT_EQ(vmsplice(pipefd[1], &iov, 1, 0), (ssize_t)iov.iov_len);
 	memset(want, 0, sizeof(want));
-	hmm_events_read(&before);
+	events_begin(_metadata, &before);
 	EXPECT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			     NPAGES, NULL), -ENOENT);
 	want[HMM_EV_COLLECTED] = NPAGES;
@@ -1396,6 +1420,226 @@ TEST_F(driver, events_given_up)
 	close(pipefd[0]);
 	close(pipefd[1]);
 	EXPECT_EQ(first_bad(buf, NPAGES, 34), -1);
+}
+
+/* ---- The tracepoints, each step and entry ---- */
+
+/*
+ * The per-entry events @event of @text: @npages of them, one for each page
+ * of [@buf, @buf + @npages pages) (as far as the sum of their indices
+ * says; all at address 0 when @buf is NULL), each of one page, @from one
+ * kind of memory @to another.
+ */
+static void expect_entries(struct __test_metadata *_metadata, const char *text,
+			   const char *event, const char *buf,
+			   unsigned long npages, const char *from,
+			   const char *to)
+{
+	unsigned long n = 0, index_sum = 0;
+	const char *pos = NULL, *f;
+
+	while ((f = hmm_trace_next(text, &pos, event))) {
+		unsigned long addr = hmm_trace_field(f, "addr");
+
+		n++;
+		if (buf) {
+			ASSERT_TRUE(addr >= (uintptr_t)buf &&
+				    addr < (uintptr_t)buf + npages * page_size)
+				TH_LOG("%s at %#lx, outside the buffer", event,
+				       addr);
+			index_sum += (addr - (uintptr_t)buf) / page_size;
+		} else {
+			EXPECT_EQ(addr, 0) TH_LOG("%s by frame number", event);
+		}
+		EXPECT_EQ(hmm_trace_field(f, "nr"), 1);
+		EXPECT_TRUE(hmm_trace_is(f, "from", from))
+			TH_LOG("%s: not from=%s", event, from);
+		EXPECT_TRUE(hmm_trace_is(f, "to", to))
+			TH_LOG("%s: not to=%s", event, to);
+	}
+	EXPECT_EQ(n, npages) TH_LOG("%s events", event);
+	if (buf)
+		EXPECT_EQ(index_sum, npages * (npages - 1) / 2);
+}
+
+/*
+ * A step's summary events of a migration of @npages 4 KiB pages, all of
+ * which moved: as many commit and finalize events as collect events, and
+ * each step's pages add up.
+ */
+static void expect_steps(struct __test_metadata *_metadata, const char *text,
+			 const char *collect, const char *commit,
+			 const char *finalize, unsigned long npages)
+{
+	unsigned long steps, sum;
+
+	steps = hmm_trace_count(text, collect, "pages", &sum);
+	EXPECT_GE(steps, 1) TH_LOG("no %s event", collect);
+	EXPECT_EQ(sum, npages) TH_LOG("%s: pages", collect);
+	hmm_trace_count(text, collect, "thp", &sum);
+	EXPECT_EQ(sum, 0) TH_LOG("%s: thp", collect);
+	EXPECT_EQ(hmm_trace_count(text, commit, "moved", &sum), steps);
+	EXPECT_EQ(sum, npages) TH_LOG("%s: moved", commit);
+	hmm_trace_count(text, commit, "kept", &sum);
+	EXPECT_EQ(sum, 0) TH_LOG("%s: kept", commit);
+	EXPECT_EQ(hmm_trace_count(text, finalize, "moved", &sum), steps);
+	EXPECT_EQ(sum, npages) TH_LOG("%s: moved", finalize);
+	hmm_trace_count(text, finalize, "kept", &sum);
+	EXPECT_EQ(sum, 0) TH_LOG("%s: kept", finalize);
+}
+
+/*
+ * Run migration command @cmd on the NPAGES pages at @buf under a fresh
+ * trace, and check it: each step of migrate_vma_*() shows, with its pages,
+ * and each page from @first on moved once, @from one memory @to another.
+ * Returns the trace, for more checks.
+ */
+static const char *traced_move(struct __test_metadata *_metadata, int fd,
+			       unsigned long cmd, char *buf, char *mirror,
+			       unsigned long first, const char *from,
+			       const char *to)
+{
+	unsigned long moved = NPAGES - first;
+	const char *text;
+
+	ASSERT_TRUE(hmm_trace_start(&trace, "hmm-driver-tests"));
+	ASSERT_EQ(device_cmd(fd, cmd, buf, mirror, NPAGES, NULL), 0);
+	text = hmm_trace_read(&trace);
+	ASSERT_NE(text, NULL);
+	expect_steps(_metadata, text, "hmm_migrate_vma_setup",
+		     "hmm_migrate_vma_pages", "hmm_migrate_vma_finalize", moved);
+	expect_entries(_metadata, text, "hmm_migrate_page",
+		       buf + first * page_size, moved, from, to);
+	EXPECT_EQ(hmm_trace_count(text, "hmm_migrate_skip", NULL, NULL), 0);
+	return text;
+}
+
+/*
+ * A migration to the device and back, traced step by step and page by
+ * page. On the private device a CPU read of two pages in between faults
+ * once on each, at its address, and brings back that page alone.
+ */
+TEST_F(driver, trace_migration_steps)
+{
+	const char *dev = variant->coherent ? "coherent" : "private";
+	const char *text, *f, *pos = NULL;
+	unsigned long first = 0;
+	char *buf, *mirror;
+
+	ASSERT_TRUE(buffers(NPAGES, 36, &buf, &mirror));
+	text = traced_move(_metadata, self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+			   mirror, 0, "system", dev);
+	f = hmm_trace_next(text, &pos, "hmm_migrate_vma_setup");
+	ASSERT_NE(f, NULL);
+	EXPECT_EQ(hmm_trace_field(f, "start"), (uintptr_t)buf);
+	EXPECT_EQ(hmm_trace_field(f, "empty"), 0);
+
+	if (!variant->coherent) {
+		const char *event = "hmm_device_private_fault";
+
+		ASSERT_TRUE(hmm_trace_start(&trace, "hmm-driver-tests"));
+		EXPECT_EQ(first_bad(buf, 2, 36), -1);
+		text = hmm_trace_read(&trace);
+		ASSERT_NE(text, NULL);
+		for (pos = NULL; first < 2; first++) {
+			f = hmm_trace_next(text, &pos, event);
+			ASSERT_NE(f, NULL);
+			EXPECT_EQ(hmm_trace_field(f, "addr"),
+				  (uintptr_t)buf + first * page_size);
+			EXPECT_EQ(hmm_trace_field(f, "nr"), 1);
+			EXPECT_TRUE(hmm_trace_is(f, "ret", "0"));
+		}
+		EXPECT_EQ(hmm_trace_next(text, &pos, event), NULL);
+	}
+
+	traced_move(_metadata, self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, NULL,
+		    first, dev, "system");
+	EXPECT_EQ(first_bad(buf, NPAGES, 36), -1);
+}
+
+/*
+ * hmm_range_fault(), once per call: a device read of pages the CPU never
+ * touched faults each in once (two passes or more per call that faulted);
+ * a snapshot of them then asks for no fault and takes none, in one pass
+ * per call.
+ */
+/* HMM_PFN_REQ_FAULT of include/linux/hmm.h (not a uapi header). */
+#define REQ_FAULT	(1UL << 63)
+
+TEST_F(driver, trace_range_fault)
+{
+	char *buf = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	char *out = map(NPAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	unsigned long calls, faults, round;
+	uint8_t snap[NPAGES];
+
+	ASSERT_TRUE(buf && out);
+	ASSERT_EQ(madvise(buf, NPAGES * page_size, MADV_NOHUGEPAGE), 0);
+	for (round = 0; round < 2; round++) {
+		const char *text, *f, *pos = NULL;
+
+		ASSERT_TRUE(hmm_trace_start(&trace, "hmm-driver-tests"));
+		ASSERT_EQ(round ? device_cmd(self->fd, HMM_DMIRROR_SNAPSHOT,
+					     buf, snap, NPAGES, NULL) :
+				  device_cmd(self->fd, HMM_DMIRROR_READ, buf,
+					     out, NPAGES, NULL), 0);
+		text = hmm_trace_read(&trace);
+		ASSERT_NE(text, NULL);
+		calls = hmm_trace_count(text, "hmm_range_fault", "faults",
+					&faults);
+		EXPECT_GE(calls, 1) TH_LOG("round %lu", round);
+		EXPECT_EQ(faults, round ? 0 : NPAGES);
+		while ((f = hmm_trace_next(text, &pos, "hmm_range_fault"))) {
+			unsigned long start = hmm_trace_field(f, "start");
+			unsigned long end = hmm_trace_field(f, "end");
+			unsigned long passes = hmm_trace_field(f, "passes");
+			unsigned long req = hmm_trace_field(f, "default_flags");
+
+			EXPECT_TRUE(start >= (uintptr_t)buf && start < end &&
+				    end <= (uintptr_t)buf + NPAGES * page_size)
+				TH_LOG("range %#lx-%#lx", start, end);
+			EXPECT_EQ(!!(req & REQ_FAULT), !round);
+			EXPECT_EQ(hmm_trace_field(f, "ret"), 0);
+			if (hmm_trace_field(f, "faults")) {
+				EXPECT_GE(passes, 2);
+			} else {
+				EXPECT_EQ(passes, 1);
+			}
+		}
+	}
+}
+
+/*
+ * Eviction: RELEASE collects the device's pages by frame number
+ * (migrate_device_pfns()), and each page goes home with no address. A
+ * first RELEASE empties the device of what earlier tests left there.
+ */
+TEST_F(driver, trace_eviction)
+{
+	const char *dev = variant->coherent ? "coherent" : "private";
+	unsigned long steps, sum;
+	char *buf, *mirror;
+	const char *text;
+
+	ASSERT_TRUE(buffers(NPAGES, 37, &buf, &mirror));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0,
+			     NULL), 0);
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, NULL), 0);
+	ASSERT_TRUE(hmm_trace_start(&trace, "hmm-driver-tests"));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_RELEASE, NULL, NULL, 0,
+			     NULL), 0);
+	text = hmm_trace_read(&trace);
+	ASSERT_NE(text, NULL);
+	steps = hmm_trace_count(text, "hmm_migrate_device_pfns", "pages", &sum);
+	EXPECT_GE(steps, 1);
+	EXPECT_EQ(sum, NPAGES);
+	EXPECT_EQ(hmm_trace_count(text, "hmm_migrate_device_finalize", "moved",
+				  &sum), steps);
+	EXPECT_EQ(sum, NPAGES);
+	expect_entries(_metadata, text, "hmm_migrate_page", NULL, NPAGES,
+		       dev, "system");
+	EXPECT_EQ(first_bad(buf, NPAGES, 37), -1);
 }
 
 /* ---- debugfs "mirror": what the device holds ---- */
