@@ -333,15 +333,65 @@ def profile(console, out):
     return 0
 
 
+def trace_cost(raw, out):
+    """trace-cost.txt: flavour ours with the tracing configs (no event
+    enabled) against the same tree without them (flavour column notrace),
+    per figure and driver: the medians over boots and their ratio."""
+    data = collections.defaultdict(list)
+    with open(raw) as f:
+        for row in csv.DictReader(f, delimiter='\t'):
+            key = (row['driver'], row['figure'], row['backing'],
+                   int(row['bytes']))
+            data[(row['flavour'],) + key].append(int(row['median_ns']))
+    keys = sorted({k[1:] for k in data if k[0] == 'ours'},
+                  key=lambda k: (k[0], FIGURE_ORDER.index(k[1])
+                                 if k[1] in FIGURE_ORDER else 99, k[2], k[3]))
+    if not keys:
+        print('bench-report: no figures in %s' % raw, file=sys.stderr)
+        return 1
+    head = ('%-15s %-13s %-4s %8s | %10s %6s | %10s %6s | %7s'
+            % ('driver', 'figure', 'page', 'size', 'notrace', '+-',
+               'tracing', '+-', 'cost'))
+    text = [head, '-' * len(head)]
+    ratios = []
+    for key in keys:
+        (off, off_spread) = summary(data.get(('notrace',) + key, []))
+        (on, on_spread) = summary(data.get(('ours',) + key, []))
+        ratio = on / off if on and off else None
+        if ratio and key[1] != 'memcpy':
+            ratios.append(ratio)
+        text.append('%-15s %-13s %-4s %8s | %10s %6s | %10s %6s | %7s'
+                    % (key[0], key[1], key[2], size_label(key[3]),
+                       fmt_time(off), '-' if off_spread is None
+                       else '%4.1f%%' % (100 * off_spread),
+                       fmt_time(on), '-' if on_spread is None
+                       else '%4.1f%%' % (100 * on_spread),
+                       '-' if ratio is None else '%.4fx' % ratio))
+    text.append('cost = time with the tracing configs / time without '
+                '(1.0000x: nothing measurable); no event enabled')
+    if ratios:
+        text.append('over %d figures (memcpy aside): %.4fx to %.4fx, '
+                    'geometric mean %.4fx'
+                    % (len(ratios), min(ratios), max(ratios),
+                       statistics.geometric_mean(ratios)))
+    with open(out, 'w') as f:
+        f.write('\n'.join(text) + '\n')
+    print('\n'.join(text))
+    return 0
+
+
 if __name__ == '__main__':
     if len(sys.argv) >= 4 and sys.argv[1] == '--stability':
         sys.exit(stability(sys.argv[2], sys.argv[3:]))
     if len(sys.argv) == 4 and sys.argv[1] == '--profile':
         sys.exit(profile(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] == '--trace-cost':
+        sys.exit(trace_cost(sys.argv[2], sys.argv[3]))
     if len(sys.argv) != 3:
         print('usage: bench-report.py RAW.tsv OUTDIR\n'
               '       bench-report.py --stability OUT.tsv RESULTS.tsv...\n'
-              '       bench-report.py --profile CONSOLE.log OUT.txt',
+              '       bench-report.py --profile CONSOLE.log OUT.txt\n'
+              '       bench-report.py --trace-cost RAW.tsv OUT.txt',
               file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2]))

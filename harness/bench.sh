@@ -26,6 +26,11 @@
 #                     function profiler (configs/profile.config, in
 #                     build/profile/), one boot, each figure once with the
 #                     profiler on; the summary in build/bench/profile.txt
+#   TRACE_COST=1      instead of the comparison: what tracepoints cost while
+#                     off. Flavour ours as `make check` builds it (with
+#                     configs/trace.config, no event enabled) against the
+#                     same tree built without it (build/notrace/), booted
+#                     alternately ROUNDS times each; build/bench/trace-cost.txt
 source "$(dirname "$0")/common.sh"
 stage_start bench
 
@@ -103,6 +108,69 @@ if [ "${PROFILE:-0}" = 1 ]; then
 	exit 0
 fi
 
+# bench_boot LABEL ROUND: boot $out/bzImage-LABEL with its initramfs and
+# add its figures to $raw (flavour column LABEL) and $events.
+bench_boot() {
+	local label=$1 r=$2 fl=$1 log t0
+	[ "$label" = notrace ] && fl=ours
+	t0=$(date +%s)
+	echo "bench       [$label]     run $run of $runs, round $r of $rounds ($mode)"
+	FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-$label" \
+		INITRD="$out/initramfs-$label.cpio" \
+		BOOT_OUT="$out/boot-$label" "$HARNESS/boot.sh" bench
+	log=$out/boot-$label/console.log
+	cp "$log" "$out/console-$label-$r.log"
+	awk -v fl="$label" -v r="$r" '$1 == "HMM-BENCH" {
+		printf "%s\t%s", fl, r
+		for (i = 2; i <= NF; i++) printf "\t%s", $i
+		printf "\n" }' "$log" >>"$raw"
+	# What each operation did (flavour ours: the core's events).
+	awk -v fl="$label" -v r="$r" '$1 == "HMM-EVENTS" {
+		printf "%s\t%s\t%s\t%s\t%s\t%s\t", fl, r, $2, $3, $4, $5
+		for (i = 6; i <= NF; i++) printf "%s%s", (i > 6 ? " " : ""), $i
+		printf "\n" }' "$log" >>"$events"
+	echo "bench       [$label]     run $run of $runs, round $r of $rounds done ($(($(date +%s) - t0))s)"
+}
+
+bench_tables() {
+	raw=$out/raw.tsv
+	events=$out/events.tsv
+	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\treps\tmedian_ns\tmin_ns\tmax_ns\n' >"$raw"
+	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\tevents\n' >"$events"
+}
+
+# TRACE_COST=1: the same tree with and without the tracing configs, booted
+# alternately; bench-report.py --trace-cost gives each figure's ratio.
+bench_trace_cost() {
+	local nb=$BUILD/notrace r
+	mkdir -p "$nb"
+	[ -e "$nb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$nb/base"
+	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-ours.cpio" ours
+	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-ours"
+	BUILD=$nb CONFIGS="guest hmm pagemaps kunit" \
+		make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+	if grep -q '^CONFIG_TRACING=y' "$nb/ours/obj/.config"; then
+		stage_fail "$nb/ours/obj/.config has tracing: it is no baseline"
+	fi
+	bench_initrd "$nb/ours/initramfs.cpio" "$out/initramfs-notrace.cpio" ours
+	cp "$nb/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-notrace"
+	run=1
+	runs=1
+	bench_tables
+	for ((r = 1; r <= rounds; r++)); do
+		bench_boot notrace "$r"
+		bench_boot ours "$r"
+	done
+	python3 "$HARNESS/bench-report.py" --trace-cost "$raw" "$out/trace-cost.txt" ||
+		stage_fail "bench-report.py could not compare $raw"
+	stage_done "$rounds rounds per kernel ($mode); $out/trace-cost.txt"
+}
+if [ "${TRACE_COST:-0}" = 1 ]; then
+	bench_trace_cost
+	exit 0
+fi
+
 for fl in upstream ours; do
 	make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
 	bench_initrd "$BUILD/$fl/initramfs.cpio" "$out/initramfs-$fl.cpio" "$fl"
@@ -110,29 +178,10 @@ for fl in upstream ours; do
 done
 
 for ((run = 1; run <= runs; run++)); do
-	raw=$out/raw.tsv
-	events=$out/events.tsv
-	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\treps\tmedian_ns\tmin_ns\tmax_ns\n' >"$raw"
-	printf 'flavour\tround\tdriver\tfigure\tbacking\tbytes\tevents\n' >"$events"
+	bench_tables
 	for ((r = 1; r <= rounds; r++)); do
 		for fl in upstream ours; do
-			t0=$(date +%s)
-			echo "bench       [$fl]     run $run of $runs, round $r of $rounds ($mode)"
-			FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-$fl" \
-				INITRD="$out/initramfs-$fl.cpio" \
-				BOOT_OUT="$out/boot-$fl" "$HARNESS/boot.sh" bench
-			log=$out/boot-$fl/console.log
-			cp "$log" "$out/console-$fl-$r.log"
-			awk -v fl="$fl" -v r="$r" '$1 == "HMM-BENCH" {
-				printf "%s\t%s", fl, r
-				for (i = 2; i <= NF; i++) printf "\t%s", $i
-				printf "\n" }' "$log" >>"$raw"
-			# What each operation did (flavour ours: the core's events).
-			awk -v fl="$fl" -v r="$r" '$1 == "HMM-EVENTS" {
-				printf "%s\t%s\t%s\t%s\t%s\t%s\t", fl, r, $2, $3, $4, $5
-				for (i = 6; i <= NF; i++) printf "%s%s", (i > 6 ? " " : ""), $i
-				printf "\n" }' "$log" >>"$events"
-			echo "bench       [$fl]     run $run of $runs, round $r of $rounds done ($(($(date +%s) - t0))s)"
+			bench_boot "$fl" "$r"
 		done
 	done
 	python3 "$HARNESS/bench-report.py" "$raw" "$out" ||
