@@ -165,39 +165,6 @@ static enum hmm_trace_mem mdev_mem(struct folio *folio)
 	return HMM_MEM_SYSTEM;
 }
 
-/*
- * Tally the entry at @addr of page @src (src word @mpfn) to @dst: moved,
- * or why not. An empty source was counted where it was filled or failed.
- * Traced here, per entry; counted once per step by mdev_tally_count().
- */
-static void mdev_tally(struct mdev_tally *t, unsigned long addr,
-		       unsigned long mpfn, struct folio *src, struct folio *dst,
-		       bool moved)
-{
-	unsigned long nr = mdev_nr_pages(mpfn);
-
-	if (!src)
-		return;
-	if (!moved) {
-		bool busy = mpfn & MDEV_PFN_BUSY;
-
-		if (busy)
-			t->busy += nr;
-		else
-			t->alloc += nr;
-		trace_hmm_migrate_skip(addr, folio_pfn(src), nr,
-					  busy ? HMM_SKIP_REFS : HMM_SKIP_ALLOC);
-		return;
-	}
-	mdev_tally_into(t, dst, nr);
-	trace_hmm_migrate_page(addr, folio_pfn(src), folio_pfn(dst), nr,
-				  mdev_mem(src), mdev_mem(dst));
-	if (folio_is_device_private(src))
-		t->from_private += nr;
-	else if (folio_is_device_coherent(src))
-		t->from_coherent += nr;
-}
-
 static void mdev_tally_count(const struct mdev_tally *t)
 {
 	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, t->moved);
@@ -327,6 +294,45 @@ static unsigned long mdev_entry_addr(const struct mdev_migration *m,
 				     unsigned long i)
 {
 	return m->args ? mdev_addr(m->args, i) : 0;
+}
+
+/*
+ * Tally entry @i of @m, of page @src, to @dst: moved, or why not. An empty
+ * source was counted where it was filled or failed. Traced here, per
+ * entry, and counted once per step by mdev_tally_count(); the trace's
+ * arguments are only worked out while its event is on.
+ */
+static void mdev_tally(struct mdev_tally *t, const struct mdev_migration *m,
+		       unsigned long i, struct folio *src, struct folio *dst,
+		       bool moved)
+{
+	unsigned long mpfn = m->src[i], nr = mdev_nr_pages(mpfn);
+
+	if (!src)
+		return;
+	if (!moved) {
+		bool busy = mpfn & MDEV_PFN_BUSY;
+
+		if (busy)
+			t->busy += nr;
+		else
+			t->alloc += nr;
+		if (trace_hmm_migrate_skip_enabled())
+			trace_hmm_migrate_skip(mdev_entry_addr(m, i),
+					       folio_pfn(src), nr,
+					       busy ? HMM_SKIP_REFS :
+						      HMM_SKIP_ALLOC);
+		return;
+	}
+	mdev_tally_into(t, dst, nr);
+	if (trace_hmm_migrate_page_enabled())
+		trace_hmm_migrate_page(mdev_entry_addr(m, i), folio_pfn(src),
+				       folio_pfn(dst), nr, mdev_mem(src),
+				       mdev_mem(dst));
+	if (folio_is_device_private(src))
+		t->from_private += nr;
+	else if (folio_is_device_coherent(src))
+		t->from_coherent += nr;
 }
 
 /*
@@ -1167,8 +1173,9 @@ int migrate_vma_setup(struct migrate_vma *args)
 		struct mdev_summary s;
 
 		mdev_summarize(&mc.m, &s);
-		trace_hmm_migrate_vma_setup(args->start, args->end, args->flags,
-					s.pages, s.empty, s.thp);
+		trace_hmm_migrate_vma_setup(args->start, args->end,
+					    args->flags, s.pages, s.empty,
+					    s.thp);
 	}
 	return 0;
 }
@@ -1295,8 +1302,9 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 			continue;
 		folio = page_folio(page);
 		mdev_tally_into(&filled, folio, 1);
-		trace_hmm_migrate_page(addr, 0, page_to_pfn(page), 1,
-					  HMM_MEM_NONE, mdev_mem(folio));
+		if (trace_hmm_migrate_page_enabled())
+			trace_hmm_migrate_page(addr, 0, page_to_pfn(page), 1,
+					       HMM_MEM_NONE, mdev_mem(folio));
 		inc_mm_counter(mm, MM_ANONPAGES);
 		folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 		if (!folio_is_zone_device(folio))
@@ -1384,7 +1392,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	}
 	mdev_tally_into(&filled, folio, MDEV_PMD_NR);
 	trace_hmm_migrate_page(addr, 0, page_to_pfn(page), MDEV_PMD_NR,
-				  HMM_MEM_NONE, mdev_mem(folio));
+			       HMM_MEM_NONE, mdev_mem(folio));
 	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
 	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 	if (!folio_is_zone_device(folio))
@@ -1905,8 +1913,7 @@ static void mdev_finalize(struct mdev_migration *m)
 		struct folio *src = page ? page_folio(page) : NULL;
 		bool moved = dst && (m->src[i] & MIGRATE_PFN_MIGRATE);
 
-		mdev_tally(&tally, mdev_entry_addr(m, i), m->src[i], src, dst,
-			   moved);
+		mdev_tally(&tally, m, i, src, dst, moved);
 		if (!src) {
 			/* An empty source: the mapping has its own ref. */
 			if (dst)
@@ -1978,8 +1985,8 @@ void migrate_vma_finalize(struct migrate_vma *migrate)
 		struct mdev_summary s;
 
 		mdev_summarize(&m, &s);
-		trace_hmm_migrate_vma_finalize(m.npages, s.moved, s.moved_thp,
-					   s.kept);
+		trace_hmm_migrate_vma_finalize(m.npages, s.moved,
+					       s.moved_thp, s.kept);
 	}
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
@@ -2165,8 +2172,8 @@ void migrate_device_finalize(unsigned long *src_pfns,
 		struct mdev_summary s;
 
 		mdev_summarize(&m, &s);
-		trace_hmm_migrate_device_finalize(npages, s.moved, s.moved_thp,
-					      s.kept);
+		trace_hmm_migrate_device_finalize(npages, s.moved,
+						  s.moved_thp, s.kept);
 	}
 }
 EXPORT_SYMBOL(migrate_device_finalize);

@@ -468,8 +468,8 @@ static struct mdk_skips *mdk_skips_attach(struct kunit *test)
 	s->task = current;
 	if (!IS_ENABLED(CONFIG_TRACEPOINTS))
 		return s;
-	KUNIT_ASSERT_EQ(test, 0, register_trace_hmm_migrate_skip(
-					mdk_skip_probe, s));
+	KUNIT_ASSERT_EQ(test, 0,
+			register_trace_hmm_migrate_skip(mdk_skip_probe, s));
 	s->attached = true;
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
 							   mdk_skips_detach,
