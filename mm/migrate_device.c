@@ -133,27 +133,9 @@ static unsigned long mdev_nr_pages(unsigned long mpfn)
 }
 
 /*
- * What a step saw become of its entries, counted once at its end: finalize
- * for pages, the insert step for empty sources filled.
+ * The memory @folio is in, for the direction events and the tracepoints;
+ * NULL is an empty source.
  */
-struct mdev_tally {
-	unsigned long moved, thp, to_private, to_coherent;
-	unsigned long from_private, from_coherent, alloc, busy;
-};
-
-/* @nr pages (a folio, if more than one) moved into @dst. */
-static void mdev_tally_into(struct mdev_tally *t, struct folio *dst,
-			    unsigned long nr)
-{
-	t->moved += nr;
-	t->thp += nr > 1;
-	if (folio_is_device_private(dst))
-		t->to_private += nr;
-	else if (folio_is_device_coherent(dst))
-		t->to_coherent += nr;
-}
-
-/* The memory @folio is in, for the tracepoints; NULL is an empty source. */
 static enum hmm_trace_mem mdev_mem(struct folio *folio)
 {
 	if (!folio)
@@ -165,14 +147,36 @@ static enum hmm_trace_mem mdev_mem(struct folio *folio)
 	return HMM_MEM_SYSTEM;
 }
 
+/*
+ * What a step saw become of its entries, counted once at its end: finalize
+ * for pages, the insert step for empty sources filled. Pages moved into
+ * and out of each kind of memory are kept by mdev_mem()'s answer.
+ */
+struct mdev_tally {
+	unsigned long moved, thp, alloc, busy;
+	unsigned long into[HMM_MEM_COHERENT + 1], out_of[HMM_MEM_COHERENT + 1];
+};
+
+/* @nr pages (a folio, if more than one) moved into @dst. */
+static void mdev_tally_into(struct mdev_tally *t, struct folio *dst,
+			    unsigned long nr)
+{
+	t->moved += nr;
+	t->thp += nr > 1;
+	t->into[mdev_mem(dst)] += nr;
+}
+
 static void mdev_tally_count(const struct mdev_tally *t)
 {
 	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, t->moved);
 	count_vm_events(THP_MIGRATION_DEVICE, t->thp);
-	count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, t->to_private);
-	count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT, t->to_coherent);
-	count_vm_events(PGMIGRATE_FROM_DEVICE_PRIVATE, t->from_private);
-	count_vm_events(PGMIGRATE_FROM_DEVICE_COHERENT, t->from_coherent);
+	count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, t->into[HMM_MEM_PRIVATE]);
+	count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT,
+			t->into[HMM_MEM_COHERENT]);
+	count_vm_events(PGMIGRATE_FROM_DEVICE_PRIVATE,
+			t->out_of[HMM_MEM_PRIVATE]);
+	count_vm_events(PGMIGRATE_FROM_DEVICE_COHERENT,
+			t->out_of[HMM_MEM_COHERENT]);
 	count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, t->alloc);
 	count_vm_events(PGMIGRATE_DEVICE_FAIL_REFS, t->busy);
 }
@@ -325,14 +329,11 @@ static void mdev_tally(struct mdev_tally *t, const struct mdev_migration *m,
 		return;
 	}
 	mdev_tally_into(t, dst, nr);
+	t->out_of[mdev_mem(src)] += nr;
 	if (trace_hmm_migrate_page_enabled())
 		trace_hmm_migrate_page(mdev_entry_addr(m, i), folio_pfn(src),
 				       folio_pfn(dst), nr, mdev_mem(src),
 				       mdev_mem(dst));
-	if (folio_is_device_private(src))
-		t->from_private += nr;
-	else if (folio_is_device_coherent(src))
-		t->from_coherent += nr;
 }
 
 /*
@@ -342,16 +343,16 @@ static void mdev_tally(struct mdev_tally *t, const struct mdev_migration *m,
  * a destination. Kept: a page collected that is not moving.
  */
 struct mdev_summary {
+	unsigned long npages;
 	unsigned long pages, empty, thp;	/* selected */
 	unsigned long moved, moved_thp, kept;
 };
 
-static void mdev_summarize(const struct mdev_migration *m,
-			   struct mdev_summary *s)
+static struct mdev_summary mdev_summary_of(const struct mdev_migration *m)
 {
+	struct mdev_summary sum = { .npages = m->npages }, *s = &sum;
 	unsigned long i;
 
-	memset(s, 0, sizeof(*s));
 	for (i = 0; i < m->npages; i++) {
 		unsigned long mpfn = m->src[i], nr = mdev_nr_pages(mpfn);
 		bool compound = mpfn & MIGRATE_PFN_COMPOUND;
@@ -372,7 +373,22 @@ static void mdev_summarize(const struct mdev_migration *m,
 			s->kept += nr;
 		}
 	}
+	return sum;
 }
+
+/*
+ * Fire @event, one of the hmm_migrate_commit class (the end of a commit or
+ * finalize step), with what the entries of migration @m add up to.
+ */
+#define mdev_trace_commit(event, m)					\
+	do {								\
+		if (trace_##event##_enabled()) {			\
+			struct mdev_summary __s = mdev_summary_of(m);	\
+									\
+			trace_##event(__s.npages, __s.moved,		\
+				      __s.moved_thp, __s.kept);		\
+		}							\
+	} while (0)
 
 /*
  * May the PMD-sized range at @addr (its end no further than @end) be one
@@ -1170,9 +1186,8 @@ int migrate_vma_setup(struct migrate_vma *args)
 	if (args->cpages)
 		args->cpages = mdev_unmap(&mc.m, mc.mapped_elsewhere);
 	if (trace_hmm_migrate_vma_setup_enabled()) {
-		struct mdev_summary s;
+		struct mdev_summary s = mdev_summary_of(&mc.m);
 
-		mdev_summarize(&mc.m, &s);
 		trace_hmm_migrate_vma_setup(args->start, args->end,
 					    args->flags, s.pages, s.empty,
 					    s.thp);
@@ -1955,12 +1970,7 @@ void migrate_vma_pages(struct migrate_vma *migrate)
 
 	mmap_assert_locked(migrate->vma->vm_mm);
 	mdev_pages(&m);
-	if (trace_hmm_migrate_vma_pages_enabled()) {
-		struct mdev_summary s;
-
-		mdev_summarize(&m, &s);
-		trace_hmm_migrate_vma_pages(m.npages, s.moved, s.moved_thp, s.kept);
-	}
+	mdev_trace_commit(hmm_migrate_vma_pages, &m);
 }
 EXPORT_SYMBOL(migrate_vma_pages);
 
@@ -1981,13 +1991,7 @@ void migrate_vma_finalize(struct migrate_vma *migrate)
 
 	mdev_remap_range(migrate);
 	mdev_finalize(&m);
-	if (trace_hmm_migrate_vma_finalize_enabled()) {
-		struct mdev_summary s;
-
-		mdev_summarize(&m, &s);
-		trace_hmm_migrate_vma_finalize(m.npages, s.moved,
-					       s.moved_thp, s.kept);
-	}
+	mdev_trace_commit(hmm_migrate_vma_finalize, &m);
 }
 EXPORT_SYMBOL(migrate_vma_finalize);
 
@@ -2048,9 +2052,8 @@ int migrate_device_range(unsigned long *src_pfns, unsigned long start,
 		src_pfns[i] = mdev_grab_pfn(start + i, npages - i);
 	mdev_unmap(&m, true);
 	if (trace_hmm_migrate_device_range_enabled()) {
-		struct mdev_summary s;
+		struct mdev_summary s = mdev_summary_of(&m);
 
-		mdev_summarize(&m, &s);
 		trace_hmm_migrate_device_range(start, npages, s.pages, s.thp);
 	}
 	return 0;
@@ -2112,9 +2115,8 @@ int migrate_device_pfns(unsigned long *src_pfns, unsigned long npages)
 	}
 	mdev_unmap(&m, true);
 	if (trace_hmm_migrate_device_pfns_enabled()) {
-		struct mdev_summary s;
+		struct mdev_summary s = mdev_summary_of(&m);
 
-		mdev_summarize(&m, &s);
 		trace_hmm_migrate_device_pfns(first, npages, s.pages, s.thp);
 	}
 	return 0;
@@ -2139,12 +2141,7 @@ void migrate_device_pages(unsigned long *src_pfns, unsigned long *dst_pfns,
 							 npages);
 
 	mdev_pages(&m);
-	if (trace_hmm_migrate_device_pages_enabled()) {
-		struct mdev_summary s;
-
-		mdev_summarize(&m, &s);
-		trace_hmm_migrate_device_pages(npages, s.moved, s.moved_thp, s.kept);
-	}
+	mdev_trace_commit(hmm_migrate_device_pages, &m);
 }
 EXPORT_SYMBOL(migrate_device_pages);
 
@@ -2168,13 +2165,7 @@ void migrate_device_finalize(unsigned long *src_pfns,
 							 npages);
 
 	mdev_finalize(&m);
-	if (trace_hmm_migrate_device_finalize_enabled()) {
-		struct mdev_summary s;
-
-		mdev_summarize(&m, &s);
-		trace_hmm_migrate_device_finalize(npages, s.moved,
-						  s.moved_thp, s.kept);
-	}
+	mdev_trace_commit(hmm_migrate_device_finalize, &m);
 }
 EXPORT_SYMBOL(migrate_device_finalize);
 
