@@ -44,13 +44,17 @@
  * request; with pfn_flags_mask == 0 the request is computed once per call,
  * not per page; spans that share a state are written by one tight loop.
  */
+#include <linux/dma-map-ops.h>
 #include <linux/hmm.h>
+#include <linux/hmm-dma.h>
 #include <linux/hugetlb.h>
 #include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pagewalk.h>
+#include <linux/scatterlist.h>
 #include <linux/swapops.h>
+#include <linux/swiotlb.h>
 
 #include <trace/events/hmm.h>
 
@@ -82,6 +86,18 @@ enum hmm_verdict {
 };
 
 #define HMM_REQ_BITS	(HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE)
+
+/*
+ * The bits of each word that record how the DMA helpers mapped the entry
+ * (hmm_dma_map_pfn() below): the walk carries them from input to output.
+ */
+#define HMM_PFN_KEPT	(HMM_PFN_DMA_MAPPED | HMM_PFN_P2PDMA | HMM_PFN_P2PDMA_BUS)
+
+/* Write the result @value to the output word @out, keeping its DMA state. */
+static inline void hmm_set(unsigned long *out, unsigned long value)
+{
+	*out = (*out & HMM_PFN_KEPT) | value;
+}
 
 static unsigned long *hmm_out(struct hmm_walk *w, unsigned long addr)
 {
@@ -139,7 +155,7 @@ static void hmm_fill(struct hmm_walk *w, unsigned long addr, unsigned long end,
 	unsigned long i, npages = (end - addr) >> PAGE_SHIFT;
 
 	for (i = 0; i < npages; i++)
-		out[i] = value;
+		hmm_set(&out[i], value);
 }
 
 /* Write consecutive pfns from @first, each with @flags, over [addr, end). */
@@ -152,7 +168,7 @@ static void hmm_fill_pfns(struct hmm_walk *w, unsigned long addr,
 	unsigned long word = first | flags;
 
 	for (i = 0; i < npages; i++)
-		out[i] = word + i;
+		hmm_set(&out[i], word + i);
 }
 
 /*
@@ -242,12 +258,12 @@ static enum hmm_verdict hmm_swap_verdict(struct hmm_walk *w, pte_t pte,
 	/* The caller's own device memory: report it where it is. */
 	if (devp.page &&
 	    page_pgmap(devp.page)->owner == w->range->dev_private_owner) {
-		*out = page_to_pfn(devp.page) | HMM_PFN_VALID |
-		       (devp.writable ? HMM_PFN_WRITE : 0);
+		hmm_set(out, page_to_pfn(devp.page) | HMM_PFN_VALID |
+			(devp.writable ? HMM_PFN_WRITE : 0));
 		return HMM_REPORTED;
 	}
 	if (hmm_shortfall(req, 0) == HMM_NEED_NOTHING) {
-		*out = 0;
+		hmm_set(out, 0);
 		return HMM_REPORTED;
 	}
 	/*
@@ -277,7 +293,7 @@ hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
 	if (pte_none_mostly(pte)) {
 		if (hmm_shortfall(req, 0) != HMM_NEED_NOTHING)
 			return HMM_FAULT;
-		*out = 0;
+		hmm_set(out, 0);
 		return HMM_REPORTED;
 	}
 	if (!pte_present(pte))
@@ -300,10 +316,10 @@ hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
 	    !vm_normal_page(vma, addr, pte)) {
 		if (req & HMM_PFN_REQ_FAULT)
 			return HMM_CANNOT_MIRROR;
-		*out = HMM_PFN_ERROR;
+		hmm_set(out, HMM_PFN_ERROR);
 		return HMM_REPORTED;
 	}
-	*out = offer ? pte_pfn(pte) | offer : 0;
+	hmm_set(out, offer ? pte_pfn(pte) | offer : 0);
 	return HMM_REPORTED;
 }
 
@@ -600,6 +616,8 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
  * owned by @range->dev_private_owner are reported as they are (writable or
  * not, whatever the request); those of other owners are faulted back to
  * system memory when requested. Entries under migration are waited for.
+ * The DMA helpers' bits of each input word (HMM_PFN_DMA_MAPPED,
+ * HMM_PFN_P2PDMA, HMM_PFN_P2PDMA_BUS) are carried into its output word.
  *
  * The output may be stale as soon as it is written: the caller must check
  * mmu_interval_read_retry() on @range->notifier_seq under the lock that
@@ -646,3 +664,318 @@ out:
 	return ret;
 }
 EXPORT_SYMBOL(hmm_range_fault);
+
+/*
+ * DMA mappings of a mirror (include/linux/hmm-dma.h)
+ * --------------------------------------------------
+ * This kernel's DMA API has no call that reserves one IOVA range and links
+ * pages into it, so every entry is a mapping of its own: dma_map_page() of
+ * dma_entry_size bytes. PCI peer-to-peer pages go by the route the PCI core
+ * gives for the pair of devices: through the host bridge, a normal mapping
+ * (HMM_PFN_P2PDMA); behind one switch, the page's PCI bus address with no
+ * mapping at all (HMM_PFN_P2PDMA_BUS).
+ *
+ * Where the truth is kept. The bits in each pfn_list word are what drivers
+ * and hmm_range_fault() see, but they cannot be the record: the walk writes
+ * a word by reading it and storing it back with its bits, without the
+ * driver's lock, while an invalidation may be unmapping that very entry
+ * under the lock. A store that lands after the unmap puts back bits of a
+ * mapping that no longer exists. So each entry's record is its dma_list
+ * slot, which only the helpers touch, under the caller's lock: the DMA
+ * address (page aligned, as a mapping of a whole page is) with the state
+ * in its low bits. The pfn_list bits are written from the slot on every
+ * map and unmap, so a stale bit lives only until the next call on the
+ * entry, and is never acted upon.
+ *
+ * The mapping is never bounced or synchronised: the device must see the
+ * CPU's writes to the pages as they happen, because a mirror's pages are
+ * written by the CPU at any time and no one tells the DMA API when. So the
+ * map refuses any device whose DMA needs either, and a mapping that the
+ * DMA API bounced anyway (an IOMMU bounces an untrusted device's partial
+ * pages through swiotlb) is undone and refused.
+ *
+ * Peer-to-peer memory through the host bridge is MMIO, not RAM: it is
+ * mapped as a resource (an IOMMU then maps it as MMIO, uncached), and only
+ * for a device whose DMA ops can do peer-to-peer at all.
+ *
+ * A map may have no dma_list: mainline callers whose device does no real
+ * DMA (RDMA's software devices) allocate only the pfn_list and still call
+ * hmm_dma_unmap_pfn() on every entry, with no device.
+ */
+#define HMM_DMA_SLOT_MAPPED	BIT(0)	/* the slot holds a live address */
+#define HMM_DMA_SLOT_P2P	BIT(1)	/* mapped through the host bridge */
+#define HMM_DMA_SLOT_BUS	BIT(2)	/* a PCI bus address, no mapping */
+#define HMM_DMA_SLOT_STATE	(HMM_DMA_SLOT_MAPPED | HMM_DMA_SLOT_P2P | \
+				 HMM_DMA_SLOT_BUS)
+
+/* The pfn_list bits that say what the slot @slot says. */
+static unsigned long hmm_dma_slot_bits(dma_addr_t slot)
+{
+	if (!(slot & HMM_DMA_SLOT_MAPPED))
+		return 0;
+	return HMM_PFN_DMA_MAPPED |
+	       (slot & HMM_DMA_SLOT_P2P ? HMM_PFN_P2PDMA : 0) |
+	       (slot & HMM_DMA_SLOT_BUS ? HMM_PFN_P2PDMA_BUS : 0);
+}
+
+/*
+ * Whether @dev's DMA needs sync operations: true from its first bounced
+ * mapping on, as swiotlb clears dma_skip_sync then.
+ */
+static bool hmm_dma_bounced(struct device *dev)
+{
+#ifdef CONFIG_DMA_NEED_SYNC
+	return !dev->dma_skip_sync;
+#else
+	return false;
+#endif
+}
+
+/* Why @dev cannot use a mirror's DMA map, or NULL if it can. */
+static const char *hmm_dma_unfit(struct device *dev)
+{
+	if (!dev->dma_mask)
+		return "has no DMA mask";
+	if (!dev_is_dma_coherent(dev))
+		return "is not DMA coherent";
+	if (hmm_dma_bounced(dev))
+		return "needs DMA sync operations";
+	if (is_swiotlb_force_bounce(dev))
+		return "bounces all DMA through swiotlb";
+	if (dma_addressing_limited(dev))
+		return "cannot address all memory (it would bounce)";
+	return NULL;
+}
+
+/**
+ * hmm_dma_map_alloc() - allocate the DMA map of a mirrored region
+ * @dev: the device that will access the region by DMA
+ * @map: the map to set up; its previous contents are ignored
+ * @nr_entries: pages in the region: the length of @map->pfn_list
+ * @dma_entry_size: bytes each hmm_dma_map_pfn() maps, a power of two of
+ *	at least PAGE_SIZE and at most the region's size
+ *
+ * Allocates @map->pfn_list (zeroed, ready for hmm_range_fault()) and the
+ * record of each entry's DMA mapping. Entries are mapped one by one, when
+ * the device needs them, with hmm_dma_map_pfn().
+ *
+ * Context: process context, may sleep (GFP_KERNEL).
+ * Return: 0 on success; -EINVAL if @nr_entries or @dma_entry_size is not
+ * as described; -EOPNOTSUPP if @dev has no DMA mask, is not DMA coherent,
+ * needs DMA sync operations, bounces its DMA through swiotlb or cannot
+ * address all of memory (the reason is logged): such a device would need
+ * bounce buffers or cache maintenance that a mirror cannot give; -ENOMEM
+ * if the lists cannot be allocated.
+ */
+int hmm_dma_map_alloc(struct device *dev, struct hmm_dma_map *map,
+		      size_t nr_entries, size_t dma_entry_size)
+{
+	const char *unfit;
+
+	memset(map, 0, sizeof(*map));
+	if (!nr_entries || dma_entry_size < PAGE_SIZE ||
+	    dma_entry_size > UINT_MAX || !is_power_of_2(dma_entry_size) ||
+	    nr_entries < dma_entry_size >> PAGE_SHIFT)
+		return -EINVAL;
+	unfit = hmm_dma_unfit(dev);
+	if (unfit) {
+		dev_warn_ratelimited(dev, "HMM DMA map refused: the device %s\n",
+				     unfit);
+		return -EOPNOTSUPP;
+	}
+
+	map->pfn_list = kvcalloc(nr_entries, sizeof(*map->pfn_list),
+				 GFP_KERNEL | __GFP_NOWARN);
+	map->dma_list = kvcalloc(nr_entries, sizeof(*map->dma_list),
+				 GFP_KERNEL | __GFP_NOWARN);
+	if (!map->pfn_list || !map->dma_list) {
+		hmm_dma_map_free(dev, map);
+		return -ENOMEM;
+	}
+	map->dma_entry_size = dma_entry_size;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_map_alloc);
+
+/**
+ * hmm_dma_map_free() - free the DMA map of a mirrored region
+ * @dev: the device given to hmm_dma_map_alloc()
+ * @map: the map
+ *
+ * Frees the lists. Every entry must have been unmapped first
+ * (hmm_dma_unmap_pfn()): the map does not know its own length. Freeing a
+ * map that was freed already, or whose allocation failed, does nothing.
+ *
+ * Context: process context.
+ * Return: nothing.
+ */
+void hmm_dma_map_free(struct device *dev, struct hmm_dma_map *map)
+{
+	kvfree(map->pfn_list);
+	kvfree(map->dma_list);
+	map->pfn_list = NULL;
+	map->dma_list = NULL;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_map_free);
+
+/*
+ * The route from @dev to the peer-to-peer @page: fills *@bus with the bus
+ * address when the devices talk through a switch.
+ */
+static enum pci_p2pdma_map_type
+hmm_dma_p2p_route(struct device *dev, struct page *page, size_t size,
+		  struct pci_p2pdma_map_state *state, dma_addr_t *bus)
+{
+	enum pci_p2pdma_map_type type;
+	struct scatterlist sg;
+
+	/* This kernel's PCI core answers the question per scatterlist entry. */
+	sg_init_table(&sg, 1);
+	sg_set_page(&sg, page, size, 0);
+	type = pci_p2pdma_map_segment(state, dev, &sg);
+	if (type == PCI_P2PDMA_MAP_BUS_ADDR)
+		*bus = sg_dma_address(&sg);
+	return type;
+}
+
+/* Undo the mapping at @addr of the kind @slot records, as it was made. */
+static void hmm_dma_unmap_slot(struct device *dev, dma_addr_t slot,
+			       dma_addr_t addr, size_t size)
+{
+	if (slot & HMM_DMA_SLOT_BUS)
+		return;		/* a bus address was never a DMA mapping */
+	if (slot & HMM_DMA_SLOT_P2P)
+		dma_unmap_resource(dev, addr, size, DMA_BIDIRECTIONAL, 0);
+	else
+		dma_unmap_page(dev, addr, size, DMA_BIDIRECTIONAL);
+}
+
+/**
+ * hmm_dma_map_pfn() - make one entry of a mirror addressable by the device
+ * @dev: the device given to hmm_dma_map_alloc()
+ * @map: the map
+ * @idx: the entry: an index into @map->pfn_list
+ * @p2pdma_state: the PCI peer-to-peer route last taken, which saves
+ *	looking it up again for the next page of the same peer; zero it
+ *	before the first call of a run. May be NULL.
+ *
+ * Maps @map->dma_entry_size bytes from the page of @map->pfn_list[@idx],
+ * which hmm_range_fault() must have reported valid, and marks the entry
+ * HMM_PFN_DMA_MAPPED (and HMM_PFN_P2PDMA or HMM_PFN_P2PDMA_BUS for PCI
+ * peer-to-peer memory). An entry mapped already keeps its mapping: its
+ * address is returned again. The caller must unmap the entry before the
+ * page can change (in its invalidate callback), so that no address is ever
+ * used for a page the CPU no longer maps there.
+ *
+ * Context: any context the DMA API allows for @dev; the caller serialises
+ * calls on one map with each other and with its invalidate callback
+ * (normally under the lock that guards its device page table).
+ * Return: the address the device uses for the entry; DMA_MAPPING_ERROR if
+ * the entry is not a valid page, is a device-private page (CPU memory it
+ * is not), is smaller than @map->dma_entry_size (a larger entry must be
+ * one CPU mapping of at least that size, and start aligned to it), is
+ * peer-to-peer memory @dev cannot reach, or the DMA API cannot map it
+ * without bouncing it. The entry is then left unmapped.
+ */
+dma_addr_t hmm_dma_map_pfn(struct device *dev, struct hmm_dma_map *map,
+			   size_t idx,
+			   struct pci_p2pdma_map_state *p2pdma_state)
+{
+	unsigned long *word = &map->pfn_list[idx];
+	struct pci_p2pdma_map_state own_state = {};
+	size_t size = map->dma_entry_size;
+	unsigned long pfn;
+	struct page *page;
+	dma_addr_t slot;
+	dma_addr_t addr;
+
+	if (WARN_ON_ONCE(!map->dma_list))
+		return DMA_MAPPING_ERROR;
+	slot = map->dma_list[idx];
+	if (slot & HMM_DMA_SLOT_MAPPED)
+		goto mapped;
+	*word &= ~HMM_PFN_KEPT;		/* nothing is mapped, whatever it said */
+	if ((*word & (HMM_PFN_VALID | HMM_PFN_ERROR)) != HMM_PFN_VALID)
+		return DMA_MAPPING_ERROR;
+	/* An entry larger than a page must be one CPU mapping, aligned. */
+	pfn = *word & ~HMM_PFN_FLAGS;
+	if (size > PAGE_SIZE &&
+	    (hmm_pfn_to_map_order(*word) + PAGE_SHIFT < ilog2(size) ||
+	     !IS_ALIGNED(pfn, size >> PAGE_SHIFT)))
+		return DMA_MAPPING_ERROR;
+	page = pfn_to_page(pfn);
+	if (is_device_private_page(page))
+		return DMA_MAPPING_ERROR;
+
+	slot = HMM_DMA_SLOT_MAPPED;
+	if (is_pci_p2pdma_page(page)) {
+		switch (hmm_dma_p2p_route(dev, page, size,
+					  p2pdma_state ?: &own_state, &addr)) {
+		case PCI_P2PDMA_MAP_BUS_ADDR:
+			slot |= HMM_DMA_SLOT_BUS;
+			break;
+		case PCI_P2PDMA_MAP_THRU_HOST_BRIDGE:
+			if (!dma_pci_p2pdma_supported(dev))
+				return DMA_MAPPING_ERROR;
+			slot |= HMM_DMA_SLOT_P2P;
+			addr = dma_map_resource(dev, page_to_phys(page), size,
+						DMA_BIDIRECTIONAL, 0);
+			break;
+		default:
+			return DMA_MAPPING_ERROR;
+		}
+	} else {
+		addr = dma_map_page(dev, page, 0, size, DMA_BIDIRECTIONAL);
+	}
+	if (dma_mapping_error(dev, addr))
+		return DMA_MAPPING_ERROR;
+	/*
+	 * A mapping of whole pages starts on a page, so the state fits below
+	 * the address; and it must not have been bounced.
+	 */
+	if (WARN_ON_ONCE(addr & HMM_DMA_SLOT_STATE) || hmm_dma_bounced(dev)) {
+		hmm_dma_unmap_slot(dev, slot, addr, size);
+		return DMA_MAPPING_ERROR;
+	}
+	slot |= addr;
+	map->dma_list[idx] = slot;
+mapped:
+	*word = (*word & ~HMM_PFN_KEPT) | hmm_dma_slot_bits(slot);
+	return slot & ~(dma_addr_t)HMM_DMA_SLOT_STATE;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_map_pfn);
+
+/**
+ * hmm_dma_unmap_pfn() - undo hmm_dma_map_pfn() on one entry
+ * @dev: the device given to hmm_dma_map_alloc()
+ * @map: the map
+ * @idx: the entry: an index into @map->pfn_list
+ *
+ * Unmaps the entry if it is mapped and clears its DMA state. The map keeps
+ * each mapping's address and kind apart from what hmm_range_fault() writes,
+ * so this is exact whatever the last mirror reported for the page: an
+ * entry that is no longer valid is unmapped too, and one that is not
+ * mapped is left alone even if its word still shows HMM_PFN_DMA_MAPPED.
+ *
+ * A map allocated without hmm_dma_map_alloc() (a pfn_list only, NULL
+ * dma_list) has nothing to undo, and @dev may then be NULL.
+ *
+ * Context: as hmm_dma_map_pfn().
+ * Return: true if the entry was mapped, false if there was nothing to undo.
+ */
+bool hmm_dma_unmap_pfn(struct device *dev, struct hmm_dma_map *map, size_t idx)
+{
+	dma_addr_t slot;
+
+	map->pfn_list[idx] &= ~HMM_PFN_KEPT;
+	if (!map->dma_list)
+		return false;		/* nothing was ever mapped */
+	slot = map->dma_list[idx];
+	if (!(slot & HMM_DMA_SLOT_MAPPED))
+		return false;
+	hmm_dma_unmap_slot(dev, slot, slot & ~(dma_addr_t)HMM_DMA_SLOT_STATE,
+			   map->dma_entry_size);
+	map->dma_list[idx] = 0;
+	return true;
+}
+EXPORT_SYMBOL_GPL(hmm_dma_unmap_pfn);

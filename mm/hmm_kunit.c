@@ -18,9 +18,12 @@
  * is removed by a deferred action, because the test's mm is torn down when
  * its kthread exits, after the case returns and before cleanup runs.
  */
+#include <kunit/device.h>
 #include <kunit/resource.h>
 #include <kunit/test.h>
+#include <linux/dma-direct.h>
 #include <linux/hmm.h>
+#include <linux/hmm-dma.h>
 #include <linux/highmem.h>
 #include <linux/huge_mm.h>
 #include <linux/io.h>
@@ -343,6 +346,62 @@ static void hmm_kunit_snapshot_overwrites_input(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, pfns[0] & VALID_W, VALID_W);
 	for (i = 1; i < npages; i++)
 		KUNIT_EXPECT_EQ_MSG(test, pfns[i], 0UL, "page %lu", i);
+}
+
+#define HMM_KUNIT_DMA_BITS \
+	(HMM_PFN_DMA_MAPPED | HMM_PFN_P2PDMA | HMM_PFN_P2PDMA_BUS)
+
+/*
+ * The DMA helpers' bits of each input word come out again, whatever the
+ * walk writes beside them (a page, nothing, an error) and whatever the
+ * request; every other input bit is overwritten.
+ */
+static void hmm_kunit_dma_bits_are_carried(struct kunit *test)
+{
+	unsigned long npages = HMM_KUNIT_NPAGES, hole = 6, start, i;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long *pfns;
+
+	start = hmm_kunit_map(test, 0, npages, RW);
+	for (i = 0; i < 4; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
+				0);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	KUNIT_ASSERT_EQ(test, vm_munmap(start + (hole << PAGE_SHIFT), PAGE_SIZE),
+			0);
+	pfns = mirror->pfns;
+	/* Pages 0-3 written, 4, 5 and 7 untouched, 6 without a VMA. */
+	for (i = 0; i < npages; i++)
+		pfns[i] = (i & 1 ? HMM_KUNIT_DMA_BITS : HMM_PFN_DMA_MAPPED) |
+			  0x4321;
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < npages; i++) {
+		unsigned long kept = i & 1 ? HMM_KUNIT_DMA_BITS :
+					     HMM_PFN_DMA_MAPPED;
+		unsigned long rest = pfns[i] & ~HMM_KUNIT_DMA_BITS;
+
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & HMM_KUNIT_DMA_BITS, kept,
+				    "page %lu", i);
+		if (i < 4)
+			KUNIT_EXPECT_EQ_MSG(test, rest & ~HMM_PFN_FLAGS,
+					    page_to_pfn(hmm_pfn_to_page(pfns[i])),
+					    "page %lu", i);
+		else
+			KUNIT_EXPECT_EQ_MSG(test, rest,
+					    i == hole ? HMM_PFN_ERROR : 0UL,
+					    "page %lu", i);
+	}
+
+	/* The same through the fault path, which writes after faulting. */
+	for (i = 0; i < npages; i++)
+		pfns[i] = (i == hole ? 0 : WFAULT) | HMM_PFN_P2PDMA_BUS;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, WFAULT), 0);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ_MSG(test, pfns[i] & (HMM_KUNIT_DMA_BITS | VALID_W),
+				    HMM_PFN_P2PDMA_BUS |
+				    (i == hole ? 0 : VALID_W),
+				    "page %lu", i);
 }
 
 /* With a per-page mask, only the pages that ask are faulted in. */
@@ -773,6 +832,7 @@ static void hmm_kunit_special_pte_without_page_is_error(struct kunit *test)
 static struct kunit_case hmm_kunit_cases[] = {
 	KUNIT_CASE_PARAM(hmm_kunit_request_matrix, hmm_kunit_matrix_gen_params),
 	KUNIT_CASE(hmm_kunit_snapshot_overwrites_input),
+	KUNIT_CASE(hmm_kunit_dma_bits_are_carried),
 	KUNIT_CASE(hmm_kunit_fault_only_requested_pages),
 	KUNIT_CASE(hmm_kunit_default_plus_mask),
 	KUNIT_CASE(hmm_kunit_write_across_readonly_vma),
@@ -798,5 +858,339 @@ static struct kunit_suite hmm_kunit_suite = {
 
 kunit_test_suite(hmm_kunit_suite);
 
-MODULE_DESCRIPTION("KUnit tests of hmm_range_fault()");
+/*
+ * The DMA helpers (include/linux/hmm-dma.h), on a device of KUnit's own bus.
+ * No IOMMU translates for it, so its DMA addresses are the direct mapping of
+ * the CPU's physical addresses (phys_to_dma()), which lets the cases check
+ * every address the helpers return. Suite "dma" of harness/suites checks
+ * them behind an IOMMU, with a device that really reads the memory.
+ */
+
+/* A DMA-capable device for the case: a 64-bit mask, coherent (x86). */
+static struct device *hmm_kunit_dma_device(struct kunit *test, u64 mask)
+{
+	struct device *dev = kunit_device_register(test, "hmm-dma-kunit");
+
+	KUNIT_ASSERT_FALSE(test, IS_ERR(dev));
+	dev->dma_mask = &dev->coherent_dma_mask;
+	KUNIT_ASSERT_EQ(test, dma_set_mask_and_coherent(dev, mask), 0);
+	return dev;
+}
+
+struct hmm_kunit_dma_bad_alloc {
+	const char *desc;
+	size_t nr_entries;
+	size_t dma_entry_size;
+};
+
+static const struct hmm_kunit_dma_bad_alloc hmm_kunit_dma_bad_allocs[] = {
+	{ "no entries", 0, PAGE_SIZE },
+	{ "entry size 0", 16, 0 },
+	{ "entry smaller than a page", 16, PAGE_SIZE / 2 },
+	{ "entry size not a power of two", 16, 3 * PAGE_SIZE },
+	{ "entry larger than the region", 16, 32 * PAGE_SIZE },
+};
+
+static void hmm_kunit_dma_bad_alloc_desc(const struct hmm_kunit_dma_bad_alloc *b,
+					 char *desc)
+{
+	strscpy(desc, b->desc, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(hmm_kunit_dma_bad_alloc, hmm_kunit_dma_bad_allocs,
+		  hmm_kunit_dma_bad_alloc_desc);
+
+/* A region or entry size that makes no sense: -EINVAL, nothing allocated. */
+static void hmm_kunit_dma_alloc_einval(struct kunit *test)
+{
+	const struct hmm_kunit_dma_bad_alloc *b = test->param_value;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_dma_map map;
+
+	memset(&map, 0xa5, sizeof(map));
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, b->nr_entries,
+						b->dma_entry_size),
+			-EINVAL);
+	KUNIT_EXPECT_NULL(test, map.pfn_list);
+	KUNIT_EXPECT_NULL(test, map.dma_list);
+	hmm_dma_map_free(dev, &map);
+}
+
+/*
+ * A device that could not reach every page without bouncing is refused:
+ * one with no DMA mask, and one whose mask stops short of the guest's
+ * memory (the guest has RAM above 4 GiB).
+ */
+static void hmm_kunit_dma_alloc_refuses_device(struct kunit *test)
+{
+	struct device *dev = kunit_device_register(test, "hmm-dma-nomask");
+	struct hmm_dma_map map;
+
+	KUNIT_ASSERT_FALSE(test, IS_ERR(dev));
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE),
+			-EOPNOTSUPP);
+	KUNIT_EXPECT_NULL(test, map.pfn_list);
+
+	dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(32));
+	KUNIT_ASSERT_GT_MSG(test, dma_get_required_mask(dev), DMA_BIT_MASK(32),
+			    "the case needs RAM above 4 GiB");
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE),
+			-EOPNOTSUPP);
+	KUNIT_EXPECT_NULL(test, map.pfn_list);
+}
+
+/*
+ * Mirror, map, mirror again, unmap: each entry's address is the page's,
+ * mapping twice maps once, hmm_range_fault() keeps the mapped state, and
+ * unmapping is undone exactly once per mapping.
+ */
+static void hmm_kunit_dma_map_unmap(struct kunit *test)
+{
+	unsigned long npages = HMM_KUNIT_NPAGES, start, i;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_kunit_mirror *mirror;
+	struct hmm_dma_map map;
+	dma_addr_t addr;
+
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
+			0);
+	KUNIT_EXPECT_FALSE(test, dma_use_iova(&map.state));
+	KUNIT_EXPECT_EQ(test, map.dma_entry_size, PAGE_SIZE);
+	for (i = 0; i < npages; i++)
+		KUNIT_EXPECT_EQ(test, map.pfn_list[i], 0UL);
+
+	start = hmm_kunit_map(test, 0, npages, RW);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	mirror->pfns = map.pfn_list;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), 0);
+
+	for (i = 0; i < npages; i++) {
+		phys_addr_t phys = hmm_pfn_to_phys(map.pfn_list[i]);
+
+		addr = hmm_dma_map_pfn(dev, &map, i, NULL);
+		KUNIT_EXPECT_EQ_MSG(test, addr, phys_to_dma(dev, phys),
+				    "page %lu", i);
+		KUNIT_EXPECT_TRUE(test, map.pfn_list[i] & HMM_PFN_DMA_MAPPED);
+		KUNIT_EXPECT_FALSE(test, map.pfn_list[i] &
+				   (HMM_PFN_P2PDMA | HMM_PFN_P2PDMA_BUS));
+		KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, i, NULL),
+				addr);
+	}
+
+	/* The next mirror of the same pages leaves the mappings recorded. */
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), 0);
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, map.pfn_list[i] &
+				    (HMM_PFN_DMA_MAPPED | VALID_W),
+				    HMM_PFN_DMA_MAPPED | VALID_W,
+				    "page %lu", i);
+		KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, i));
+		KUNIT_EXPECT_EQ(test, map.pfn_list[i] & HMM_KUNIT_DMA_BITS,
+				0UL);
+		KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, i));
+	}
+	hmm_dma_map_free(dev, &map);
+	KUNIT_EXPECT_NULL(test, map.pfn_list);
+	hmm_dma_map_free(dev, &map);
+}
+
+/*
+ * An entry is mapped only if it is a valid page: not an empty entry, not an
+ * error. A mapped entry whose page the CPU has since lost (the next
+ * mirror reports a hole) is still unmapped, exactly once.
+ */
+static void hmm_kunit_dma_map_needs_valid_page(struct kunit *test)
+{
+	unsigned long npages = 4, start;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_kunit_mirror *mirror;
+	struct hmm_dma_map map;
+
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
+			0);
+	start = hmm_kunit_map(test, 0, npages, RW);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, 0, HMM_KUNIT_WRITTEN), 0);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	mirror->pfns = map.pfn_list;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+
+	/* Page 1 is not mapped by the CPU; an error entry is never a page. */
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 1, NULL),
+			DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_EQ(test, map.pfn_list[1], 0UL);
+	map.pfn_list[2] = HMM_PFN_ERROR | HMM_PFN_VALID;
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 2, NULL),
+			DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_FALSE(test, map.pfn_list[2] & HMM_PFN_DMA_MAPPED);
+	KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, 2));
+	map.pfn_list[2] = 0;
+
+	KUNIT_ASSERT_NE(test, hmm_dma_map_pfn(dev, &map, 0, NULL),
+			DMA_MAPPING_ERROR);
+	KUNIT_ASSERT_EQ(test, vm_munmap(start, PAGE_SIZE), 0);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	KUNIT_EXPECT_EQ(test, map.pfn_list[0],
+			HMM_PFN_ERROR | HMM_PFN_DMA_MAPPED);
+	KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+	KUNIT_EXPECT_EQ(test, map.pfn_list[0], HMM_PFN_ERROR);
+	KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+	hmm_dma_map_free(dev, &map);
+}
+
+/*
+ * hmm_range_fault() carries the DMA bits by reading and storing back each
+ * word without the driver's lock, so a walk racing with an invalidation can
+ * store HMM_PFN_DMA_MAPPED back into a word whose entry was just unmapped,
+ * now naming another page. The helpers must not take that bit's word for
+ * it: unmapping does nothing, and mapping maps the page the word names.
+ */
+static void hmm_kunit_dma_stale_bits_are_ignored(struct kunit *test)
+{
+	unsigned long npages = 2, start;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_kunit_mirror *mirror;
+	unsigned long other, stale;
+	struct hmm_dma_map map;
+	dma_addr_t addr;
+
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
+			0);
+	start = hmm_kunit_map(test, 0, npages, RW);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	mirror->pfns = map.pfn_list;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), 0);
+	other = map.pfn_list[1];
+
+	addr = hmm_dma_map_pfn(dev, &map, 0, NULL);
+	KUNIT_ASSERT_NE(test, addr, DMA_MAPPING_ERROR);
+	KUNIT_ASSERT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+
+	/* What the racing walk leaves: page 1's frame, page 0's old bits. */
+	stale = other | HMM_PFN_DMA_MAPPED | HMM_PFN_P2PDMA_BUS;
+	map.pfn_list[0] = stale;
+	KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+	KUNIT_EXPECT_EQ(test, map.pfn_list[0], other);
+
+	map.pfn_list[0] = stale;
+	addr = hmm_dma_map_pfn(dev, &map, 0, NULL);
+	KUNIT_EXPECT_EQ(test, addr,
+			phys_to_dma(dev, hmm_pfn_to_phys(other)));
+	KUNIT_EXPECT_EQ(test, map.pfn_list[0], other | HMM_PFN_DMA_MAPPED);
+	KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+	KUNIT_EXPECT_EQ(test, map.pfn_list[0], other);
+	hmm_dma_map_free(dev, &map);
+}
+
+/*
+ * A map that is only a pfn_list, as RDMA's software devices keep (they do
+ * no DMA, and never call hmm_dma_map_alloc()), still goes through
+ * hmm_dma_unmap_pfn() with no device: nothing to undo, and no stale bit
+ * left behind.
+ */
+static void hmm_kunit_dma_pfn_list_only(struct kunit *test)
+{
+	struct hmm_dma_map map = {};
+	unsigned long i;
+
+	map.pfn_list = kunit_kcalloc(test, 4, sizeof(*map.pfn_list),
+				     GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, map.pfn_list);
+	for (i = 0; i < 4; i++)
+		map.pfn_list[i] = HMM_PFN_VALID | HMM_PFN_DMA_MAPPED | i;
+	for (i = 0; i < 4; i++) {
+		KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(NULL, &map, i));
+		KUNIT_EXPECT_EQ(test, map.pfn_list[i], HMM_PFN_VALID | i);
+	}
+}
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+/*
+ * A device that maps in 2 MiB units: one entry maps the whole THP behind
+ * it, at the THP's address.
+ */
+static void hmm_kunit_dma_map_thp_entry(struct kunit *test)
+{
+	unsigned long npages = 2 * HPAGE_PMD_NR, area, start, i;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_kunit_mirror *mirror;
+	struct hmm_dma_map map;
+	dma_addr_t addr;
+
+	area = hmm_kunit_map(test, 0, npages, RW);
+	start = ALIGN(area, HPAGE_PMD_SIZE);
+	hmm_kunit_set_vm_flags(test, start, VM_HUGEPAGE);
+	for (i = 0; i < HPAGE_PMD_NR; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
+				0);
+
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, HPAGE_PMD_NR,
+						HPAGE_PMD_SIZE), 0);
+	mirror = hmm_kunit_mirror(test, start, HPAGE_PMD_NR);
+	mirror->pfns = map.pfn_list;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	KUNIT_ASSERT_EQ(test, hmm_pfn_to_map_order(map.pfn_list[0]),
+			HPAGE_PMD_ORDER);
+
+	addr = hmm_dma_map_pfn(dev, &map, 0, NULL);
+	KUNIT_EXPECT_EQ(test, addr,
+			phys_to_dma(dev, hmm_pfn_to_phys(map.pfn_list[0])));
+	KUNIT_EXPECT_TRUE(test, IS_ALIGNED(addr, HPAGE_PMD_SIZE));
+	KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+
+	/* Not from the THP's first page: a 2 MiB entry must be aligned. */
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 1, NULL),
+			DMA_MAPPING_ERROR);
+	hmm_dma_map_free(dev, &map);
+}
+
+/* A 2 MiB entry over pages the CPU maps one by one is refused. */
+static void hmm_kunit_dma_large_entry_needs_large_mapping(struct kunit *test)
+{
+	unsigned long npages = 2 * HPAGE_PMD_NR, area, start, i;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_kunit_mirror *mirror;
+	struct hmm_dma_map map;
+
+	area = hmm_kunit_map(test, 0, npages, RW);
+	start = ALIGN(area, HPAGE_PMD_SIZE);
+	hmm_kunit_set_vm_flags(test, start, VM_NOHUGEPAGE);
+	for (i = 0; i < HPAGE_PMD_NR; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
+				0);
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, HPAGE_PMD_NR,
+						HPAGE_PMD_SIZE), 0);
+	mirror = hmm_kunit_mirror(test, start, HPAGE_PMD_NR);
+	mirror->pfns = map.pfn_list;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	KUNIT_ASSERT_EQ(test, hmm_pfn_to_map_order(map.pfn_list[0]), 0);
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 0, NULL),
+			DMA_MAPPING_ERROR);
+	KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, 0));
+	hmm_dma_map_free(dev, &map);
+}
+#endif
+
+static struct kunit_case hmm_kunit_dma_cases[] = {
+	KUNIT_CASE_PARAM(hmm_kunit_dma_alloc_einval,
+			 hmm_kunit_dma_bad_alloc_gen_params),
+	KUNIT_CASE(hmm_kunit_dma_alloc_refuses_device),
+	KUNIT_CASE(hmm_kunit_dma_map_unmap),
+	KUNIT_CASE(hmm_kunit_dma_map_needs_valid_page),
+	KUNIT_CASE(hmm_kunit_dma_stale_bits_are_ignored),
+	KUNIT_CASE(hmm_kunit_dma_pfn_list_only),
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	KUNIT_CASE(hmm_kunit_dma_map_thp_entry),
+	KUNIT_CASE(hmm_kunit_dma_large_entry_needs_large_mapping),
+#endif
+	{}
+};
+
+static struct kunit_suite hmm_kunit_dma_suite = {
+	.name = "hmm_dma",
+	.test_cases = hmm_kunit_dma_cases,
+};
+
+kunit_test_suite(hmm_kunit_dma_suite);
+
+MODULE_DESCRIPTION("KUnit tests of hmm_range_fault() and the HMM DMA helpers");
 MODULE_LICENSE("GPL");

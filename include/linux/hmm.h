@@ -8,7 +8,7 @@
  * page. On the way in, each word may hold request bits (HMM_PFN_REQ_*); on
  * the way out it holds a page frame number in its low bits and the state of
  * the CPU mapping (HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ERROR, the map
- * order) in its top byte.
+ * order) in its top bits.
  *
  * The output is a snapshot: it is only as good as the mmu_interval_notifier
  * sequence number it was taken under. See Documentation/mm/hmm.rst for the
@@ -22,7 +22,7 @@
 struct mmu_interval_notifier;
 
 /**
- * enum hmm_pfn_flags - the top byte of each hmm_pfns[] word
+ * enum hmm_pfn_flags - the top bits of each hmm_pfns[] word
  * @HMM_PFN_VALID: output; the CPU maps this page, and the low bits hold its
  *	page frame number. Without it the rest of the word means nothing.
  * @HMM_PFN_WRITE: output; the CPU mapping is writable (only with
@@ -30,6 +30,13 @@ struct mmu_interval_notifier;
  * @HMM_PFN_ERROR: output; the page cannot be mirrored (no VMA there, a VMA
  *	without struct pages such as VM_PFNMAP or VM_IO, or a mapping the CPU
  *	itself cannot read) and the caller did not ask for it to be faulted.
+ * @HMM_PFN_DMA_MAPPED: kept; hmm_dma_map_pfn() mapped this entry for the
+ *	device, and hmm_dma_unmap_pfn() has not yet undone it.
+ * @HMM_PFN_P2PDMA: kept; the entry's page is PCI peer-to-peer memory that
+ *	the device reaches through the host bridge, mapped by the DMA API.
+ * @HMM_PFN_P2PDMA_BUS: kept; the entry's page is PCI peer-to-peer memory
+ *	behind the same switch as the device, addressed by its PCI bus
+ *	address: no DMA API mapping to undo.
  * @HMM_PFN_ORDER_SHIFT: output; bits [ORDER_SHIFT, ORDER_SHIFT + 5) hold
  *	the order of the CPU mapping that covers this page (0 for a PTE, 9 for
  *	a 2 MiB PMD on x86, ...); read it with hmm_pfn_to_map_order().
@@ -41,19 +48,29 @@ struct mmu_interval_notifier;
  *
  * The request bits share their positions with the output bits they ask for,
  * so a word read back from a previous call can be passed in again as is.
+ * The "kept" bits belong to the DMA helpers of <linux/hmm-dma.h>, which use
+ * the same array to remember how each entry is mapped: hmm_range_fault()
+ * never sets or clears them, it carries them from each input word to the
+ * output word it writes in its place.
  */
 enum hmm_pfn_flags {
 	/* What hmm_range_fault() reports */
 	HMM_PFN_VALID = 1UL << (BITS_PER_LONG - 1),
 	HMM_PFN_WRITE = 1UL << (BITS_PER_LONG - 2),
 	HMM_PFN_ERROR = 1UL << (BITS_PER_LONG - 3),
-	HMM_PFN_ORDER_SHIFT = (BITS_PER_LONG - 8),
+
+	/* The DMA helpers' state, kept across hmm_range_fault() */
+	HMM_PFN_DMA_MAPPED = 1UL << (BITS_PER_LONG - 4),
+	HMM_PFN_P2PDMA = 1UL << (BITS_PER_LONG - 5),
+	HMM_PFN_P2PDMA_BUS = 1UL << (BITS_PER_LONG - 6),
+
+	HMM_PFN_ORDER_SHIFT = (BITS_PER_LONG - 11),
 
 	/* What the caller asks for */
 	HMM_PFN_REQ_FAULT = HMM_PFN_VALID,
 	HMM_PFN_REQ_WRITE = HMM_PFN_WRITE,
 
-	HMM_PFN_FLAGS = 0xFFUL << HMM_PFN_ORDER_SHIFT,
+	HMM_PFN_FLAGS = ~((1UL << HMM_PFN_ORDER_SHIFT) - 1),
 };
 
 /**
