@@ -207,4 +207,49 @@ enum {
 #define HMM_DMIRROR_FLAGS		HMM_DMIRROR_IOC(0x08)
 #define HMM_DMIRROR_FLAG_FAIL_ALLOC	(1ULL << 0)
 
+/*
+ * /dev/hmm_dma0..: lib/test_hmm_dma.c, a mirror that reaches the process's
+ * pages by real DMA (QEMU's edu device, behind the guest's IOMMU when there
+ * is one). It takes two commands of the table above, HMM_DMIRROR_READ and
+ * HMM_DMIRROR_WRITE, with the same structure, checks and errors, except
+ * that faults counts hmm_range_fault() calls; and two of its own:
+ *
+ * HMM_DMA_MAP: mirror the range (faulting it in for reading) and map it
+ * for the device, moving no data: what a driver does to prefetch. ptr is
+ * not used. cpages = npages. Errors as HMM_DMIRROR_READ's.
+ *
+ * HMM_DMA_STATS: copy the file's struct hmm_dma_stats to the argument.
+ *
+ * The device needs 400 ms of the guest's time per 4 KiB page it reads or
+ * writes (QEMU's edu: 100 ms per transfer, 2 KiB a transfer each way).
+ *
+ * The file keeps the DMA mappings of the range of its last command (its
+ * "region") from one command to the next, until the process changes the
+ * pages (each invalidation unmaps what it covers) or a command on a range
+ * outside the region replaces it.
+ */
+
+/**
+ * struct hmm_dma_stats - what an open /dev/hmm_dma file has done, in total
+ * @regions:   regions set up (DMA maps allocated)
+ * @mapped:    entries mapped for the device (hmm_dma_map_pfn() on an entry
+ *             that was not mapped)
+ * @reused:    entries a command found mapped already
+ * @unmapped:  entries unmapped, by invalidations or by a region's end
+ * @huge:      entries the CPU mapped with a PMD (a THP) when the device
+ *             used them
+ * @transfers: DMA transfers the device made
+ */
+struct hmm_dma_stats {
+	__u64		regions;
+	__u64		mapped;
+	__u64		reused;
+	__u64		unmapped;
+	__u64		huge;
+	__u64		transfers;
+};
+
+#define HMM_DMA_STATS			_IOR('H', 0x40, struct hmm_dma_stats)
+#define HMM_DMA_MAP			HMM_DMIRROR_IOC(0x41)
+
 #endif /* _LIB_TEST_HMM_UAPI_H */
