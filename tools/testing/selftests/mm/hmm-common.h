@@ -45,6 +45,36 @@
 
 #include "../kselftest.h"	/* KSFT_FAIL, ARRAY_SIZE, __printf */
 
+/* ---- Painted buffers: contents a test can check word by word ---- */
+
+/* Word @index of a buffer painted with @seed. */
+static inline uint32_t hmm_word_of(unsigned int seed, unsigned long index)
+{
+	return (seed * 0x9e3779b9u) ^ (uint32_t)(index * 40503u + 7);
+}
+
+static inline void hmm_paint(void *mem, unsigned long bytes, unsigned int seed)
+{
+	uint32_t *word = mem;
+	unsigned long n;
+
+	for (n = 0; n < bytes / sizeof(*word); n++)
+		word[n] = hmm_word_of(seed, n);
+}
+
+/* Byte offset of the first word that is not hmm_paint(@seed)'s, or -1. */
+static inline long hmm_unpainted(const void *mem, unsigned long bytes,
+				 unsigned int seed)
+{
+	const uint32_t *word = mem;
+	unsigned long n;
+
+	for (n = 0; n < bytes / sizeof(*word); n++)
+		if (word[n] != hmm_word_of(seed, n))
+			return n * sizeof(*word);
+	return -1;
+}
+
 /* ---- Random streams ---- */
 
 struct hmm_rng {

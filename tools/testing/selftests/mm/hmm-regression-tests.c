@@ -49,33 +49,6 @@
 
 static long page_size;
 
-/* How a page of the test's memory is filled: a word per (seed, index). */
-static uint32_t word_of(unsigned int seed, unsigned long index)
-{
-	return (seed * 0x9e3779b9u) ^ (uint32_t)(index * 40503u + 7);
-}
-
-static void paint(void *mem, unsigned long bytes, unsigned int seed)
-{
-	uint32_t *word = mem;
-	unsigned long n;
-
-	for (n = 0; n < bytes / sizeof(*word); n++)
-		word[n] = word_of(seed, n);
-}
-
-/* Byte offset of the first word that is not paint(seed), or -1. */
-static long unpainted(const void *mem, unsigned long bytes, unsigned int seed)
-{
-	const uint32_t *word = mem;
-	unsigned long n;
-
-	for (n = 0; n < bytes / sizeof(*word); n++)
-		if (word[n] != word_of(seed, n))
-			return n * sizeof(*word);
-	return -1;
-}
-
 static int dmirror_open(int device)
 {
 	char name[32];
@@ -191,7 +164,7 @@ static char *painted_thp(int fd, unsigned int seed)
 
 	if (!thp)
 		return NULL;
-	paint(thp, THP_SIZE, seed);
+	hmm_paint(thp, THP_SIZE, seed);
 	if (dmirror_cmd(fd, HMM_DMIRROR_SNAPSHOT, thp, &kind, 1, NULL) ||
 	    !(kind & HMM_DMIRROR_PROT_PMD)) {
 		munmap(thp, THP_SIZE);
@@ -210,7 +183,7 @@ static int granted_exclusive(int fd, char *addr, char *mirror,
 {
 	if (dmirror_cmd(fd, HMM_DMIRROR_EXCLUSIVE, addr, mirror, npages, NULL))
 		return -1;
-	if (unpainted(mirror, npages * page_size, seed) != -1)
+	if (hmm_unpainted(mirror, npages * page_size, seed) != -1)
 		return -2;
 	if (dmirror_cmd(fd, HMM_DMIRROR_CHECK_EXCLUSIVE, addr, NULL, npages,
 			NULL) != -EPERM)
@@ -319,8 +292,8 @@ TEST_F(regression, finalize_freed_folio_not_on_lru)
 
 		ASSERT_NE(buf, NULL);
 		ASSERT_NE(shared, NULL);
-		paint(buf, bytes, 1 + d);
-		paint(shared, bytes, 3 + d);
+		hmm_paint(buf, bytes, 1 + d);
+		hmm_paint(shared, bytes, 3 + d);
 
 		/* Success to device: the old system folios are freed. */
 		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
@@ -334,12 +307,12 @@ TEST_F(regression, finalize_freed_folio_not_on_lru)
 				      mirror, NPAGES, NULL), 0);
 		ASSERT_EQ(pages_in_device(fd, buf, NPAGES), 0);
 		ASSERT_EQ(drain_lru_batches(), 0);
-		ASSERT_EQ(unpainted(buf, bytes, 1 + d), -1);
+		ASSERT_EQ(hmm_unpainted(buf, bytes, 1 + d), -1);
 
 		/* Again, back by CPU fault this time (device-private only). */
 		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
 				      mirror, NPAGES, NULL), 0);
-		ASSERT_EQ(unpainted(buf, bytes, 1 + d), -1);
+		ASSERT_EQ(hmm_unpainted(buf, bytes, 1 + d), -1);
 		ASSERT_EQ(drain_lru_batches(), 0);
 
 		/*
@@ -351,7 +324,7 @@ TEST_F(regression, finalize_freed_folio_not_on_lru)
 			    NPAGES, NULL);
 		ASSERT_EQ(pages_in_device(fd, shared, NPAGES), 0);
 		ASSERT_EQ(drain_lru_batches(), 0);
-		ASSERT_EQ(unpainted(shared, bytes, 3 + d), -1);
+		ASSERT_EQ(hmm_unpainted(shared, bytes, 3 + d), -1);
 
 		munmap(buf, bytes);
 		munmap(shared, bytes);
@@ -385,7 +358,7 @@ TEST_F(regression, exclusive_rejects_hugetlb)
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	ASSERT_NE(huge, MAP_FAILED) TH_LOG("no hugetlb page: %s",
 					   strerror(errno));
-	paint(huge, THP_SIZE, 5);
+	hmm_paint(huge, THP_SIZE, 5);
 
 	ret = dmirror_cmd(self->fd[0], HMM_DMIRROR_EXCLUSIVE, huge, mirror,
 			  NPAGES, NULL);
@@ -394,11 +367,11 @@ TEST_F(regression, exclusive_rejects_hugetlb)
 			      NULL, NPAGES, NULL), 0);
 
 	/* The CPU and the device both still see the same intact page. */
-	EXPECT_EQ(unpainted(huge, THP_SIZE, 5), -1);
-	paint(huge, THP_SIZE, 6);
+	EXPECT_EQ(hmm_unpainted(huge, THP_SIZE, 5), -1);
+	hmm_paint(huge, THP_SIZE, 6);
 	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_READ, huge, mirror,
 			      NPAGES, NULL), 0);
-	EXPECT_EQ(unpainted(mirror, NPAGES * page_size, 6), -1);
+	EXPECT_EQ(hmm_unpainted(mirror, NPAGES * page_size, 6), -1);
 	EXPECT_EQ(munmap(huge, THP_SIZE), 0);
 
 	snprintf(count, sizeof(count), "%ld", before);
@@ -452,12 +425,12 @@ TEST_F(regression, split_thp_with_exclusive_entry)
 	/* Every page is where it was: through a device, then the CPU. */
 	ASSERT_EQ(dmirror_cmd(self->fd[1], HMM_DMIRROR_READ, thp, mirror,
 			      npages, NULL), 0);
-	EXPECT_EQ(unpainted(mirror, THP_SIZE, 7), -1);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 7), -1);
+	EXPECT_EQ(hmm_unpainted(mirror, THP_SIZE, 7), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 7), -1);
 	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
 			      NULL, npages, NULL), 0);
-	paint(thp, THP_SIZE, 8);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 8), -1);
+	hmm_paint(thp, THP_SIZE, 8);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 8), -1);
 	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
 	munmap(mirror, THP_SIZE);
 }
@@ -488,7 +461,7 @@ TEST_F(regression, release_evicts_device_pages)
 		uint64_t cpages = 0;
 
 		ASSERT_NE(buf, NULL);
-		paint(buf, bytes, 9 + d);
+		hmm_paint(buf, bytes, 9 + d);
 		ASSERT_EQ(dmirror_cmd(self->fd[device],
 				      HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 				      NPAGES, &cpages), 0);
@@ -511,7 +484,7 @@ TEST_F(regression, release_evicts_device_pages)
 		self->fd[device] = dmirror_open(device);
 		ASSERT_GE(self->fd[device], 0);
 		EXPECT_EQ(pages_in_device(self->fd[device], buf, NPAGES), 0);
-		EXPECT_EQ(unpainted(buf, bytes, 9 + d), -1);
+		EXPECT_EQ(hmm_unpainted(buf, bytes, 9 + d), -1);
 		munmap(buf, bytes);
 	}
 	munmap(mirror, bytes);
@@ -532,17 +505,17 @@ static bool orphan_commands_fail(int orphan)
 
 	if (!buf || !mirror || own < 0)
 		return false;
-	paint(buf, bytes, 11);
-	paint(mirror, bytes, 12);
+	hmm_paint(buf, bytes, 11);
+	hmm_paint(mirror, bytes, 12);
 	ok = dmirror_cmd(orphan, HMM_DMIRROR_READ, buf, mirror, NPAGES,
 			 NULL) < 0 &&
-	     unpainted(mirror, bytes, 12) == -1 &&
+	     hmm_unpainted(mirror, bytes, 12) == -1 &&
 	     dmirror_cmd(orphan, HMM_DMIRROR_WRITE, buf, mirror, NPAGES,
 			 NULL) < 0 &&
 	     dmirror_cmd(orphan, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 			 NPAGES, NULL) < 0 &&
 	     pages_in_device(own, buf, NPAGES) == 0 &&
-	     unpainted(buf, bytes, 11) == -1;
+	     hmm_unpainted(buf, bytes, 11) == -1;
 	close(own);
 	return ok;
 }
@@ -616,7 +589,7 @@ TEST_F_TIMEOUT(regression, device_private_fault_waits_for_migration, 300)
 
 	ASSERT_NE(buf, NULL);
 	ASSERT_NE(mirror, NULL);
-	paint(buf, bytes, 13);
+	hmm_paint(buf, bytes, 13);
 	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_DEV, buf,
 			      mirror, NPAGES, NULL), 0);
 
@@ -630,9 +603,9 @@ TEST_F_TIMEOUT(regression, device_private_fault_waits_for_migration, 300)
 			if (dmirror_cmd(fd, HMM_DMIRROR_READ, buf, mirror,
 					NPAGES, NULL) == 0) {
 				ok++;
-				bad += unpainted(mirror, bytes, 13) != -1;
+				bad += hmm_unpainted(mirror, bytes, 13) != -1;
 			}
-			bad += unpainted(buf, bytes, 13) != -1;
+			bad += hmm_unpainted(buf, bytes, 13) != -1;
 		}
 		_exit(fd < 0 || bad || !ok ? 1 : 0);
 	}
@@ -643,7 +616,7 @@ TEST_F_TIMEOUT(regression, device_private_fault_waits_for_migration, 300)
 			    NPAGES, NULL);
 		dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror,
 			    NPAGES, NULL);
-		read_ok += unpainted(buf, bytes, 13) == -1;
+		read_ok += hmm_unpainted(buf, bytes, 13) == -1;
 	}
 	ASSERT_EQ(waitpid(reader, &status, 0), reader);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -673,14 +646,14 @@ static void *churn_device_pages(void *arg)
 		return NULL;
 	}
 	for (round = 0; round < ROUNDS; round++) {
-		paint(buf, bytes, churn->seed + round);
+		hmm_paint(buf, bytes, churn->seed + round);
 		cpages = 0;
 		if (dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
 				NPAGES, &cpages) || cpages != (uint64_t)NPAGES ||
-		    unpainted(mirror, bytes, churn->seed + round) != -1 ||
+		    hmm_unpainted(mirror, bytes, churn->seed + round) != -1 ||
 		    dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror,
 				NPAGES, NULL) ||
-		    unpainted(buf, bytes, churn->seed + round) != -1)
+		    hmm_unpainted(buf, bytes, churn->seed + round) != -1)
 			churn->failures++;
 	}
 	close(fd);
@@ -755,7 +728,7 @@ TEST_F(regression, exclusive_entry_is_not_a_migration_entry)
 
 	ASSERT_NE(buf, NULL);
 	ASSERT_NE(mirror, NULL);
-	paint(buf, bytes, 15);
+	hmm_paint(buf, bytes, 15);
 	ASSERT_EQ(dmirror_cmd(self->fd[2], HMM_DMIRROR_MIGRATE_TO_DEV, buf,
 			      mirror, NPAGES, &cpages), 0);
 	ASSERT_EQ(cpages, (uint64_t)NPAGES);
@@ -772,7 +745,7 @@ TEST_F(regression, exclusive_entry_is_not_a_migration_entry)
 	EXPECT_EQ(pages_in_device(self->fd[2], buf, NPAGES), 0);
 	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, buf,
 			      NULL, NPAGES, NULL), 0);
-	EXPECT_EQ(unpainted(buf, bytes, 15), -1);
+	EXPECT_EQ(hmm_unpainted(buf, bytes, 15), -1);
 	EXPECT_EQ(munmap(buf, bytes), 0);
 	munmap(mirror, bytes);
 }
@@ -803,12 +776,12 @@ TEST_F(regression, exclusive_on_thp_pages)
 	ASSERT_EQ(granted_exclusive(self->fd[0], thp, mirror, npages, 31), 0);
 
 	/* The CPU takes every page back; they are still one THP. */
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 31), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 31), -1);
 	EXPECT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_CHECK_EXCLUSIVE, thp,
 			      NULL, npages, NULL), 0);
 	EXPECT_TRUE(all_in_thp(thp, THP_SIZE));
-	paint(thp, THP_SIZE, 32);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 32), -1);
+	hmm_paint(thp, THP_SIZE, 32);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 32), -1);
 	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
 	munmap(mirror, THP_SIZE);
 }
@@ -821,7 +794,7 @@ TEST_F(regression, exclusive_on_thp_pages)
  */
 static int child_keeps_paint_33(void *thp)
 {
-	return unpainted(thp, THP_SIZE, 33) == -1 ? 0 : 1;
+	return hmm_unpainted(thp, THP_SIZE, 33) == -1 ? 0 : 1;
 }
 
 TEST_F(regression, exclusive_on_thp_shared_after_fork)
@@ -837,10 +810,10 @@ TEST_F(regression, exclusive_on_thp_shared_after_fork)
 	ASSERT_EQ(park_child(&child, child_keeps_paint_33, thp), 0);
 
 	ASSERT_EQ(granted_exclusive(self->fd[0], thp, mirror, npages, 33), 0);
-	paint(thp, THP_SIZE, 34);
+	hmm_paint(thp, THP_SIZE, 34);
 
 	EXPECT_EQ(release_child(&child), 0);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 34), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 34), -1);
 	EXPECT_EQ(munmap(thp, THP_SIZE), 0);
 	munmap(mirror, THP_SIZE);
 }
@@ -880,14 +853,14 @@ TEST_F(regression, pte_mapped_thp_pages_migrate)
 		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, thp, mirror,
 				      npages - 1, NULL), 0);
 		EXPECT_EQ(pages_in_device(fd, thp, npages - 1), npages - 1);
-		EXPECT_EQ(unpainted(mirror, THP_SIZE - page_size, seed), -1);
-		EXPECT_EQ(unpainted(thp, THP_SIZE, seed), -1);
+		EXPECT_EQ(hmm_unpainted(mirror, THP_SIZE - page_size, seed), -1);
+		EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, seed), -1);
 		EXPECT_EQ(munmap(thp, THP_SIZE), 0);
 
 		/* A whole THP moved 4 KiB off a 2 MiB boundary. */
 		thp = thp_map();
 		ASSERT_NE(thp, NULL);
-		paint(thp, THP_SIZE, seed + 1);
+		hmm_paint(thp, THP_SIZE, seed + 1);
 		away = anon_map(2 * THP_SIZE, MAP_PRIVATE);
 		ASSERT_NE(away, NULL);
 		moved = (char *)(((uintptr_t)away + THP_SIZE - 1) &
@@ -897,8 +870,8 @@ TEST_F(regression, pte_mapped_thp_pages_migrate)
 		ASSERT_EQ(dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, moved,
 				      mirror, npages, NULL), 0);
 		EXPECT_EQ(pages_in_device(fd, moved, npages), npages);
-		EXPECT_EQ(unpainted(mirror, THP_SIZE, seed + 1), -1);
-		EXPECT_EQ(unpainted(moved, THP_SIZE, seed + 1), -1);
+		EXPECT_EQ(hmm_unpainted(mirror, THP_SIZE, seed + 1), -1);
+		EXPECT_EQ(hmm_unpainted(moved, THP_SIZE, seed + 1), -1);
 		EXPECT_EQ(munmap(away, 2 * THP_SIZE), 0);
 	}
 	munmap(mirror, THP_SIZE);
@@ -956,10 +929,10 @@ static int snapshot_any(int fd, char *addr, unsigned long npages)
 /* The parent's writes must not reach the child, nor the child's the parent. */
 static int child_keeps_own_copy(void *thp)
 {
-	if (unpainted(thp, THP_SIZE, 40) != -1)
+	if (hmm_unpainted(thp, THP_SIZE, 40) != -1)
 		return 1;
-	paint(thp, THP_SIZE, 42);
-	return unpainted(thp, THP_SIZE, 42) == -1 ? 0 : 2;
+	hmm_paint(thp, THP_SIZE, 42);
+	return hmm_unpainted(thp, THP_SIZE, 42) == -1 ? 0 : 2;
 }
 
 TEST_F(regression, device_thp_migration_keeps_cow_read_only)
@@ -978,10 +951,10 @@ TEST_F(regression, device_thp_migration_keeps_cow_read_only)
 	ASSERT_GE(any, 0);
 	EXPECT_EQ(any & (HMM_DMIRROR_PROT_WRITE | KIND_MASK), 0)
 		TH_LOG("after the migration: snapshot bits %#x", any);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 40), -1);
-	paint(thp, THP_SIZE, 41);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 40), -1);
+	hmm_paint(thp, THP_SIZE, 41);
 	EXPECT_EQ(release_child(&child), 0);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 41), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 41), -1);
 	munmap(thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
@@ -1007,7 +980,7 @@ static int child_maps_system_memory(void *thp)
 		if (!(entry & PM_PRESENT) || (entry & PM_SWAP))
 			return 1;
 	}
-	return unpainted(thp, THP_SIZE, 43) == -1 ? 0 : 2;
+	return hmm_unpainted(thp, THP_SIZE, 43) == -1 ? 0 : 2;
 }
 
 TEST_F(regression, device_thp_rmap_finds_other_mapping)
@@ -1022,7 +995,7 @@ TEST_F(regression, device_thp_rmap_finds_other_mapping)
 	ASSERT_EQ(dmirror_cmd(self->fd[0], HMM_DMIRROR_MIGRATE_TO_SYS, thp,
 			      NULL, npages, NULL), 0);
 	EXPECT_EQ(release_child(&child), 0);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 43), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 43), -1);
 	munmap(thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
@@ -1059,7 +1032,7 @@ TEST_F(regression, device_thp_pagemap_reads_quietly)
 	EXPECT_EQ(entries[0] & (PM_PRESENT | PM_SWAP), PM_SWAP);
 	close(fd);
 	free(entries);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 44), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 44), -1);
 	munmap(thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
 }
@@ -1106,7 +1079,7 @@ TEST_F(regression, device_thp_mprotect_keeps_uffd_wp)
 	}
 	wp.mode = 0;
 	ASSERT_EQ(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp), 0);
-	EXPECT_EQ(unpainted(thp, THP_SIZE, 45), -1);
+	EXPECT_EQ(hmm_unpainted(thp, THP_SIZE, 45), -1);
 	close(uffd);
 	munmap(thp, THP_SIZE);
 	munmap(mirror, THP_SIZE);
@@ -1182,7 +1155,7 @@ TEST_F(regression, device_thp_madvise_races_migration)
 
 		for (i = 0; i < per_page; i++) {
 			zero &= !word[i];
-			painted &= word[i] == word_of(46, n * per_page + i);
+			painted &= word[i] == hmm_word_of(46, n * per_page + i);
 		}
 		/* Zeroes: a clean page that MADV_FREE let reclaim drop. */
 		EXPECT_TRUE(painted || zero)
@@ -1228,7 +1201,7 @@ TEST_F(regression, device_thp_mbind_races_migration)
 
 	ASSERT_NE(a.thp, NULL) TH_LOG("no PMD-mapped THP");
 	ASSERT_EQ(bounce_device_thp(self->fd[0], &a, policy_loop), 0);
-	EXPECT_EQ(unpainted(a.thp, THP_SIZE, 48), -1)
+	EXPECT_EQ(hmm_unpainted(a.thp, THP_SIZE, 48), -1)
 		TH_LOG("after %lu rounds of mbind()", a.rounds);
 	munmap(a.thp, THP_SIZE);
 }
@@ -1296,8 +1269,8 @@ TEST_F(regression, device_thp_anon_counters_balance)
 
 				if (n >= 64 && n < 128)
 					continue;
-				EXPECT_EQ(*w, word_of(47 + round,
-						      n * page_size / 4));
+				EXPECT_EQ(*w, hmm_word_of(47 + round,
+							  n * page_size / 4));
 			}
 		}
 		EXPECT_EQ(munmap(thp, THP_SIZE), 0);
