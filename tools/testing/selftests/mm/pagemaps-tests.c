@@ -787,14 +787,27 @@ static int nd_region_id(const struct nd_region *region)
  */
 static int fsdax_blockdev(struct nd_region *region, char *out, size_t len)
 {
-	char prefix[16], pfn[32];
+	char prefix[16];
+	struct dirent *de;
+	int ret = -ENOENT;
+	DIR *d;
 
 	if (!nd_block(region->ns, out, len))
 		return 0;
+	/*
+	 * The region has its claimed pfn device and an idle seed (pfnN.M
+	 * both, numbered in the order the kernel made them): the one with a
+	 * block device is the namespace.
+	 */
 	snprintf(prefix, sizeof(prefix), "pfn%d.", nd_region_id(region));
-	if (dir_find(ND "/devices", prefix, pfn, sizeof(pfn)))
-		return -ENOENT;
-	return nd_block(pfn, out, len);
+	d = opendir(ND "/devices");
+	if (!d)
+		return -errno;
+	while (ret && (de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)))
+			ret = nd_block(de->d_name, out, len);
+	closedir(d);
+	return ret;
 }
 
 /*
