@@ -32,7 +32,7 @@ export FLAVOUR DEBUG
 #> ICOUNT         boot, check, bench: 1 for a guest clock that follows instructions executed
 #> DRY_RUN        boot: 1 prints the guest's folder, time limit and QEMU command instead of booting
 #> JOBS           build, users, series-check: parallel compile jobs (default: nproc)
-#> CONFIGS        config: the fragments of configs/ to merge (default: guest hmm pagemaps trace [kunit] [debug])
+#> CONFIGS        config: the fragments of configs/ to merge (default: guest hmm pagemaps trace dma [kunit hmm-dma] [debug])
 #> TARBALL        tree: the base (default /usr/src/linux-source-6.12.tar.xz)
 #> BUILD          every stage: the build folder (default build/)
 #> CC             initramfs: the compiler of the guest programs (default gcc)

@@ -79,7 +79,7 @@ bench_profile() {
 	local pb=$BUILD/profile log
 	mkdir -p "$pb"
 	[ -e "$pb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$pb/base"
-	export BUILD=$pb CONFIGS="guest hmm pagemaps kunit profile" BENCH_PROFILE=1
+	export BUILD=$pb CONFIGS="guest hmm pagemaps dma kunit hmm-dma profile" BENCH_PROFILE=1
 	export BENCH_SIZES=${BENCH_SIZES:-2}
 	export BENCH_FIGURES=${BENCH_FIGURES:-to_dev to_sys cpu_fault dev_read_cold evict}
 	# lib/Makefile builds lib/ without the profiler's hooks; our driver
@@ -148,7 +148,7 @@ bench_trace_cost() {
 	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
 	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-ours.cpio" ours
 	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-ours"
-	BUILD=$nb CONFIGS="guest hmm pagemaps kunit" \
+	BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
 		make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
 	if grep -q '^CONFIG_TRACING=y' "$nb/ours/obj/.config"; then
 		stage_fail "$nb/ours/obj/.config has tracing: it is no baseline"

@@ -68,8 +68,15 @@ cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000 memmap=64M!0x17c00000
 # report. A check boot with ICOUNT=1 therefore gets one vCPU; it loses no
 # speed (both ran on one host thread) but the debug kernel's runs see no
 # two CPUs at once. Benchmarks keep two, with idle=poll (above).
+# A mode may ask for -icount itself (mode "dma": its device's DMA takes
+# 100 ms of guest time per transfer, which icount's sleep=off skips while
+# the guest waits); then it is booted as with ICOUNT=1, with its own.
+# shellcheck disable=SC2207  # the mode's QEMU arguments, split at spaces
+mode_args=($(mode_qemu "$bootmode"))
+icount=${ICOUNT:-0}
+[[ " ${mode_args[*]} " == *" -icount "* ]] && icount=mode
 smp=2
-[ "${ICOUNT:-0}" = 1 ] && [ "$mode" != bench ] && smp=1
+[ "$icount" != 0 ] && [ "$mode" != bench ] && smp=1
 
 # One host thread runs every vCPU (-accel tcg,thread=single), as -icount
 # does anyway. With a thread per vCPU, a static key flipped while another
@@ -90,12 +97,13 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -machine q35 -cpu max -smp "$smp" -m 4G -
 	-numa "node,nodeid=0,cpus=0-$((smp - 1)),memdev=node0"
 	-numa node,nodeid=1,memdev=node1
 	-kernel "$kernel" -initrd "$initrd"
-	-append "$cmdline"
+	-append "$cmdline")
+[ "$icount" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
+# The mode's QEMU arguments come before the PCI devices: an IOMMU must
+# exist before the devices whose DMA it translates.
+qemu+=("${mode_args[@]}"
 	-blockdev "driver=null-co,node-name=nvme0,size=67108864,read-zeroes=on"
 	-device "nvme,serial=hmm-cmb,drive=nvme0,cmb_size_mb=16")
-[ "${ICOUNT:-0}" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
-# shellcheck disable=SC2207  # the mode's QEMU arguments, split at spaces
-qemu+=($(mode_qemu "$bootmode"))
 if [ "$mode" = check ]; then
 	out=${BOOT_OUT:-$(mode_dir "$bootmode")}
 else

@@ -116,6 +116,18 @@ run_modes() {
 	done
 }
 
+# mode_has_suites MODE: does the flavour (FDIR) run any suite in MODE?
+# A mode with none (mode "dma" on flavour upstream) is not booted. Before
+# the initramfs lists the flavour's suites, every mode counts.
+mode_has_suites() {
+	local modes
+	[ -f "$FDIR/hmm-suites" ] || return 0
+	while IFS=$'\t' read -r _ modes _; do
+		case ",$modes," in *",*,"* | *",$1,"*) return 0 ;; esac
+	done <"$FDIR/hmm-suites"
+	return 1
+}
+
 # Time limits of the suites (harness/suites) and of a whole guest are
 # multiplied by this: the debug kernel is 15 to 40 times slower.
 LIMIT_SCALE=${LIMIT_SCALE:-1}

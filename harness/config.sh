@@ -11,10 +11,10 @@ source "$(dirname "$0")/common.sh"
 stage_start config
 
 obj=${1:-$OBJ}
-# Flavour ours adds the KUnit fragment: its test symbols exist only with
+# Flavour ours adds the KUnit and test_hmm_dma fragments: their symbols exist only with
 # our patches. The debug kernel (DEBUG=1) merges the checkers last.
-default="guest hmm pagemaps trace"
-[ "$FLAVOUR" = ours ] && default="$default kunit"
+default="guest hmm pagemaps trace dma"
+[ "$FLAVOUR" = ours ] && default="$default kunit hmm-dma"
 [ "$DEBUG" = 1 ] && default="$default debug"
 names=${CONFIGS:-$default}
 if (($# > 1)); then

@@ -86,6 +86,15 @@ prepare_kunit() {
 	cp "${kunit_mods[@]}" "$root/lib/modules/kunit/"
 }
 
+# The DMA helpers' driver for QEMU's edu device (configs/hmm-dma.config),
+# loaded by the suite's module column like test_hmm.
+prepare_dma() {
+	local dko=$OBJ/lib/test_hmm_dma.ko
+	[ -f "$dko" ] ||
+		stage_fail "$dko is missing (is configs/hmm-dma.config merged?)"
+	cp "$dko" "$root/lib/modules/"
+}
+
 # On flavour upstream, the regression tests of problems pristine 6.12.118
 # still has are left out unless REGRESSIONS_UPSTREAM_BUGS=1: a device
 # holding exclusive access loses a page reference for good (test_hmm can
@@ -147,6 +156,10 @@ while read -r name flavours modes module limit src env; do
 	if [ -n "${SUITES:-}" ] && [[ " $SUITES " != *" $name "* ]]; then
 		continue
 	fi
+	fn=prepare_${name//-/_}
+	if declare -F "$fn" >/dev/null; then
+		"$fn"
+	fi
 	[ "$module" = - ] || [ -f "$root/lib/modules/$module" ] ||
 		stage_fail "harness/suites: suite $name loads $module, which no stage builds"
 	prog=$(suite_program "$src") || exit 1
@@ -169,10 +182,6 @@ while read -r name flavours modes module limit src env; do
 	fi
 	limit=$(eval "echo $limit")
 	[[ "$limit" =~ ^[0-9]+$ ]] || stage_fail "harness/suites: suite $name's limit is not a number: $limit"
-	fn=prepare_${name//-/_}
-	if declare -F "$fn" >/dev/null; then
-		"$fn"
-	fi
 	printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$modes" "$((limit * LIMIT_SCALE))" \
 		"$module" "$command" >>"$root/etc/hmm-suites"
 	nsuites=$((nsuites + 1))

@@ -14,6 +14,7 @@ for f in "$@"; do
 	for m in $modes; do
 		fdir=$BUILD/$f
 		[ "$DEBUG" = 1 ] && fdir=$fdir-debug
+		FDIR=$fdir mode_has_suites "$m" || continue
 		r=$(FDIR=$fdir mode_dir "$m")/results.json
 		[ -f "$r" ] || { echo "report: no results for $f in mode $m ($r); run 'make check'" >&2; exit 1; }
 		results+=("$r")

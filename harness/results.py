@@ -16,8 +16,9 @@ parse  CONSOLE OUTDIR
         (hang or crash), and whether the host's timeout killed it;
       - kernel reports anywhere in the console (oops, BUG, WARNING, KASAN,
         KFENCE, lockdep, RCU stall, hung task, kmemleak, DEBUG_VM's page
-        dumps, page_table_check, debugobjects): each fails the test that
-        was running when it appeared, or the boot if none was.
+        dumps, page_table_check, debugobjects, IOMMU faults): each fails
+        the test that was running when it appeared, or the boot if none
+        was.
     Sections of one name (suite kmemleak: one per check, after each suite)
     add up to one suite. In a kmemleak section, kmemleak's own line after
     the scan the check asked for is the guest's to judge: it lists every
@@ -86,6 +87,14 @@ REPORTS = [
     # debugobjects (ODEBUG): an active timer, work or RCU head freed or
     # reused, or the checker out of memory and off.
     ('debugobjects', re.compile(r'ODEBUG: (?!selftest passed)')),
+    # An IOMMU refused a device's DMA (suite dma: a DMA address the HMM
+    # helpers got wrong, or one used after its unmap). Intel's DMAR prints
+    # the fault, or the status line when it prints no more (ratelimited);
+    # AMD's IOMMU logs an IO_PAGE_FAULT event.
+    ('IOMMU fault', re.compile(r'DMAR: (DRHD: handling fault status|'
+                               r'\[(DMA Read|DMA Write|INTR-REMAP)'
+                               r'[^\]]*\] Request device)|'
+                               r'AMD-Vi: Event logged \[IO_PAGE_FAULT')),
     ('BUG', re.compile(r'(?<!ODE)BUG:|kernel BUG at|Bad page (state|map)')),
     ('WARNING', re.compile(r'WARNING:')),
 ]

@@ -73,7 +73,12 @@ class BootModes(unittest.TestCase):
         self.assertIn('hmm.extra=1', append)
         self.assertNotIn('transparent_hugepage=madvise', append)
         self.assertIn('hmm.bootmode=thp-always', append)
-        self.assertEqual(qemu[-2:], ['-device', 'edu'])
+        # The mode's devices come before the machine's PCI devices (an
+        # IOMMU must exist before the devices it translates for).
+        edu = qemu.index('edu')
+        self.assertEqual(qemu[edu - 1], '-device')
+        self.assertLess(edu, [i for i, a in enumerate(qemu)
+                              if a.startswith('nvme,')][0])
         self.assertTrue(out.endswith('/build/ours/check-thp-always'), out)
 
     def test_icount_checks_boot_one_vcpu(self):
@@ -85,6 +90,37 @@ class BootModes(unittest.TestCase):
         self.assertEqual(smp('check'), '2')
         self.assertEqual(smp('check', ICOUNT='1'), '1')
         self.assertEqual(smp('bench', ICOUNT='1'), '2')
+
+    def test_a_mode_with_icount_boots_as_icount(self):
+        """Its own -icount, one vCPU, and not a second -icount."""
+        with open(self.table, 'a') as f:
+            f.write('dma | intel_iommu=on | -device edu '
+                    '-icount shift=0,sleep=off\n')
+        for env in ({}, {'ICOUNT': '1'}):
+            self.env.update(env)
+            _, _, qemu = self.boot('check', 'dma')
+            self.assertEqual(qemu.count('-icount'), 1)
+            self.assertEqual(qemu[qemu.index('-icount') + 1],
+                             'shift=0,sleep=off')
+            self.assertEqual(qemu[qemu.index('-smp') + 1], '1')
+
+    def test_a_mode_without_suites_is_not_run(self):
+        fdir = os.path.join(self.env['BUILD'], 'ours')
+        os.makedirs(fdir)
+        script = ('for m in thp-madvise thp-always dma; do '
+                  'mode_has_suites $m && echo $m; done')
+        # Before the initramfs lists the suites, every mode counts.
+        self.assertEqual(self.bash(script).stdout.split(),
+                         ['thp-madvise', 'thp-always', 'dma'])
+        with open(os.path.join(fdir, 'hmm-suites'), 'w') as f:
+            f.write('hmm-tests\tthp-madvise,thp-always\t600\tx\ty\n'
+                    'kunit\tthp-always\t300\t-\tz\n')
+        self.assertEqual(self.bash(script).stdout.split(),
+                         ['thp-madvise', 'thp-always'])
+        with open(os.path.join(fdir, 'hmm-suites'), 'a') as f:
+            f.write('any\t*\t300\t-\tz\n')
+        self.assertEqual(self.bash(script).stdout.split(),
+                         ['thp-madvise', 'thp-always', 'dma'])
 
     def test_unknown_mode_is_refused(self):
         out = subprocess.run([os.path.join(HARNESS, 'boot.sh'), 'check',

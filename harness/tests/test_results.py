@@ -63,6 +63,9 @@ CASES = {
     'kunit-failed': ({'kunit': (27, 1, 0)}, 0,
                      ['hmm_range_fault.hmm_kunit_bad_range_einval.'
                       'unaligned_start']),
+    # Suite dma (boot mode dma) with an IOMMU fault while a test ran that
+    # passed by its own checks: the report fails it.
+    'dmar': ({'dma': (8, 1, 0)}, 0, ['dma.invalidation_remaps']),
     # The debug kernel's leak checks: sections of one name add up; the
     # guest judges the objects of its own scan (kmemleak-known: only
     # upstream's driver's known leak, which passes), but kmemleak's line
@@ -166,6 +169,18 @@ class ReportKinds(unittest.TestCase):
                       'seconds.'),
         ('WARNING', 'WARNING: CPU: 1 PID: 201 at mm/memremap.c:512 '
                     'free_zone_device_folio+0x1c/0x40'),
+        ('IOMMU fault', 'DMAR: DRHD: handling fault status reg 2'),
+        ('IOMMU fault', 'DMAR: [DMA Read NO_PASID] Request device '
+                        '[00:03.0] fault addr 0xffffe000 [fault reason '
+                        '0x06] PTE Read access is not set'),
+        ('IOMMU fault', 'DMAR: [DMA Write NO_PASID] Request device '
+                        '[00:03.0] fault addr 0x7000 [fault reason 0x05] '
+                        'PTE Write access is not set'),
+        ('IOMMU fault', 'AMD-Vi: Event logged [IO_PAGE_FAULT '
+                        'device=0000:00:03.0 domain=0x0002 '
+                        'address=0xfffff000 flags=0x0000]'),
+        (None, 'DMAR: IOMMU enabled'),
+        (None, 'DMAR: Intel(R) Virtualization Technology for Directed I/O'),
         (None, 'kmemleak: Kernel memory leak detector initialized (mem '
                'pool available: 37530)'),
         (None, 'ODEBUG: selftest passed'),
