@@ -262,6 +262,24 @@ static const struct mmu_interval_notifier_ops hmm_dma_notifier_ops = {
 
 /* ---- Commands ---- */
 
+/*
+ * Count one entry the device now has mapped: @before is its word before
+ * hmm_dma_map_pfn(), @after the word the helper left.
+ */
+static void hmm_dma_count(struct hmm_dma_stats *stats, unsigned long before,
+			  unsigned long after)
+{
+	if (before & HMM_PFN_DMA_MAPPED) {
+		stats->reused++;
+		return;
+	}
+	stats->mapped++;
+	if (after & HMM_PFN_P2PDMA)
+		stats->p2p++;
+	if (after & HMM_PFN_P2PDMA_BUS)
+		stats->p2p_bus++;
+}
+
 /* What a command does with each page of its range. */
 enum hmm_dma_op {
 	HMM_DMA_OP_READ,	/* the device reads it (into f->kbuf) */
@@ -294,10 +312,6 @@ static int hmm_dma_window_locked(struct hmm_dma_file *f, unsigned long start,
 			break;
 		}
 
-		if (word & HMM_PFN_DMA_MAPPED)
-			f->stats.reused++;
-		else
-			f->stats.mapped++;
 		if (hmm_pfn_to_map_order(word) >= PMD_SHIFT - PAGE_SHIFT)
 			f->stats.huge++;
 		addr = hmm_dma_map_pfn(dev, &f->map, first + i, &p2p);
@@ -305,6 +319,7 @@ static int hmm_dma_window_locked(struct hmm_dma_file *f, unsigned long start,
 			ret = -EFAULT;
 			break;
 		}
+		hmm_dma_count(&f->stats, word, f->map.pfn_list[first + i]);
 		if (op == HMM_DMA_OP_MAP)
 			continue;
 		if (op == HMM_DMA_OP_WRITE) {

@@ -239,6 +239,10 @@ enum {
  * @huge:      entries the CPU mapped with a PMD (a THP) when the device
  *             used them
  * @transfers: DMA transfers the device made
+ * @p2p:       of @mapped, PCI peer-to-peer pages reached through the host
+ *             bridge (HMM_PFN_P2PDMA)
+ * @p2p_bus:   of @mapped, PCI peer-to-peer pages reached by their bus
+ *             address (HMM_PFN_P2PDMA_BUS)
  */
 struct hmm_dma_stats {
 	__u64		regions;
@@ -247,6 +251,8 @@ struct hmm_dma_stats {
 	__u64		unmapped;
 	__u64		huge;
 	__u64		transfers;
+	__u64		p2p;
+	__u64		p2p_bus;
 };
 
 #define HMM_DMA_STATS			_IOR('H', 0x40, struct hmm_dma_stats)

@@ -25,6 +25,7 @@
 #ifndef HMM_COMMON_H
 #define HMM_COMMON_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -73,6 +74,35 @@ static inline long hmm_unpainted(const void *mem, unsigned long bytes,
 		if (word[n] != hmm_word_of(seed, n))
 			return n * sizeof(*word);
 	return -1;
+}
+
+/* ---- PCI peer-to-peer memory ---- */
+
+/*
+ * The p2pmem directory in sysfs of the first PCI device that publishes
+ * peer-to-peer memory (QEMU's NVMe controller memory buffer), into @out:
+ * 0, or -ENOENT if no device does. Mapping its "allocate" file MAP_SHARED
+ * gives pages of that memory.
+ */
+static inline int hmm_p2pmem_dir(char *out, size_t len)
+{
+	const char *pci = "/sys/bus/pci/devices";
+	struct dirent *de;
+	int ret = -ENOENT;
+	DIR *d = opendir(pci);
+	char path[512];
+
+	if (!d)
+		return -errno;
+	while (ret && (de = readdir(d))) {
+		snprintf(path, sizeof(path), "%s/%.64s/p2pmem", pci, de->d_name);
+		if (access(path, F_OK) == 0 && strlen(path) < len) {
+			memcpy(out, path, strlen(path) + 1);
+			ret = 0;
+		}
+	}
+	closedir(d);
+	return ret;
 }
 
 /* ---- Random streams ---- */

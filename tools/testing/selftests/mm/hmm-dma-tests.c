@@ -16,6 +16,7 @@
 #include "../kselftest_harness.h"
 #include "hmm-common.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -72,6 +73,8 @@ static struct hmm_dma_stats dma_delta(int fd, const struct hmm_dma_stats *base)
 	now.unmapped -= base->unmapped;
 	now.huge -= base->huge;
 	now.transfers -= base->transfers;
+	now.p2p -= base->p2p;
+	now.p2p_bus -= base->p2p_bus;
 	return now;
 }
 
@@ -340,6 +343,60 @@ TEST_F(dma, thp_map_read_write)
 			 self->page), 0);
 	free(buf);
 	munmap(thp, THP_SIZE);
+}
+
+/* Whether an IOMMU translates DMA in this machine. */
+static bool iommu_present(void)
+{
+	DIR *d = opendir("/sys/class/iommu");
+	struct dirent *de;
+	bool found = false;
+
+	if (!d)
+		return false;
+	while (!found && (de = readdir(d)))
+		found = de->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+/*
+ * PCI peer-to-peer memory (the NVMe controller memory buffer): the device
+ * reads and writes it by DMA like RAM. Behind an IOMMU the path goes
+ * through the host bridge (HMM_PFN_P2PDMA: mapped as MMIO, the IOMMU
+ * translating to the NVMe BAR); without one the two devices would have to
+ * share a bridge, and the device would use the bus address
+ * (HMM_PFN_P2PDMA_BUS).
+ */
+TEST_F(dma, p2pdma_cmb)
+{
+	unsigned long npages = 4, bytes = npages * self->page;
+	char dir[256], path[300], *buf = malloc(bytes);
+	struct hmm_dma_stats d;
+	void *cmb;
+	int fd;
+
+	ASSERT_NE(buf, NULL);
+	ASSERT_EQ(hmm_p2pmem_dir(dir, sizeof(dir)), 0);
+	snprintf(path, sizeof(path), "%s/allocate", dir);
+	fd = open(path, O_RDWR);
+	ASSERT_GE(fd, 0);
+	cmb = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	ASSERT_NE(cmb, MAP_FAILED);
+	hmm_paint(cmb, bytes, 14);
+
+	ASSERT_EQ(hmm_dmirror(self->fd, HMM_DMIRROR_READ, cmb, buf, npages), 0);
+	ASSERT_EQ(hmm_unpainted(buf, bytes, 14), -1);
+	hmm_paint(buf, bytes, 15);
+	ASSERT_EQ(hmm_dmirror(self->fd, HMM_DMIRROR_WRITE, cmb, buf, npages),
+		  0);
+	ASSERT_EQ(hmm_unpainted(cmb, bytes, 15), -1);
+	d = dma_delta(self->fd, &self->base);
+	EXPECT_EQ(d.mapped, npages);
+	EXPECT_EQ(iommu_present() ? d.p2p : d.p2p_bus, npages);
+	munmap(cmb, bytes);
+	free(buf);
 }
 
 /* A command on another range replaces the region, unmapping the old one. */

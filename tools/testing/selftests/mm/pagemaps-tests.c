@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include "../kselftest_harness.h"
+#include "hmm-common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -538,29 +539,6 @@ TEST_F_TIMEOUT(pagemap, devdax_mmap_pin_rebind, 300)
 
 /* ---- p2pdma ---------------------------------------------------------- */
 
-/* The p2pmem directory of the PCI device that publishes one. */
-static int p2pmem_dir(char *out, size_t len)
-{
-	const char *pci = "/sys/bus/pci/devices";
-	char path[512];
-	struct dirent *de;
-	int ret = -ENOENT;
-	DIR *d = opendir(pci);
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		snprintf(path, sizeof(path), "%s/%s/p2pmem", pci, de->d_name);
-		if (access(path, F_OK) == 0) {
-			copy_name(out, len, path);
-			ret = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return ret;
-}
-
 static unsigned long long p2pmem_attr(const char *dir, const char *attr)
 {
 	char path[512];
@@ -585,7 +563,7 @@ TEST_F_TIMEOUT(pagemap, p2pdma_cmb_published_and_mapped, 120)
 	const size_t npages = 16;
 	void *map;
 
-	ASSERT_EQ(p2pmem_dir(dir, sizeof(dir)), 0);
+	ASSERT_EQ(hmm_p2pmem_dir(dir, sizeof(dir)), 0);
 	size = p2pmem_attr(dir, "size");
 	avail = p2pmem_attr(dir, "available");
 	TH_LOG("%s: %llu KiB, %llu available", dir, size >> 10, avail >> 10);
@@ -646,7 +624,7 @@ TEST_F_TIMEOUT(pagemap, p2pdma_free_and_reuse_race, 300)
 	unsigned long long avail;
 	int i;
 
-	ASSERT_EQ(p2pmem_dir(dir, sizeof(dir)), 0);
+	ASSERT_EQ(hmm_p2pmem_dir(dir, sizeof(dir)), 0);
 	avail = p2pmem_attr(dir, "available");
 	for (i = 0; i < 2; i++) {
 		w[i] = (struct p2p_worker){ .dir = dir, .tag = 100 * (i + 1),
