@@ -36,11 +36,12 @@
  * reverse. The driver waits for each transfer's interrupt.
  *
  * Locking: ->cmd_lock serialises the commands of a file (so only one
- * hmm_range_fault() writes its map at a time); ->lock guards the map
- * against the invalidate callback and is held from the sequence check until
- * the last transfer of a window. Neither is held across a copy to or from
- * user space, which can fault and invalidate. edu->xfer_lock serialises
- * the device among files.
+ * hmm_range_fault() writes its map at a time, and only commands change the
+ * region); ->lock guards the map against the invalidate callback and is
+ * held from the sequence check until the last transfer of a window. ->lock
+ * is never held across a copy to or from user space, which can fault and
+ * invalidate, nor across an allocation that can reclaim. edu->xfer_lock
+ * serialises the device among files.
  */
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
@@ -215,27 +216,32 @@ static void hmm_dma_drop_region(struct hmm_dma_file *f)
 	f->end = 0;
 }
 
-/* Make [start, end) the region, unless it lies inside it already. */
+/*
+ * Make [start, end) the region, unless it lies inside it already. The new
+ * map is allocated before ->lock is taken: an allocation may reclaim, and
+ * reclaim may invalidate this very mm, whose callback takes ->lock.
+ */
 static int hmm_dma_set_region(struct hmm_dma_file *f, unsigned long start,
 			      unsigned long end)
 {
-	int ret = 0;
+	struct hmm_dma_map map;
+	int ret;
 
-	lockdep_assert_held(&f->cmd_lock);
-	mutex_lock(&f->lock);
+	lockdep_assert_held(&f->cmd_lock);	/* the region stays ours */
 	if (f->end && start >= f->start && end <= f->end)
-		goto out;
-	hmm_dma_drop_region(f);
-	ret = hmm_dma_map_alloc(&f->edu->pdev->dev, &f->map,
+		return 0;
+	ret = hmm_dma_map_alloc(&f->edu->pdev->dev, &map,
 				(end - start) >> PAGE_SHIFT, PAGE_SIZE);
 	if (ret)
-		goto out;
+		return ret;
+	mutex_lock(&f->lock);
+	hmm_dma_drop_region(f);
+	f->map = map;
 	f->start = start;
 	f->end = end;
 	f->stats.regions++;
-out:
 	mutex_unlock(&f->lock);
-	return ret;
+	return 0;
 }
 
 static bool hmm_dma_invalidate(struct mmu_interval_notifier *mni,
