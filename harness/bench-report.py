@@ -35,6 +35,11 @@ import sys
 SETUPS = [('upstream', ('upstream', 'upstream-driver')),
           ('ours', ('ours', 'upstream-driver')),
           ('ours+drv', ('ours', 'our-driver'))]
+# The DMA boot (flavour ours in boot mode dma, test_hmm_dma on QEMU's edu
+# behind the IOMMU): a table of its own, next to ours+drv's dev_read.
+DMA_SETUP = ('ours+dma', ('dma', 'dma-driver'))
+# Its figures, as the table names them: dev_read moves data by DMA there.
+DMA_FIGURES = [('dma_map', 'dma_map'), ('dev_read', 'dma_read')]
 FIGURE_ORDER = ['memcpy', 'to_dev', 'to_sys', 'cpu_fault', 'dev_read',
                 'dev_read_cold', 'snapshot', 'evict']
 PAGE = 4096
@@ -45,7 +50,7 @@ MOVERS = {'to_dev', 'to_sys', 'cpu_fault', 'dev_read', 'dev_read_cold',
 
 def load(raw):
     """{(setup, figure, backing, bytes): [per-boot median ns]}"""
-    by_key = {v: k for k, v in SETUPS}
+    by_key = {v: k for k, v in SETUPS + [DMA_SETUP]}
     data = collections.defaultdict(list)
     with open(raw) as f:
         for row in csv.DictReader(f, delimiter='\t'):
@@ -83,7 +88,8 @@ def main(raw, out):
     if not data:
         print('bench-report: no figures in %s' % raw, file=sys.stderr)
         return 1
-    keys = sorted({(fig, back, size) for (_, fig, back, size) in data},
+    keys = sorted({(fig, back, size) for (setup, fig, back, size) in data
+                   if setup != DMA_SETUP[0]},
                   key=lambda k: (FIGURE_ORDER.index(k[0])
                                  if k[0] in FIGURE_ORDER else 99, k[1], k[2]))
     rows = []
@@ -151,9 +157,52 @@ def main(raw, out):
           '+- = spread of the per-boot medians; memcpy = ours+drv '
           'throughput as a share of memcpy of the same bytes; %d boots '
           'per set-up' % max(r['boots'] for r in rows))
+    dma_table(data, out)
     events_table(os.path.join(out, 'events.tsv'), keys)
     plot(rows, out)
     return 0
+
+
+def dma_table(data, out):
+    """The DMA boot's figures, dma_read next to ours+drv's dev_read."""
+    dma = DMA_SETUP[0]
+    keys = sorted({(fig, back, size) for (setup, fig, back, size) in data
+                   if setup == dma})
+    if not keys:
+        return
+    rows = []
+    for fig, name in DMA_FIGURES:
+        for back, size in sorted({(b, z) for f, b, z in keys if f == fig}):
+            med, spread = summary(data.get((dma, fig, back, size), []))
+            ref = None
+            if fig == 'dev_read':
+                ref, _ = summary(data.get(('ours+drv', fig, back, size), []))
+            rows.append((name, back, size, med, spread, ref,
+                         med / ref if med and ref else None))
+    with open(os.path.join(out, 'dma.tsv'), 'w') as f:
+        f.write('figure\tbacking\tbytes\tns\tspread\tdev_read_ns\tratio\n')
+        for name, back, size, med, spread, ref, ratio in rows:
+            f.write('%s\t%s\t%d\t%s\t%s\t%s\t%s\n'
+                    % (name, back, size, '%.0f' % med if med else '',
+                       '%.4f' % spread if spread is not None else '',
+                       '%.0f' % ref if ref else '',
+                       '%.4f' % ratio if ratio else ''))
+    print()
+    print('DMA through test_hmm_dma (QEMU edu behind the IOMMU; the '
+          "thread's CPU time,")
+    print("the device's fixed 100 ms per 2 KiB transfer left out):")
+    head = ('%-13s %-4s %8s | %10s %6s | %10s %7s'
+            % ('figure', 'page', 'size', 'ours+dma', '+-', 'dev_read',
+               'ratio'))
+    print(head)
+    print('-' * len(head))
+    for name, back, size, med, spread, ref, ratio in rows:
+        print('%-13s %-4s %8s | %10s %6s | %10s %7s'
+              % (name, back, size_label(size), fmt_time(med),
+                 '-' if spread is None else '%4.1f%%' % (100 * spread),
+                 fmt_time(ref), '-' if ratio is None else '%.2fx' % ratio))
+    print('dev_read = ours+drv dev_read (memcpy by the dummy device) of the '
+          'same buffer; ratio = dma_read / dev_read')
 
 
 def events_table(path, keys):

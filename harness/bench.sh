@@ -26,6 +26,12 @@
 #                     function profiler (configs/profile.config, in
 #                     build/profile/), one boot, each figure once with the
 #                     profiler on; the summary in build/bench/profile.txt
+#   DMA=0             leave out the DMA figures: by default each run also
+#                     boots flavour ours once in boot mode dma (QEMU's edu
+#                     DMA engine behind the IOMMU) and times test_hmm_dma's
+#                     dma_map and device read (dma_read) at BENCH_DMA_SIZES
+#                     (MiB, default 2), BENCH_DMA_REPS times (default 3),
+#                     in the thread's CPU time (harness/guest/hmm-bench.c)
 #   TRACE_COST=1      instead of the comparison: what tracepoints cost while
 #                     off. Flavour ours as `make check` builds it (with
 #                     configs/trace.config, no event enabled) against the
@@ -65,6 +71,11 @@ bench_initrd() {
 	if [ "$fl" = ours ]; then
 		printf 'our-driver\t*\t%s\ttest_hmm.ko\t%s/bin/hmm-bench our-driver %s\n' \
 			"$limit" "$env_words" "$sizes" >>"$overlay/etc/hmm-bench"
+	fi
+	if [ "$fl" = dma ]; then
+		printf 'dma-driver\t*\t%s\ttest_hmm_dma.ko\tenv HMM_BENCH_REPS=%s /bin/hmm-bench dma-driver %s\n' \
+			"$limit" "${BENCH_DMA_REPS:-3}" "${BENCH_DMA_SIZES:-2}" \
+			>"$overlay/etc/hmm-bench"
 	fi
 	{
 		cat "$cpio"
@@ -109,15 +120,18 @@ if [ "${PROFILE:-0}" = 1 ]; then
 fi
 
 # bench_boot LABEL ROUND: boot $out/bzImage-LABEL with its initramfs and
-# add its figures to $raw (flavour column LABEL) and $events.
+# add its figures to $raw (flavour column LABEL) and $events. LABEL dma
+# is flavour ours in boot mode dma.
 bench_boot() {
-	local label=$1 r=$2 fl=$1 log t0
+	local label=$1 r=$2 fl=$1 log t0 bootmode
+	bootmode=$(mode_default)
 	[ "$label" = notrace ] && fl=ours
+	[ "$label" = dma ] && fl=ours && bootmode=dma
 	t0=$(date +%s)
 	echo "bench       [$label]     run $run of $runs, round $r of $rounds ($mode)"
 	FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-$label" \
 		INITRD="$out/initramfs-$label.cpio" \
-		BOOT_OUT="$out/boot-$label" "$HARNESS/boot.sh" bench
+		BOOT_OUT="$out/boot-$label" "$HARNESS/boot.sh" bench "$bootmode"
 	log=$out/boot-$label/console.log
 	cp "$log" "$out/console-$label-$r.log"
 	awk -v fl="$label" -v r="$r" '$1 == "HMM-BENCH" {
@@ -176,6 +190,10 @@ for fl in upstream ours; do
 	bench_initrd "$BUILD/$fl/initramfs.cpio" "$out/initramfs-$fl.cpio" "$fl"
 	cp "$BUILD/$fl/obj/arch/x86/boot/bzImage" "$out/bzImage-$fl"
 done
+if [ "${DMA:-1}" = 1 ]; then
+	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-dma.cpio" dma
+	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-dma"
+fi
 
 for ((run = 1; run <= runs; run++)); do
 	bench_tables
@@ -184,6 +202,8 @@ for ((run = 1; run <= runs; run++)); do
 			bench_boot "$fl" "$r"
 		done
 	done
+	# icount makes the DMA boot's figures repeat exactly: one is enough.
+	[ "${DMA:-1}" = 1 ] && bench_boot dma 1
 	python3 "$HARNESS/bench-report.py" "$raw" "$out" ||
 		stage_fail "bench-report.py could not summarise $raw"
 	if ((runs > 1)); then

@@ -42,6 +42,16 @@ if [ "$mode" = check ]; then
 else
 	TIMEOUT=${TIMEOUT:-900}
 fi
+# A mode may ask for -icount itself (mode "dma": its device's DMA takes
+# 100 ms of guest time per transfer, which icount's sleep=off skips while
+# the guest waits); then it is booted as with ICOUNT=1, with its own, and
+# with one vCPU and no idle=poll even for benchmarks (below): a polling
+# vCPU would count out every 100 ms instruction by instruction.
+# shellcheck disable=SC2207  # the mode's QEMU arguments, split at spaces
+mode_args=($(mode_qemu "$bootmode"))
+icount=${ICOUNT:-0}
+[[ " ${mode_args[*]} " == *" -icount "* ]] && icount=mode
+
 spm0=0x140000000
 spm1=0x150000000
 cmdline="console=ttyS0 printk.time=1 panic=-1 $(mode_cmdline "$bootmode")"
@@ -58,7 +68,7 @@ cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000 memmap=64M!0x17c00000
 # (check-debug): there every idle second would cost as much host time as a
 # busy one (kmemleak's 7 s waits went from 29 s to 227 s), and their
 # suites keep both vCPUs waking each other.
-[ "${ICOUNT:-0}" = 1 ] && [ "$mode" = bench ] && cmdline+=" idle=poll"
+[ "$icount" = 1 ] && [ "$mode" = bench ] && cmdline+=" idle=poll"
 
 # Under -icount QEMU 7.2's round-robin scheduler can starve one vCPU for
 # good while the other stays busy: the debug guest hung in
@@ -67,16 +77,11 @@ cmdline+=" memmap=128M!0x160000000 memmap=128M!0x170000000 memmap=64M!0x17c00000
 # (harness/vcpus.py samples) while CPU 0 kept running, and no kernel
 # report. A check boot with ICOUNT=1 therefore gets one vCPU; it loses no
 # speed (both ran on one host thread) but the debug kernel's runs see no
-# two CPUs at once. Benchmarks keep two, with idle=poll (above).
-# A mode may ask for -icount itself (mode "dma": its device's DMA takes
-# 100 ms of guest time per transfer, which icount's sleep=off skips while
-# the guest waits); then it is booted as with ICOUNT=1, with its own.
-# shellcheck disable=SC2207  # the mode's QEMU arguments, split at spaces
-mode_args=($(mode_qemu "$bootmode"))
-icount=${ICOUNT:-0}
-[[ " ${mode_args[*]} " == *" -icount "* ]] && icount=mode
+# two CPUs at once. Benchmarks keep two, with idle=poll (above), except
+# in a mode with its own -icount.
 smp=2
 [ "$icount" != 0 ] && [ "$mode" != bench ] && smp=1
+[ "$icount" = mode ] && smp=1
 
 # One host thread runs every vCPU (-accel tcg,thread=single), as -icount
 # does anyway. With a thread per vCPU, a static key flipped while another

@@ -19,8 +19,22 @@
  *   evict         HMM_DMIRROR_RELEASE of a device holding the buffer
  *                 (migrate_device_range() and friends)
  *
+ * With LABEL "dma-driver" the device is /dev/hmm_dma0 instead
+ * (lib/test_hmm_dma.c: QEMU's edu device moving the data by DMA, behind
+ * the IOMMU), and the figures are the ones it has:
+ *
+ *   dma_map       HMM_DMA_MAP of a written buffer: hmm_range_fault() and
+ *                 hmm_dma_map_pfn() of every page, no data moved
+ *   dev_read      HMM_DMIRROR_READ of a written buffer: the same, then
+ *                 the data moved by DMA (dma_read in the table)
+ *
+ * timed as the CPU time of the thread (CLOCK_THREAD_CPUTIME_ID): edu
+ * takes a fixed 100 ms of guest time per transfer of 2 KiB, which says
+ * nothing about HMM; the thread's time is the mirroring, the mapping and
+ * driving the device, not the wait for it.
+ *
  * Only the uapi shared by upstream's driver and ours is used, so the same
- * binary measures either driver. Each figure is set up afresh for every
+ * binary measures either driver (and the one command of test_hmm_dma's). Each figure is set up afresh for every
  * repetition; only the operation itself is timed, with CLOCK_MONOTONIC
  * (under QEMU -icount the guest clock counts instructions, so figures
  * repeat run to run). One line per figure on stdout:
@@ -66,6 +80,11 @@
 
 #include "lib/test_hmm_uapi.h"
 
+/* test_hmm_dma's own command, which the base's header lacks. */
+#ifndef HMM_DMA_MAP
+#define HMM_DMA_MAP		_IOWR('H', 0x41, struct hmm_dmirror_cmd)
+#endif
+
 #define THP_SIZE	(2UL << 20)
 #define MAX_REPS	15
 /* Functions listed per profiled figure. */
@@ -81,11 +100,15 @@ static void die(const char *what)
 	exit(1);
 }
 
+/* The device is test_hmm_dma's (LABEL dma-driver), timed in CPU time. */
+static int dma_driver;
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(dma_driver ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC,
+		      &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
@@ -399,6 +422,7 @@ struct figure {
 	enum start start;
 	unsigned long cmd;
 	uint64_t (*fn)(const struct figure *f, size_t bytes, int thp);
+	int dma;	/* 1: test_hmm_dma only; 2: both drivers */
 };
 
 static uint64_t fig_memcpy(const struct figure *f, size_t bytes, int thp)
@@ -454,7 +478,8 @@ static const struct figure figures[] = {
 	{ "to_dev",        WRITTEN,   HMM_DMIRROR_MIGRATE_TO_DEV, fig_command },
 	{ "to_sys",        ON_DEVICE, HMM_DMIRROR_MIGRATE_TO_SYS, fig_command },
 	{ "cpu_fault",     ON_DEVICE, 0,                          fig_cpu_fault },
-	{ "dev_read",      WRITTEN,   HMM_DMIRROR_READ,           fig_command },
+	{ "dma_map",       WRITTEN,   HMM_DMA_MAP,                fig_command, 1 },
+	{ "dev_read",      WRITTEN,   HMM_DMIRROR_READ,           fig_command, 2 },
 	{ "dev_read_cold", FRESH,     HMM_DMIRROR_READ,           fig_command },
 	{ "snapshot",      WRITTEN,   HMM_DMIRROR_SNAPSHOT,       fig_command },
 	{ "evict",         ON_DEVICE, HMM_DMIRROR_RELEASE,        fig_command },
@@ -523,9 +548,11 @@ int main(int argc, char **argv)
 	}
 	page_size = sysconf(_SC_PAGESIZE);
 	has_events = events_read(events_before);
-	dev_fd = open("/dev/hmm_dmirror0", O_RDWR);
+	dma_driver = !strcmp(label, "dma-driver");
+	dev_fd = open(dma_driver ? "/dev/hmm_dma0" : "/dev/hmm_dmirror0",
+		      O_RDWR);
 	if (dev_fd < 0)
-		die("/dev/hmm_dmirror0");
+		die(dma_driver ? "/dev/hmm_dma0" : "/dev/hmm_dmirror0");
 	if (getenv("HMM_BENCH_PROFILE") && atoi(getenv("HMM_BENCH_PROFILE"))) {
 		profile_init();
 		profiling = 1;
@@ -537,13 +564,16 @@ int main(int argc, char **argv)
 		bounce_buf = buf_new(bytes, 0);
 		bounce = bounce_buf.p;
 		memset(bounce, 0, bytes);
-		warm_up(bytes);
+		if (!dma_driver)
+			warm_up(bytes);
 		for (thp = 0; thp < 2; thp++) {
 			for (f = 0; f < (int)(sizeof(figures) / sizeof(figures[0])); f++) {
 				uint64_t t[MAX_REPS];
 				int reps = reps_for(bytes);
 
-				if (!wanted(only, figures[f].name))
+				if (!wanted(only, figures[f].name) ||
+				    (dma_driver ? !figures[f].dma :
+						  figures[f].dma == 1))
 					continue;
 				/*
 				 * One untimed repetition first: the first run

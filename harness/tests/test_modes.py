@@ -103,6 +103,13 @@ class BootModes(unittest.TestCase):
             self.assertEqual(qemu[qemu.index('-icount') + 1],
                              'shift=0,sleep=off')
             self.assertEqual(qemu[qemu.index('-smp') + 1], '1')
+            # A benchmark there too: idle=poll would count out the
+            # device's waits instruction by instruction.
+            _, _, qemu = self.boot('bench', 'dma')
+            self.assertEqual(qemu.count('-icount'), 1)
+            self.assertEqual(qemu[qemu.index('-smp') + 1], '1')
+            self.assertNotIn('idle=poll',
+                             qemu[qemu.index('-append') + 1].split())
 
     def test_a_mode_without_suites_is_not_run(self):
         fdir = os.path.join(self.env['BUILD'], 'ours')
