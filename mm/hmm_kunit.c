@@ -917,9 +917,10 @@ static void hmm_kunit_dma_alloc_einval(struct kunit *test)
 }
 
 /*
- * A device that could not reach every page without bouncing is refused:
- * one with no DMA mask, and one whose mask stops short of the guest's
- * memory (the guest has RAM above 4 GiB).
+ * A device that could not reach every page without bouncing or cache
+ * maintenance is refused: one with no DMA mask, one whose mask stops
+ * short of the guest's memory (the guest has RAM above 4 GiB), and one
+ * that needs DMA sync operations.
  */
 static void hmm_kunit_dma_alloc_refuses_device(struct kunit *test)
 {
@@ -937,6 +938,20 @@ static void hmm_kunit_dma_alloc_refuses_device(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE),
 			-EOPNOTSUPP);
 	KUNIT_EXPECT_NULL(test, map.pfn_list);
+
+#ifdef CONFIG_DMA_NEED_SYNC
+	/*
+	 * One that needs sync operations, as a device that is not cache
+	 * coherent does (x86 has none), or one that swiotlb bounced for.
+	 */
+	dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE), 0);
+	hmm_dma_map_free(dev, &map);
+	dev->dma_skip_sync = false;
+	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE),
+			-EOPNOTSUPP);
+	KUNIT_EXPECT_NULL(test, map.pfn_list);
+#endif
 }
 
 /*
