@@ -866,15 +866,24 @@ kunit_test_suite(hmm_kunit_suite);
  * them behind an IOMMU, with a device that really reads the memory.
  */
 
-/* A DMA-capable device for the case: a 64-bit mask, coherent (x86). */
-static struct device *hmm_kunit_dma_device(struct kunit *test, u64 mask)
+/*
+ * A DMA-capable device for the case, with DMA mask @mask; coherent (x86).
+ * @name tells the devices of one case apart.
+ */
+static struct device *hmm_kunit_dma_named(struct kunit *test,
+					  const char *name, u64 mask)
 {
-	struct device *dev = kunit_device_register(test, "hmm-dma-kunit");
+	struct device *dev = kunit_device_register(test, name);
 
 	KUNIT_ASSERT_FALSE(test, IS_ERR(dev));
 	dev->dma_mask = &dev->coherent_dma_mask;
 	KUNIT_ASSERT_EQ(test, dma_set_mask_and_coherent(dev, mask), 0);
 	return dev;
+}
+
+static struct device *hmm_kunit_dma_device(struct kunit *test, u64 mask)
+{
+	return hmm_kunit_dma_named(test, "hmm-dma-kunit", mask);
 }
 
 struct hmm_kunit_dma_bad_alloc {
@@ -928,11 +937,12 @@ static void hmm_kunit_dma_alloc_refuses_device(struct kunit *test)
 	struct hmm_dma_map map;
 
 	KUNIT_ASSERT_FALSE(test, IS_ERR(dev));
+	dev->dma_mask = NULL;		/* KUnit gives its devices one */
 	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE),
 			-EOPNOTSUPP);
 	KUNIT_EXPECT_NULL(test, map.pfn_list);
 
-	dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(32));
+	dev = hmm_kunit_dma_named(test, "hmm-dma-32bit", DMA_BIT_MASK(32));
 	KUNIT_ASSERT_GT_MSG(test, dma_get_required_mask(dev), DMA_BIT_MASK(32),
 			    "the case needs RAM above 4 GiB");
 	KUNIT_EXPECT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE),
@@ -944,7 +954,7 @@ static void hmm_kunit_dma_alloc_refuses_device(struct kunit *test)
 	 * One that needs sync operations, as a device that is not cache
 	 * coherent does (x86 has none), or one that swiotlb bounced for.
 	 */
-	dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	dev = hmm_kunit_dma_named(test, "hmm-dma-sync", DMA_BIT_MASK(64));
 	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, 16, PAGE_SIZE), 0);
 	hmm_dma_map_free(dev, &map);
 	dev->dma_skip_sync = false;
