@@ -563,14 +563,7 @@ static const struct hmm_kunit_bad_range hmm_kunit_bad_ranges[] = {
 	{ "end_before_start", 2 * PAGE_SIZE, PAGE_SIZE },
 };
 
-static void hmm_kunit_bad_range_desc(const struct hmm_kunit_bad_range *r,
-				     char *desc)
-{
-	strscpy(desc, r->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(hmm_kunit_bad_range, hmm_kunit_bad_ranges,
-		  hmm_kunit_bad_range_desc);
+KUNIT_ARRAY_PARAM_DESC(hmm_kunit_bad_range, hmm_kunit_bad_ranges, name);
 
 static void hmm_kunit_bad_range_einval(struct kunit *test)
 {
@@ -900,14 +893,8 @@ static const struct hmm_kunit_dma_bad_alloc hmm_kunit_dma_bad_allocs[] = {
 	{ "entry larger than the region", 16, 32 * PAGE_SIZE },
 };
 
-static void hmm_kunit_dma_bad_alloc_desc(const struct hmm_kunit_dma_bad_alloc *b,
-					 char *desc)
-{
-	strscpy(desc, b->desc, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(hmm_kunit_dma_bad_alloc, hmm_kunit_dma_bad_allocs,
-		  hmm_kunit_dma_bad_alloc_desc);
+KUNIT_ARRAY_PARAM_DESC(hmm_kunit_dma_bad_alloc, hmm_kunit_dma_bad_allocs,
+		       desc);
 
 /* A region or entry size that makes no sense: -EINVAL, nothing allocated. */
 static void hmm_kunit_dma_alloc_einval(struct kunit *test)

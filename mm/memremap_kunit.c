@@ -193,14 +193,7 @@ static const struct memremap_kunit_refusal memremap_kunit_refusals[] = {
 	  .no_range = true },
 };
 
-static void memremap_kunit_refusal_desc(const struct memremap_kunit_refusal *r,
-					char *desc)
-{
-	strscpy(desc, r->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(memremap_kunit_refusal, memremap_kunit_refusals,
-		  memremap_kunit_refusal_desc);
+KUNIT_ARRAY_PARAM_DESC(memremap_kunit_refusal, memremap_kunit_refusals, name);
 
 static void memremap_refuses_incomplete_pagemap(struct kunit *test)
 {
