@@ -79,12 +79,13 @@ static inline long hmm_unpainted(const void *mem, unsigned long bytes,
 /* ---- PCI peer-to-peer memory ---- */
 
 /*
- * The p2pmem directory in sysfs of the first PCI device that publishes
- * peer-to-peer memory (QEMU's NVMe controller memory buffer), into @out:
- * 0, or -ENOENT if no device does. Mapping its "allocate" file MAP_SHARED
- * gives pages of that memory.
+ * The p2pmem directory in sysfs of the @n-th PCI device (from 0, in the
+ * order of /sys/bus/pci/devices) that publishes peer-to-peer memory
+ * (QEMU's NVMe controller memory buffer), into @out: 0, or -ENOENT if
+ * fewer devices do. Mapping its "allocate" file MAP_SHARED gives pages of
+ * that memory.
  */
-static inline int hmm_p2pmem_dir(char *out, size_t len)
+static inline int hmm_p2pmem_dir(int n, char *out, size_t len)
 {
 	const char *pci = "/sys/bus/pci/devices";
 	struct dirent *de;
@@ -96,7 +97,7 @@ static inline int hmm_p2pmem_dir(char *out, size_t len)
 		return -errno;
 	while (ret && (de = readdir(d))) {
 		snprintf(path, sizeof(path), "%s/%.64s/p2pmem", pci, de->d_name);
-		if (access(path, F_OK) == 0 && strlen(path) < len) {
+		if (access(path, F_OK) == 0 && strlen(path) < len && !n--) {
 			memcpy(out, path, strlen(path) + 1);
 			ret = 0;
 		}

@@ -563,7 +563,7 @@ TEST_F_TIMEOUT(pagemap, p2pdma_cmb_published_and_mapped, 120)
 	const size_t npages = 16;
 	void *map;
 
-	ASSERT_EQ(hmm_p2pmem_dir(dir, sizeof(dir)), 0);
+	ASSERT_EQ(hmm_p2pmem_dir(0, dir, sizeof(dir)), 0);
 	size = p2pmem_attr(dir, "size");
 	avail = p2pmem_attr(dir, "available");
 	TH_LOG("%s: %llu KiB, %llu available", dir, size >> 10, avail >> 10);
@@ -624,7 +624,7 @@ TEST_F_TIMEOUT(pagemap, p2pdma_free_and_reuse_race, 300)
 	unsigned long long avail;
 	int i;
 
-	ASSERT_EQ(hmm_p2pmem_dir(dir, sizeof(dir)), 0);
+	ASSERT_EQ(hmm_p2pmem_dir(0, dir, sizeof(dir)), 0);
 	avail = p2pmem_attr(dir, "available");
 	for (i = 0; i < 2; i++) {
 		w[i] = (struct p2p_worker){ .dir = dir, .tag = 100 * (i + 1),
