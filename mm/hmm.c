@@ -692,11 +692,23 @@ EXPORT_SYMBOL(hmm_range_fault);
  * written by the CPU at any time and no one tells the DMA API when. So the
  * map refuses any device whose DMA needs either, and a mapping that the
  * DMA API bounced anyway (an IOMMU bounces an untrusted device's partial
- * pages through swiotlb) is undone and refused.
+ * pages through swiotlb) is undone and refused. Every mapping is made and
+ * undone with DMA_ATTR_SKIP_CPU_SYNC, which says so: one page may be mapped
+ * by many entries at once (the zero page behind every page a process only
+ * read, a page shared at two addresses), and the DMA API's debugging
+ * reports overlapping mappings unless their caller syncs nothing.
  *
  * Peer-to-peer memory through the host bridge is MMIO, not RAM: it is
  * mapped as a resource (an IOMMU then maps it as MMIO, uncached), and only
  * for a device whose DMA ops can do peer-to-peer at all.
+ *
+ * The zero page is behind every page a process has only read, so a mirror
+ * of such memory would map it once per entry: IOVA space and IOMMU page
+ * table entries for nothing, and more overlapping mappings of one page
+ * than the DMA API's debugging accepts (it takes many as a leak). Each map
+ * maps it once, on first use, keeps that mapping in map->state.addr (this
+ * kernel has no other use for the state; its size stays 0, so
+ * dma_use_iova() is false) and undoes it in hmm_dma_map_free().
  *
  * A map may have no dma_list: mainline callers whose device does no real
  * DMA (RDMA's software devices) allocate only the pfn_list and still call
@@ -705,8 +717,9 @@ EXPORT_SYMBOL(hmm_range_fault);
 #define HMM_DMA_SLOT_MAPPED	BIT(0)	/* the slot holds a live address */
 #define HMM_DMA_SLOT_P2P	BIT(1)	/* mapped through the host bridge */
 #define HMM_DMA_SLOT_BUS	BIT(2)	/* a PCI bus address, no mapping */
+#define HMM_DMA_SLOT_ZERO	BIT(3)	/* the map's one zero-page mapping */
 #define HMM_DMA_SLOT_STATE	(HMM_DMA_SLOT_MAPPED | HMM_DMA_SLOT_P2P | \
-				 HMM_DMA_SLOT_BUS)
+				 HMM_DMA_SLOT_BUS | HMM_DMA_SLOT_ZERO)
 
 /* The pfn_list bits that say what the slot @slot says. */
 static unsigned long hmm_dma_slot_bits(dma_addr_t slot)
@@ -802,15 +815,21 @@ EXPORT_SYMBOL_GPL(hmm_dma_map_alloc);
  * @dev: the device given to hmm_dma_map_alloc()
  * @map: the map
  *
- * Frees the lists. Every entry must have been unmapped first
- * (hmm_dma_unmap_pfn()): the map does not know its own length. Freeing a
- * map that was freed already, or whose allocation failed, does nothing.
+ * Frees the lists, and the map's one mapping of the zero page. Every entry
+ * must have been unmapped first (hmm_dma_unmap_pfn()): the map does not
+ * know its own length. Freeing a map that was freed already, or whose
+ * allocation failed, does nothing.
  *
  * Context: process context.
  * Return: nothing.
  */
 void hmm_dma_map_free(struct device *dev, struct hmm_dma_map *map)
 {
+	if (map->state.addr & HMM_DMA_SLOT_MAPPED)
+		dma_unmap_page_attrs(dev, map->state.addr & PAGE_MASK,
+				     PAGE_SIZE, DMA_BIDIRECTIONAL,
+				     DMA_ATTR_SKIP_CPU_SYNC);
+	map->state.addr = 0;
 	kvfree(map->pfn_list);
 	kvfree(map->dma_list);
 	map->pfn_list = NULL;
@@ -844,10 +863,34 @@ static void hmm_dma_unmap_slot(struct device *dev, dma_addr_t slot,
 {
 	if (slot & HMM_DMA_SLOT_BUS)
 		return;		/* a bus address was never a DMA mapping */
+	if (slot & HMM_DMA_SLOT_ZERO)
+		return;		/* the map's, until hmm_dma_map_free() */
 	if (slot & HMM_DMA_SLOT_P2P)
-		dma_unmap_resource(dev, addr, size, DMA_BIDIRECTIONAL, 0);
+		dma_unmap_resource(dev, addr, size, DMA_BIDIRECTIONAL,
+				   DMA_ATTR_SKIP_CPU_SYNC);
 	else
-		dma_unmap_page(dev, addr, size, DMA_BIDIRECTIONAL);
+		dma_unmap_page_attrs(dev, addr, size, DMA_BIDIRECTIONAL,
+				     DMA_ATTR_SKIP_CPU_SYNC);
+}
+
+/* The map's mapping of the zero page, made on first use. */
+static dma_addr_t hmm_dma_zero(struct device *dev, struct hmm_dma_map *map)
+{
+	dma_addr_t addr;
+
+	if (map->state.addr & HMM_DMA_SLOT_MAPPED)
+		return map->state.addr & PAGE_MASK;
+	addr = dma_map_page_attrs(dev, ZERO_PAGE(0), 0, PAGE_SIZE,
+				  DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
+	if (dma_mapping_error(dev, addr))
+		return DMA_MAPPING_ERROR;
+	if (WARN_ON_ONCE(addr & ~PAGE_MASK) || hmm_dma_bounced(dev)) {
+		dma_unmap_page_attrs(dev, addr, PAGE_SIZE, DMA_BIDIRECTIONAL,
+				     DMA_ATTR_SKIP_CPU_SYNC);
+		return DMA_MAPPING_ERROR;
+	}
+	map->state.addr = addr | HMM_DMA_SLOT_MAPPED;
+	return addr;
 }
 
 /**
@@ -908,6 +951,13 @@ dma_addr_t hmm_dma_map_pfn(struct device *dev, struct hmm_dma_map *map,
 		return DMA_MAPPING_ERROR;
 
 	slot = HMM_DMA_SLOT_MAPPED;
+	if (size == PAGE_SIZE && is_zero_pfn(pfn)) {
+		addr = hmm_dma_zero(dev, map);
+		if (addr == DMA_MAPPING_ERROR)
+			return DMA_MAPPING_ERROR;
+		slot |= HMM_DMA_SLOT_ZERO | addr;
+		goto record;
+	}
 	if (is_pci_p2pdma_page(page)) {
 		switch (hmm_dma_p2p_route(dev, page, size,
 					  p2pdma_state ?: &own_state, &addr)) {
@@ -919,13 +969,16 @@ dma_addr_t hmm_dma_map_pfn(struct device *dev, struct hmm_dma_map *map,
 				return DMA_MAPPING_ERROR;
 			slot |= HMM_DMA_SLOT_P2P;
 			addr = dma_map_resource(dev, page_to_phys(page), size,
-						DMA_BIDIRECTIONAL, 0);
+						DMA_BIDIRECTIONAL,
+						DMA_ATTR_SKIP_CPU_SYNC);
 			break;
 		default:
 			return DMA_MAPPING_ERROR;
 		}
 	} else {
-		addr = dma_map_page(dev, page, 0, size, DMA_BIDIRECTIONAL);
+		addr = dma_map_page_attrs(dev, page, 0, size,
+					  DMA_BIDIRECTIONAL,
+					  DMA_ATTR_SKIP_CPU_SYNC);
 	}
 	if (dma_mapping_error(dev, addr))
 		return DMA_MAPPING_ERROR;
@@ -938,6 +991,7 @@ dma_addr_t hmm_dma_map_pfn(struct device *dev, struct hmm_dma_map *map,
 		return DMA_MAPPING_ERROR;
 	}
 	slot |= addr;
+record:
 	map->dma_list[idx] = slot;
 mapped:
 	*word = (*word & ~HMM_PFN_KEPT) | hmm_dma_slot_bits(slot);

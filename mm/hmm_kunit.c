@@ -1094,6 +1094,43 @@ static void hmm_kunit_dma_stale_bits_are_ignored(struct kunit *test)
 }
 
 /*
+ * Pages the process only read are all the zero page: the map maps it once,
+ * for every such entry, and each entry still unmaps once.
+ */
+static void hmm_kunit_dma_zero_page_mapped_once(struct kunit *test)
+{
+	unsigned long npages = 12, start, i;
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_kunit_mirror *mirror;
+	struct hmm_dma_map map;
+	dma_addr_t addr;
+
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
+			0);
+	start = hmm_kunit_map(test, 0, npages, RW);
+	mirror = hmm_kunit_mirror(test, start, npages);
+	mirror->pfns = map.pfn_list;
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, FAULT, 0), 0);
+	for (i = 0; i < npages; i++) {
+		unsigned long pfn = map.pfn_list[i] & ~HMM_PFN_FLAGS;
+
+		KUNIT_ASSERT_TRUE(test, is_zero_pfn(pfn));
+		addr = hmm_dma_map_pfn(dev, &map, i, NULL);
+		KUNIT_EXPECT_EQ_MSG(test, addr,
+				    phys_to_dma(dev, page_to_phys(ZERO_PAGE(0))),
+				    "page %lu", i);
+		KUNIT_EXPECT_TRUE(test, map.pfn_list[i] & HMM_PFN_DMA_MAPPED);
+	}
+	KUNIT_EXPECT_FALSE(test, dma_use_iova(&map.state));
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_TRUE(test, hmm_dma_unmap_pfn(dev, &map, i));
+		KUNIT_EXPECT_FALSE(test, hmm_dma_unmap_pfn(dev, &map, i));
+	}
+	hmm_dma_map_free(dev, &map);
+	KUNIT_EXPECT_EQ(test, map.state.addr, 0);
+}
+
+/*
  * A map that is only a pfn_list, as RDMA's software devices keep (they do
  * no DMA, and never call hmm_dma_map_alloc()), still goes through
  * hmm_dma_unmap_pfn() with no device: nothing to undo, and no stale bit
@@ -1189,6 +1226,7 @@ static struct kunit_case hmm_kunit_dma_cases[] = {
 	KUNIT_CASE(hmm_kunit_dma_map_unmap),
 	KUNIT_CASE(hmm_kunit_dma_map_needs_valid_page),
 	KUNIT_CASE(hmm_kunit_dma_stale_bits_are_ignored),
+	KUNIT_CASE(hmm_kunit_dma_zero_page_mapped_once),
 	KUNIT_CASE(hmm_kunit_dma_pfn_list_only),
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 	KUNIT_CASE(hmm_kunit_dma_map_thp_entry),

@@ -28,7 +28,8 @@ struct pci_p2pdma_map_state;	/* <linux/pci-p2pdma.h> */
 /**
  * struct hmm_dma_map - DMA mappings of a mirrored region, one per page
  * @state: a single IOVA range for the whole region, where the DMA API can
- *	give one; never in use on this kernel, which maps entry by entry
+ *	give one; this kernel maps entry by entry, and keeps here only the
+ *	map's one mapping of the zero page (dma_use_iova() stays false)
  * @pfn_list: the hmm_pfns[] array of the region, for hmm_range_fault();
  *	one word per page, holding also each entry's DMA state
  * @dma_list: the DMA address of each mapped entry
