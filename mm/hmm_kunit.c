@@ -1157,26 +1157,36 @@ static void hmm_kunit_dma_pfn_list_only(struct kunit *test)
  * A device that maps in 2 MiB units: one entry maps the whole THP behind
  * it, at the THP's address.
  */
-static void hmm_kunit_dma_map_thp_entry(struct kunit *test)
+/*
+ * A PMD-aligned 2 MiB of written memory with VMA flags @vm_flags (THP or
+ * not), mirrored into a fresh map of 2 MiB entries for @dev.
+ */
+static void hmm_kunit_dma_pmd_map(struct kunit *test, struct device *dev,
+				  vm_flags_t vm_flags, struct hmm_dma_map *map)
 {
-	unsigned long npages = 2 * HPAGE_PMD_NR, area, start, i;
-	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	unsigned long area, start, i;
 	struct hmm_kunit_mirror *mirror;
-	struct hmm_dma_map map;
-	dma_addr_t addr;
 
-	area = hmm_kunit_map(test, 0, npages, RW);
+	area = hmm_kunit_map(test, 0, 2 * HPAGE_PMD_NR, RW);
 	start = ALIGN(area, HPAGE_PMD_SIZE);
-	hmm_kunit_set_vm_flags(test, start, VM_HUGEPAGE);
+	hmm_kunit_set_vm_flags(test, start, vm_flags);
 	for (i = 0; i < HPAGE_PMD_NR; i++)
 		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
 				0);
-
-	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, HPAGE_PMD_NR,
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, map, HPAGE_PMD_NR,
 						HPAGE_PMD_SIZE), 0);
 	mirror = hmm_kunit_mirror(test, start, HPAGE_PMD_NR);
-	mirror->pfns = map.pfn_list;
+	mirror->pfns = map->pfn_list;
 	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+}
+
+static void hmm_kunit_dma_map_thp_entry(struct kunit *test)
+{
+	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
+	struct hmm_dma_map map;
+	dma_addr_t addr;
+
+	hmm_kunit_dma_pmd_map(test, dev, VM_HUGEPAGE, &map);
 	KUNIT_ASSERT_EQ(test, hmm_pfn_to_map_order(map.pfn_list[0]),
 			HPAGE_PMD_ORDER);
 
@@ -1195,22 +1205,10 @@ static void hmm_kunit_dma_map_thp_entry(struct kunit *test)
 /* A 2 MiB entry over pages the CPU maps one by one is refused. */
 static void hmm_kunit_dma_large_entry_needs_large_mapping(struct kunit *test)
 {
-	unsigned long npages = 2 * HPAGE_PMD_NR, area, start, i;
 	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
-	struct hmm_kunit_mirror *mirror;
 	struct hmm_dma_map map;
 
-	area = hmm_kunit_map(test, 0, npages, RW);
-	start = ALIGN(area, HPAGE_PMD_SIZE);
-	hmm_kunit_set_vm_flags(test, start, VM_NOHUGEPAGE);
-	for (i = 0; i < HPAGE_PMD_NR; i++)
-		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, i, HMM_KUNIT_WRITTEN),
-				0);
-	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, HPAGE_PMD_NR,
-						HPAGE_PMD_SIZE), 0);
-	mirror = hmm_kunit_mirror(test, start, HPAGE_PMD_NR);
-	mirror->pfns = map.pfn_list;
-	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	hmm_kunit_dma_pmd_map(test, dev, VM_NOHUGEPAGE, &map);
 	KUNIT_ASSERT_EQ(test, hmm_pfn_to_map_order(map.pfn_list[0]), 0);
 	KUNIT_EXPECT_EQ(test, hmm_dma_map_pfn(dev, &map, 0, NULL),
 			DMA_MAPPING_ERROR);
