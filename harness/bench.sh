@@ -37,6 +37,10 @@
 #                     configs/trace.config, no event enabled) against the
 #                     same tree built without it (build/notrace/), booted
 #                     alternately ROUNDS times each; build/bench/trace-cost.txt
+#   TRACE_COST=hmm    the same, against flavour ours built with tracing but
+#                     with HMM's own tracepoints compiled out of mm/hmm.c
+#                     and mm/migrate_device.c (NOTRACE, build/hmmnotrace/):
+#                     what HMM's tracepoints cost, apart from the kernel's
 source "$(dirname "$0")/common.sh"
 stage_start bench
 
@@ -157,15 +161,25 @@ bench_tables() {
 # alternately; bench-report.py --trace-cost gives each figure's ratio.
 bench_trace_cost() {
 	local nb=$BUILD/notrace r
+	[ "$TRACE_COST" = hmm ] && nb=$BUILD/hmmnotrace
 	mkdir -p "$nb"
 	[ -e "$nb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$nb/base"
 	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
 	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-ours.cpio" ours
 	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-ours"
-	BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
-		make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
-	if grep -q '^CONFIG_TRACING=y' "$nb/ours/obj/.config"; then
-		stage_fail "$nb/ours/obj/.config has tracing: it is no baseline"
+	if [ "$TRACE_COST" = hmm ]; then
+		# Kbuild takes a file's CFLAGS_<object> from the environment too.
+		BUILD=$nb env 'CFLAGS_hmm.o=-DNOTRACE' \
+			'CFLAGS_migrate_device.o=-DNOTRACE' \
+			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+		grep -q 'NOTRACE' "$nb/ours/obj/mm/.hmm.o.cmd" ||
+			stage_fail "$nb/ours/obj/mm/hmm.o was built with HMM's tracepoints"
+	else
+		BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
+			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+		if grep -q '^CONFIG_TRACING=y' "$nb/ours/obj/.config"; then
+			stage_fail "$nb/ours/obj/.config has tracing: it is no baseline"
+		fi
 	fi
 	bench_initrd "$nb/ours/initramfs.cpio" "$out/initramfs-notrace.cpio" ours
 	cp "$nb/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-notrace"
@@ -180,7 +194,7 @@ bench_trace_cost() {
 		stage_fail "bench-report.py could not compare $raw"
 	stage_done "$rounds rounds per kernel ($mode); $out/trace-cost.txt"
 }
-if [ "${TRACE_COST:-0}" = 1 ]; then
+if [ "${TRACE_COST:-0}" != 0 ]; then
 	bench_trace_cost
 	exit 0
 fi
