@@ -826,7 +826,8 @@ EXPORT_SYMBOL_GPL(hmm_dma_map_alloc);
 void hmm_dma_map_free(struct device *dev, struct hmm_dma_map *map)
 {
 	if (map->state.addr & HMM_DMA_SLOT_MAPPED)
-		dma_unmap_page_attrs(dev, map->state.addr & PAGE_MASK,
+		dma_unmap_page_attrs(dev, map->state.addr &
+				     ~(dma_addr_t)HMM_DMA_SLOT_STATE,
 				     PAGE_SIZE, DMA_BIDIRECTIONAL,
 				     DMA_ATTR_SKIP_CPU_SYNC);
 	map->state.addr = 0;
@@ -879,12 +880,12 @@ static dma_addr_t hmm_dma_zero(struct device *dev, struct hmm_dma_map *map)
 	dma_addr_t addr;
 
 	if (map->state.addr & HMM_DMA_SLOT_MAPPED)
-		return map->state.addr & PAGE_MASK;
+		return map->state.addr & ~(dma_addr_t)HMM_DMA_SLOT_STATE;
 	addr = dma_map_page_attrs(dev, ZERO_PAGE(0), 0, PAGE_SIZE,
 				  DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC);
 	if (dma_mapping_error(dev, addr))
 		return DMA_MAPPING_ERROR;
-	if (WARN_ON_ONCE(addr & ~PAGE_MASK) || hmm_dma_bounced(dev)) {
+	if (WARN_ON_ONCE(addr & HMM_DMA_SLOT_STATE) || hmm_dma_bounced(dev)) {
 		dma_unmap_page_attrs(dev, addr, PAGE_SIZE, DMA_BIDIRECTIONAL,
 				     DMA_ATTR_SKIP_CPU_SYNC);
 		return DMA_MAPPING_ERROR;
