@@ -521,7 +521,6 @@ static int hmm_dma_open(struct inode *inode, struct file *file)
 		kfree(f);
 		return ret;
 	}
-	get_device(&edu->pdev->dev);
 	file->private_data = f;
 	return 0;
 }
@@ -529,7 +528,6 @@ static int hmm_dma_open(struct inode *inode, struct file *file)
 static int hmm_dma_release(struct inode *inode, struct file *file)
 {
 	struct hmm_dma_file *f = file->private_data;
-	struct hmm_edu *edu = f->edu;
 
 	mmu_interval_notifier_remove(&f->notifier);
 	mutex_lock(&f->lock);
@@ -537,7 +535,6 @@ static int hmm_dma_release(struct inode *inode, struct file *file)
 	mutex_unlock(&f->lock);
 	vfree(f->kbuf);
 	kfree(f);
-	put_device(&edu->pdev->dev);
 	return 0;
 }
 
@@ -583,19 +580,21 @@ static int hmm_edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (!edu->bounce)
 		return -ENOMEM;
 
+	/*
+	 * The vectors of a device enabled by pcim_enable_device() and the
+	 * IRQ are device-managed: they go, IRQ first, when the device does.
+	 */
 	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_INTX);
 	if (ret < 0)
 		return dev_err_probe(dev, ret, "no interrupt\n");
 	ret = devm_request_irq(dev, pci_irq_vector(pdev, 0), hmm_edu_irq,
 			       IRQF_SHARED, KBUILD_MODNAME, edu);
 	if (ret)
-		goto free_vectors;
+		return ret;
 
 	nr = ida_alloc(&hmm_edu_ida, GFP_KERNEL);
-	if (nr < 0) {
-		ret = nr;
-		goto free_vectors;
-	}
+	if (nr < 0)
+		return nr;
 	edu->nr = nr;
 	snprintf(edu->name, sizeof(edu->name), "hmm_dma%d", nr);
 	edu->misc.minor = MISC_DYNAMIC_MINOR;
@@ -603,18 +602,14 @@ static int hmm_edu_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	edu->misc.fops = &hmm_dma_fops;
 	edu->misc.parent = dev;
 	ret = misc_register(&edu->misc);
-	if (ret)
-		goto free_id;
+	if (ret) {
+		ida_free(&hmm_edu_ida, nr);
+		return ret;
+	}
 	pci_set_drvdata(pdev, edu);
 	dev_info(dev, "/dev/%s: DMA through %s\n", edu->name,
 		 device_iommu_mapped(dev) ? "an IOMMU" : "no IOMMU");
 	return 0;
-
-free_id:
-	ida_free(&hmm_edu_ida, nr);
-free_vectors:
-	pci_free_irq_vectors(pdev);
-	return ret;
 }
 
 static void hmm_edu_remove(struct pci_dev *pdev)
@@ -623,8 +618,6 @@ static void hmm_edu_remove(struct pci_dev *pdev)
 
 	misc_deregister(&edu->misc);
 	ida_free(&hmm_edu_ida, edu->nr);
-	devm_free_irq(&pdev->dev, pci_irq_vector(pdev, 0), edu);
-	pci_free_irq_vectors(pdev);
 }
 
 static const struct pci_device_id hmm_edu_ids[] = {
@@ -633,11 +626,18 @@ static const struct pci_device_id hmm_edu_ids[] = {
 };
 MODULE_DEVICE_TABLE(pci, hmm_edu_ids);
 
+/*
+ * An open file uses its device's struct hmm_edu, which goes with the
+ * device's managed resources. Unloading the module waits for every file
+ * (the fops' owner); unbinding through sysfs would not, so it is not
+ * offered.
+ */
 static struct pci_driver hmm_edu_driver = {
 	.name = "test_hmm_dma",
 	.id_table = hmm_edu_ids,
 	.probe = hmm_edu_probe,
 	.remove = hmm_edu_remove,
+	.driver.suppress_bind_attrs = true,
 };
 module_pci_driver(hmm_edu_driver);
 
