@@ -54,7 +54,8 @@ export FLAVOUR DEBUG
 #> BENCH_REPS     bench: timed repetitions per figure and boot
 #> BENCH_OUT      bench: the results folder (default build/bench)
 #> PROFILE        bench: 1 profiles flavour ours instead of comparing
-#> TRACE_COST     bench: 1 compares flavour ours with and without the tracing configs instead
+#> TRACE_COST     bench: 1 compares flavour ours with and without the tracing configs instead;
+#>                hmm without HMM's tracepoints; placebo with the same code moved (noise floor)
 
 .PHONY: help setup tree config build initramfs boot parse report \
 	check check-debug check-flavour parser-test kernel-doc docs users bench fuzz stress series series-check \

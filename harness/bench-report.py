@@ -382,10 +382,28 @@ def profile(console, out):
     return 0
 
 
-def trace_cost(raw, out):
+# Each TRACE_COST kind: the two kernels' column labels in trace-cost.txt
+# (the second kernel's, then flavour ours') and what their ratio is.
+TRACE_COST_KINDS = {
+    '1': ('notrace', 'tracing',
+          'time with the tracing configs / time without'),
+    'hmm': ('hmm-off', 'tracing',
+            'time with HMM\'s tracepoints / time with them compiled out'),
+    'placebo': ('moved', 'ours',
+                'time of flavour ours / time of the same code at other '
+                'addresses (the noise floor)'),
+}
+# Figures the summary line leaves out: memcpy involves no HMM, and evict
+# is dominated by the driver's 20 ms retry sleeps.
+TRACE_COST_ASIDE = ('memcpy', 'evict')
+
+
+def trace_cost(raw, out, kind='1'):
     """trace-cost.txt: flavour ours with the tracing configs (no event
-    enabled) against the same tree without them (flavour column notrace),
-    per figure and driver: the medians over boots and their ratio."""
+    enabled) against a second kernel (flavour column notrace): the same
+    tree without them, or with HMM's tracepoints compiled out, or the same
+    code moved (TRACE_COST_KINDS); per figure and driver, the medians over
+    boots and their ratio."""
     data = collections.defaultdict(list)
     with open(raw) as f:
         for row in csv.DictReader(f, delimiter='\t'):
@@ -398,16 +416,17 @@ def trace_cost(raw, out):
     if not keys:
         print('bench-report: no figures in %s' % raw, file=sys.stderr)
         return 1
+    (off_label, on_label, meaning) = TRACE_COST_KINDS[kind]
     head = ('%-15s %-13s %-4s %8s | %10s %6s | %10s %6s | %7s'
-            % ('driver', 'figure', 'page', 'size', 'notrace', '+-',
-               'tracing', '+-', 'cost'))
+            % ('driver', 'figure', 'page', 'size', off_label, '+-',
+               on_label, '+-', 'cost'))
     text = [head, '-' * len(head)]
     ratios = []
     for key in keys:
         (off, off_spread) = summary(data.get(('notrace',) + key, []))
         (on, on_spread) = summary(data.get(('ours',) + key, []))
         ratio = on / off if on and off else None
-        if ratio and key[1] != 'memcpy':
+        if ratio and key[1] not in TRACE_COST_ASIDE:
             ratios.append(ratio)
         text.append('%-15s %-13s %-4s %8s | %10s %6s | %10s %6s | %7s'
                     % (key[0], key[1], key[2], size_label(key[3]),
@@ -416,12 +435,13 @@ def trace_cost(raw, out):
                        fmt_time(on), '-' if on_spread is None
                        else '%4.1f%%' % (100 * on_spread),
                        '-' if ratio is None else '%.4fx' % ratio))
-    text.append('cost = time with the tracing configs / time without '
-                '(1.0000x: nothing measurable); no event enabled')
+    text.append('cost = %s (1.0000x: nothing measurable); no event enabled'
+                % meaning)
     if ratios:
-        text.append('over %d figures (memcpy aside): %.4fx to %.4fx, '
+        text.append('over %d figures (%s aside): %.4fx to %.4fx, '
                     'geometric mean %.4fx'
-                    % (len(ratios), min(ratios), max(ratios),
+                    % (len(ratios), ' and '.join(TRACE_COST_ASIDE),
+                       min(ratios), max(ratios),
                        statistics.geometric_mean(ratios)))
     with open(out, 'w') as f:
         f.write('\n'.join(text) + '\n')
@@ -434,13 +454,14 @@ if __name__ == '__main__':
         sys.exit(stability(sys.argv[2], sys.argv[3:]))
     if len(sys.argv) == 4 and sys.argv[1] == '--profile':
         sys.exit(profile(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) == 4 and sys.argv[1] == '--trace-cost':
-        sys.exit(trace_cost(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == '--trace-cost':
+        sys.exit(trace_cost(*sys.argv[2:]))
     if len(sys.argv) != 3:
         print('usage: bench-report.py RAW.tsv OUTDIR\n'
               '       bench-report.py --stability OUT.tsv RESULTS.tsv...\n'
               '       bench-report.py --profile CONSOLE.log OUT.txt\n'
-              '       bench-report.py --trace-cost RAW.tsv OUT.txt',
+              '       bench-report.py --trace-cost RAW.tsv OUT.txt '
+              '[1|hmm|placebo]',
               file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2]))

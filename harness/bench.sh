@@ -41,6 +41,13 @@
 #                     with HMM's own tracepoints compiled out of mm/hmm.c
 #                     and mm/migrate_device.c (NOTRACE, build/hmmnotrace/):
 #                     what HMM's tracepoints cost, apart from the kernel's
+#                     other tracepoints
+#   TRACE_COST=placebo  the noise floor of the two above: against flavour
+#                     ours with the same code and the same tracepoints, but
+#                     with the functions of mm/hmm.c and mm/migrate_device.c
+#                     aligned to 4 KiB, which moves every address after them
+#                     and executes not one instruction more or less
+#                     (build/hmmnotrace/ again)
 source "$(dirname "$0")/common.sh"
 stage_start bench
 
@@ -161,19 +168,21 @@ bench_tables() {
 # alternately; bench-report.py --trace-cost gives each figure's ratio.
 bench_trace_cost() {
 	local nb=$BUILD/notrace r
-	[ "$TRACE_COST" = hmm ] && nb=$BUILD/hmmnotrace
+	[ "$TRACE_COST" = 1 ] || nb=$BUILD/hmmnotrace
 	mkdir -p "$nb"
 	[ -e "$nb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$nb/base"
 	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
 	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-ours.cpio" ours
 	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-ours"
-	if [ "$TRACE_COST" = hmm ]; then
+	if [ "$TRACE_COST" != 1 ]; then
+		local flag=-DNOTRACE
+		[ "$TRACE_COST" = placebo ] && flag=-falign-functions=4096
 		# Kbuild takes a file's CFLAGS_<object> from the environment too.
-		BUILD=$nb env 'CFLAGS_hmm.o=-DNOTRACE' \
-			'CFLAGS_migrate_device.o=-DNOTRACE' \
+		BUILD=$nb env "CFLAGS_hmm.o=$flag" \
+			"CFLAGS_migrate_device.o=$flag" \
 			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
-		grep -q 'NOTRACE' "$nb/ours/obj/mm/.hmm.o.cmd" ||
-			stage_fail "$nb/ours/obj/mm/hmm.o was built with HMM's tracepoints"
+		grep -q -- "$flag" "$nb/ours/obj/mm/.hmm.o.cmd" ||
+			stage_fail "$nb/ours/obj/mm/hmm.o was not built with $flag"
 	else
 		BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
 			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
@@ -190,11 +199,16 @@ bench_trace_cost() {
 		bench_boot notrace "$r"
 		bench_boot ours "$r"
 	done
-	python3 "$HARNESS/bench-report.py" --trace-cost "$raw" "$out/trace-cost.txt" ||
+	python3 "$HARNESS/bench-report.py" --trace-cost "$raw" \
+		"$out/trace-cost.txt" "$TRACE_COST" ||
 		stage_fail "bench-report.py could not compare $raw"
 	stage_done "$rounds rounds per kernel ($mode); $out/trace-cost.txt"
 }
 if [ "${TRACE_COST:-0}" != 0 ]; then
+	case $TRACE_COST in
+	1 | hmm | placebo) ;;
+	*) stage_fail "TRACE_COST=$TRACE_COST: 1, hmm or placebo" ;;
+	esac
 	bench_trace_cost
 	exit 0
 fi
