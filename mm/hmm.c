@@ -55,10 +55,12 @@
 #include <linux/scatterlist.h>
 #include <linux/swapops.h>
 #include <linux/swiotlb.h>
+#include <linux/userfaultfd_k.h>
 
 #include <trace/events/hmm.h>
 
 #include "hmm_entry.h"
+#include "hmm_migrate.h"
 
 /* State of one hmm_range_fault() call, shared by the walk callbacks. */
 struct hmm_walk {
@@ -68,6 +70,10 @@ struct hmm_walk {
 	bool may_fault;			/* can any page request a fault? */
 	bool per_page_req;		/* must each page's input be read? */
 	unsigned long faults;		/* pages handed to handle_mm_fault() */
+	/* HMM_PFN_REQ_MIGRATE: the migration each reported span goes to. */
+	struct migrate_vma *migrate;
+	/* Empty addresses are the migration's empty sources: no fault. */
+	bool empty_is_source;
 };
 
 /* What a page needs before it can be reported. */
@@ -291,7 +297,8 @@ hmm_pte_verdict(struct hmm_walk *w, struct vm_area_struct *vma,
 	 * populated or was zapped): the fault path handles both.
 	 */
 	if (pte_none_mostly(pte)) {
-		if (hmm_shortfall(req, 0) != HMM_NEED_NOTHING)
+		if (hmm_shortfall(req, 0) != HMM_NEED_NOTHING &&
+		    !(w->empty_is_source && pte_none(pte)))
 			return HMM_FAULT;
 		hmm_set(out, 0);
 		return HMM_REPORTED;
@@ -359,7 +366,8 @@ static int hmm_walk_ptes(struct hmm_walk *w, struct mm_walk *walk,
 			 * case of a range never touched, judged without a
 			 * call.
 			 */
-			if (!(pte_none(pte) && !w->per_page_req) &&
+			if (!(pte_none(pte) && !w->per_page_req &&
+			      !w->empty_is_source) &&
 			    hmm_pte_verdict(w, walk->vma, run_end, pte,
 					    out) != HMM_FAULT) {
 				*out = saved;	/* judged again next pass */
@@ -394,6 +402,10 @@ static int hmm_walk_hole(unsigned long addr, unsigned long end,
 
 	if (!walk->vma)
 		return hmm_report_unusable(w, addr, end);
+	if (w->empty_is_source) {
+		hmm_fill(w, addr, end, 0);
+		return 0;
+	}
 	return hmm_report_span(w, walk->vma, addr, end, 0, 0);
 }
 
@@ -463,8 +475,8 @@ static int hmm_walk_pmd_leaf(struct hmm_walk *w, struct mm_walk *walk,
 					      PMD_SHIFT - PAGE_SHIFT));
 }
 
-static int hmm_walk_pmd(pmd_t *pmdp, unsigned long start, unsigned long end,
-			struct mm_walk *walk)
+static int hmm_mirror_pmd(pmd_t *pmdp, unsigned long start,
+			  unsigned long end, struct mm_walk *walk)
 {
 	struct hmm_walk *w = walk->private;
 	pmd_t pmd = pmdp_get_lockless(pmdp);
@@ -478,6 +490,50 @@ static int hmm_walk_pmd(pmd_t *pmdp, unsigned long start, unsigned long end,
 	if (pmd_bad(pmd))
 		return hmm_report_unusable(w, start, end);
 	return hmm_walk_ptes(w, walk, pmdp, start, end);
+}
+
+/*
+ * After the mirror of a span, collect what it reported, [start, stop):
+ * all of it, or up to where the walk stopped to fault or wait (the next
+ * pass starts there, so no page is collected twice). A span the walker
+ * is about to call us for again (ACTION_AGAIN) is collected then.
+ */
+static void hmm_collect_span(struct hmm_walk *w, struct mm_walk *walk,
+			     pmd_t *pmdp, unsigned long start,
+			     unsigned long end, int ret)
+{
+	unsigned long stop = end;
+
+	if (ret == -EBUSY)
+		stop = clamp(w->resume, start, end);
+	else if (ret || walk->action == ACTION_AGAIN)
+		return;
+	if (stop == start)
+		return;
+	mdev_walk_collect(w->migrate, w->range->hmm_pfns, pmdp, start, stop);
+}
+
+static int hmm_walk_pmd(pmd_t *pmdp, unsigned long start, unsigned long end,
+			struct mm_walk *walk)
+{
+	struct hmm_walk *w = walk->private;
+	int ret = hmm_mirror_pmd(pmdp, start, end, walk);
+
+	if (w->migrate)
+		hmm_collect_span(w, walk, pmdp, start, end, ret);
+	return ret;
+}
+
+/* A hole above the PMD level: no page table at all. */
+static int hmm_walk_upper_hole(unsigned long addr, unsigned long end,
+			       int depth, struct mm_walk *walk)
+{
+	struct hmm_walk *w = walk->private;
+	int ret = hmm_walk_hole(addr, end, depth, walk);
+
+	if (w->migrate && walk->vma)
+		hmm_collect_span(w, walk, NULL, addr, end, ret);
+	return ret;
 }
 
 #ifdef CONFIG_HUGETLB_PAGE
@@ -582,7 +638,7 @@ static const struct mm_walk_ops hmm_walk_ops = {
 	.pud_entry	= hmm_walk_pud,
 	.pmd_entry	= hmm_walk_pmd,
 	.hugetlb_entry	= hmm_walk_hugetlb,
-	.pte_hole	= hmm_walk_hole,
+	.pte_hole	= hmm_walk_upper_hole,
 };
 
 /*
@@ -600,6 +656,79 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
 	w->may_fault = may & HMM_PFN_REQ_FAULT;
 	w->per_page_req = range->pfn_flags_mask & HMM_REQ_BITS;
 	w->faults = 0;
+	w->migrate = NULL;
+	w->empty_is_source = false;
+}
+
+/*
+ * HMM_PFN_REQ_MIGRATE: check and reset the migration, and decide whether
+ * empty addresses need a fault. Where the migration collects system memory
+ * in an anonymous VMA, an empty address is an empty source the driver
+ * fills with a fresh page: faulting it in first (a zero page, or a page to
+ * be copied) would only be work thrown away. Not so under userfaultfd,
+ * whose missing-page faults belong to its handler.
+ */
+static int hmm_walk_begin_migrate(struct hmm_walk *w, struct hmm_range *range)
+{
+	struct migrate_vma *args = range->migrate;
+	int ret;
+
+	ret = mdev_walk_begin(args, range);
+	if (ret)
+		return ret;
+	w->migrate = args;
+	w->empty_is_source = (args->flags & MIGRATE_VMA_SELECT_SYSTEM) &&
+			     vma_is_anonymous(args->vma) &&
+			     !userfaultfd_armed(args->vma);
+	return 0;
+}
+
+/*
+ * hmm_range_fault() on @mm, where @range->notifier may be NULL: then the
+ * walk never gives up on its own, but stops for a fatal signal (-EINTR).
+ */
+static int hmm_walk_range(struct hmm_range *range, struct mm_struct *mm)
+{
+	unsigned int passes = 0;
+	struct hmm_walk w;
+	int ret;
+
+	hmm_walk_begin(&w, range);
+
+	mmap_assert_locked(mm);
+	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
+	    range->start >= range->end) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (range->default_flags & HMM_PFN_REQ_MIGRATE) {
+		ret = hmm_walk_begin_migrate(&w, range);
+		if (ret)
+			goto out;
+	}
+
+	/*
+	 * A pass that faulted or waited ends in -EBUSY with w.resume set;
+	 * each new pass first makes sure the snapshot is still worth taking.
+	 */
+	ret = -EBUSY;
+	while (ret == -EBUSY) {
+		if (range->notifier ?
+		    mmu_interval_check_retry(range->notifier,
+					     range->notifier_seq) :
+		    fatal_signal_pending(current)) {
+			ret = range->notifier ? -EBUSY : -EINTR;
+			break;
+		}
+		ret = walk_page_range(mm, w.resume, range->end, &hmm_walk_ops,
+				      &w);
+		passes++;
+	}
+	if (ret && w.migrate)
+		mdev_walk_abort(w.migrate);
+out:
+	trace_hmm_range_fault(range, passes, w.faults, ret);
+	return ret;
 }
 
 /**
@@ -619,6 +748,15 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
  * The DMA helpers' bits of each input word (HMM_PFN_DMA_MAPPED,
  * HMM_PFN_P2PDMA, HMM_PFN_P2PDMA_BUS) are carried into its output word.
  *
+ * With HMM_PFN_REQ_MIGRATE in @range->default_flags the same walk also
+ * collects the range for the migration @range->migrate, as
+ * migrate_vma_setup() would: each span right after it is mirrored, so the
+ * page table is walked once for both. The words of the entries collected
+ * get HMM_PFN_MIGRATE. An empty address of an anonymous VMA is not faulted
+ * in when the migration selects system memory: it is an empty source.
+ * On success the caller goes on with migrate_hmm_range_setup(); on any
+ * error nothing is left collected.
+ *
  * The output may be stale as soon as it is written: the caller must check
  * mmu_interval_read_retry() on @range->notifier_seq under the lock that
  * guards its device page table before using it, and start over on -EBUSY.
@@ -629,41 +767,36 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
  * moved (call mmu_interval_read_begin() and try again); -EFAULT when a page
  * asked for has no VMA, sits in a VMA that cannot be mirrored, or cannot be
  * faulted in; -EPERM when write is asked of a VMA without VM_WRITE;
- * -EINVAL when the range is empty or not page aligned; -ENOMEM and others
- * as the fault path returns them.
+ * -EINVAL when the range is empty or not page aligned, or when
+ * HMM_PFN_REQ_MIGRATE comes without a @range->migrate that migrate_vma_setup()
+ * would take for exactly this range, with its own @src array; -EOPNOTSUPP
+ * for HMM_PFN_REQ_MIGRATE without CONFIG_HMM_MIGRATE_WALK; -ENOMEM and
+ * others as the fault path returns them.
  */
 int hmm_range_fault(struct hmm_range *range)
 {
-	struct mm_struct *mm = range->notifier->mm;
-	unsigned int passes = 0;
-	struct hmm_walk w;
-	int ret;
-
-	hmm_walk_begin(&w, range);
-
-	mmap_assert_locked(mm);
-	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
-	    range->start >= range->end) {
-		ret = -EINVAL;
-		goto out;
-	}
-
-	/*
-	 * A pass that faulted or waited ends in -EBUSY with w.resume set;
-	 * each new pass first makes sure the snapshot is still worth taking.
-	 */
-	ret = -EBUSY;
-	while (ret == -EBUSY &&
-	       !mmu_interval_check_retry(range->notifier, range->notifier_seq)) {
-		ret = walk_page_range(mm, w.resume, range->end, &hmm_walk_ops,
-				      &w);
-		passes++;
-	}
-out:
-	trace_hmm_range_fault(range, passes, w.faults, ret);
-	return ret;
+	return hmm_walk_range(range, range->notifier->mm);
 }
 EXPORT_SYMBOL(hmm_range_fault);
+
+#ifdef CONFIG_HMM_MIGRATE_WALK
+/**
+ * hmm_range_walk() - hmm_range_fault() on @mm, with or without a notifier
+ * @range: as for hmm_range_fault(); @range->notifier may be NULL (then the
+ *	walk never gives up on its own, but stops for a fatal signal)
+ * @mm: the address space to walk
+ *
+ * For mm/ only: migrate_vma_setup() runs MIGRATE_VMA_FAULT through it.
+ *
+ * Context: as hmm_range_fault(), with the mmap lock of @mm held.
+ * Return: as hmm_range_fault(), and -EINTR for a fatal signal when there
+ * is no notifier.
+ */
+int hmm_range_walk(struct hmm_range *range, struct mm_struct *mm)
+{
+	return hmm_walk_range(range, mm);
+}
+#endif
 
 /*
  * DMA mappings of a mirror (include/linux/hmm-dma.h)

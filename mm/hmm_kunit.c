@@ -29,6 +29,7 @@
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/memremap.h>
+#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
 #include <linux/mmu_notifier.h>
@@ -51,7 +52,14 @@ static bool hmm_kunit_invalidate(struct mmu_interval_notifier *mni,
 	struct hmm_kunit_mirror *mirror =
 		container_of(mni, struct hmm_kunit_mirror, notifier);
 
-	/* No device page table to lock: bumping the sequence is the whole job. */
+	/*
+	 * A migration of the case's own (hmm_kunit_collect()) changes nothing
+	 * the case mirrors, as a driver's own migration changes nothing its
+	 * device maps. Otherwise there is no device page table to lock:
+	 * bumping the sequence is the whole job.
+	 */
+	if (range->event == MMU_NOTIFY_MIGRATE && range->owner == mirror)
+		return true;
 	mmu_interval_set_seq(mni, cur_seq);
 	WRITE_ONCE(mirror->invalidations, mirror->invalidations + 1);
 	return true;
@@ -822,6 +830,223 @@ static void hmm_kunit_special_pte_without_page_is_error(struct kunit *test)
 }
 #endif /* CONFIG_ZONE_DEVICE && CONFIG_GET_FREE_REGION */
 
+#ifdef CONFIG_HMM_MIGRATE_WALK
+/*
+ * HMM_PFN_REQ_MIGRATE: one walk that mirrors and collects for migration.
+ * The cases collect system memory for a migration that then gets no
+ * destination, so that migrate_vma_pages() and migrate_vma_finalize() put
+ * everything back: what they check is what the walk collected, and that
+ * nothing is lost or left locked.
+ */
+
+/* What one collecting walk left, copied out before everything is put back. */
+struct hmm_kunit_collected {
+	int ret;
+	unsigned long cpages;
+	unsigned long *src;		/* src[] after migrate_hmm_range_setup() */
+};
+
+/*
+ * hmm_range_fault() with @flags and HMM_PFN_REQ_MIGRATE over the whole
+ * mirror, for a migration of its system memory, with the sequence count
+ * @seq (0: a fresh one each time, retried on -EBUSY as a driver does),
+ * then migrate_hmm_range_setup(), pages and finalize with no destination. @alias makes src[] the output array, which
+ * the walk must refuse; @no_migrate leaves hmm_range.migrate NULL.
+ */
+static struct hmm_kunit_collected
+hmm_kunit_collect(struct kunit *test, struct hmm_kunit_mirror *mirror,
+		  unsigned long flags, unsigned long seq, bool alias,
+		  bool no_migrate)
+{
+	unsigned long npages = (mirror->end - mirror->start) >> PAGE_SHIFT;
+	struct hmm_kunit_collected out = {};
+	unsigned long timeout;
+	struct migrate_vma args = {
+		.start = mirror->start,
+		.end = mirror->end,
+		.pgmap_owner = mirror,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	struct hmm_range range = {
+		.notifier = &mirror->notifier,
+		.start = mirror->start,
+		.end = mirror->end,
+		.hmm_pfns = mirror->pfns,
+		.default_flags = flags | HMM_PFN_REQ_MIGRATE,
+		.migrate = no_migrate ? NULL : &args,
+	};
+
+	args.src = kunit_kcalloc(test, npages, sizeof(*args.src), GFP_KERNEL);
+	args.dst = kunit_kcalloc(test, npages, sizeof(*args.dst), GFP_KERNEL);
+	out.src = kunit_kcalloc(test, npages, sizeof(*out.src), GFP_KERNEL);
+	KUNIT_ASSERT_TRUE(test, args.src && args.dst && out.src);
+	timeout = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	if (alias)
+		range.hmm_pfns = args.src;
+	do {
+		range.notifier_seq = seq ?:
+				     mmu_interval_read_begin(&mirror->notifier);
+		mmap_read_lock(current->mm);
+		args.vma = vma_lookup(current->mm, mirror->start);
+		out.ret = hmm_range_fault(&range);
+		migrate_hmm_range_setup(&range);
+		out.cpages = args.cpages;
+		memcpy(out.src, args.src, npages * sizeof(*out.src));
+		if (!out.ret) {
+			migrate_vma_pages(&args);
+			migrate_vma_finalize(&args);
+		}
+		mmap_read_unlock(current->mm);
+	} while (!seq && out.ret == -EBUSY && time_before(jiffies, timeout));
+	return out;
+}
+
+/*
+ * Written pages are collected (locked, unmapped: a page in src[]), the zero
+ * page and never-touched addresses are empty sources, and the latter are
+ * not faulted in although the walk asks for every page: the driver fills
+ * them. Afterwards all is as before.
+ */
+static void hmm_kunit_migrate_walk_collects(struct kunit *test)
+{
+	const unsigned long npages = 24, zero_from = 8, empty_from = 16;
+	struct hmm_kunit_collected c;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long i;
+
+	mirror = hmm_kunit_new(test, npages, RW);
+	for (i = 0; i < empty_from; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, i,
+						      i < zero_from ?
+						      HMM_KUNIT_WRITTEN :
+						      HMM_KUNIT_READ), 0);
+
+	c = hmm_kunit_collect(test, mirror, FAULT, 0, false, false);
+	KUNIT_ASSERT_EQ(test, c.ret, 0);
+	KUNIT_EXPECT_EQ(test, c.cpages, npages);
+	for (i = 0; i < npages; i++) {
+		unsigned long word = mirror->pfns[i];
+
+		KUNIT_EXPECT_TRUE_MSG(test, c.src[i] & MIGRATE_PFN_MIGRATE,
+				      "page %lu", i);
+		KUNIT_EXPECT_EQ_MSG(test, !!(c.src[i] & MIGRATE_PFN_VALID),
+				    i < zero_from, "page %lu", i);
+		KUNIT_EXPECT_TRUE_MSG(test, word & HMM_PFN_MIGRATE,
+				      "page %lu", i);
+		if (i < zero_from)
+			KUNIT_EXPECT_PTR_EQ_MSG(test, hmm_pfn_to_page(word),
+						migrate_pfn_to_page(c.src[i]),
+						"page %lu", i);
+		else if (i < empty_from)
+			KUNIT_EXPECT_TRUE_MSG(test,
+					      is_zero_pfn(page_to_pfn(hmm_pfn_to_page(word))),
+					      "page %lu", i);
+		else
+			KUNIT_EXPECT_EQ_MSG(test, word, (unsigned long)HMM_PFN_MIGRATE,
+					    "page %lu not left empty", i);
+	}
+
+	/* Put back: the data is there, the empty pages still are empty. */
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, !!(mirror->pfns[i] & VALID),
+				    i < empty_from, "page %lu", i);
+		if (i < zero_from)
+			hmm_kunit_expect_page(test, mirror->pfns[i], i, true);
+	}
+}
+
+/*
+ * A write request makes the walk stop at the zero pages, after it has
+ * collected the written pages before them, fault them in writable and go
+ * on from there: every page is collected once, the faulted ones as the
+ * fresh pages they now are; the empty ones still are not faulted.
+ */
+static void hmm_kunit_migrate_walk_faults_midway(struct kunit *test)
+{
+	const unsigned long npages = 24, zero_from = 8, empty_from = 16;
+	struct hmm_kunit_collected c;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long i;
+
+	mirror = hmm_kunit_new(test, npages, RW);
+	for (i = 0; i < empty_from; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, i,
+						      i < zero_from ?
+						      HMM_KUNIT_WRITTEN :
+						      HMM_KUNIT_READ), 0);
+
+	c = hmm_kunit_collect(test, mirror, FAULT | HMM_PFN_REQ_WRITE, 0,
+			      false, false);
+	KUNIT_ASSERT_EQ(test, c.ret, 0);
+	KUNIT_EXPECT_EQ(test, c.cpages, npages);
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, !!(c.src[i] & MIGRATE_PFN_VALID),
+				    i < empty_from, "page %lu", i);
+		KUNIT_EXPECT_EQ_MSG(test, mirror->pfns[i],
+				    i < empty_from ?
+				    (page_to_pfn(migrate_pfn_to_page(c.src[i])) |
+				     VALID_W | HMM_PFN_MIGRATE) :
+				    (unsigned long)HMM_PFN_MIGRATE,
+				    "page %lu", i);
+	}
+
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < npages; i++) {
+		KUNIT_EXPECT_EQ_MSG(test, mirror->pfns[i] & VALID_W,
+				    i < empty_from ? VALID_W : 0UL, "page %lu", i);
+		if (i < empty_from)
+			hmm_kunit_expect_page(test, mirror->pfns[i], i,
+					      i < zero_from);
+	}
+}
+
+/* A walk that fails collects nothing: src[] all 0, every page unlocked. */
+static void hmm_kunit_migrate_walk_ebusy_keeps_nothing(struct kunit *test)
+{
+	const unsigned long npages = 8;
+	struct hmm_kunit_collected c;
+	struct hmm_kunit_mirror *mirror;
+	unsigned long i, seq;
+
+	mirror = hmm_kunit_new(test, npages, RW);
+	for (i = 0; i < npages; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, i,
+						      HMM_KUNIT_WRITTEN), 0);
+	seq = mmu_interval_read_begin(&mirror->notifier);
+	/* An invalidation: the last page goes, the walk covers the rest. */
+	KUNIT_ASSERT_EQ(test, vm_munmap(mirror->end - PAGE_SIZE, PAGE_SIZE), 0);
+	mirror->end -= PAGE_SIZE;
+
+	c = hmm_kunit_collect(test, mirror, FAULT, seq, false, false);
+	KUNIT_EXPECT_EQ(test, c.ret, -EBUSY);
+	KUNIT_EXPECT_EQ(test, c.cpages, 0UL);
+	for (i = 0; i < npages - 1; i++)
+		KUNIT_EXPECT_EQ_MSG(test, c.src[i], 0UL, "page %lu", i);
+
+	/* Nothing was left locked: a second walk collects them all again. */
+	c = hmm_kunit_collect(test, mirror, FAULT, 0, false, false);
+	KUNIT_EXPECT_EQ(test, c.ret, 0);
+	KUNIT_EXPECT_EQ(test, c.cpages, npages - 1);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
+	for (i = 0; i < npages - 1; i++)
+		hmm_kunit_expect_page(test, mirror->pfns[i], i, true);
+}
+
+/* What the walk refuses before it collects a page: -EINVAL. */
+static void hmm_kunit_migrate_walk_bad_input(struct kunit *test)
+{
+	struct hmm_kunit_mirror *mirror = hmm_kunit_new(test, 4, RW);
+	struct hmm_kunit_collected c;
+
+	c = hmm_kunit_collect(test, mirror, FAULT, 0, false, true);
+	KUNIT_EXPECT_EQ_MSG(test, c.ret, -EINVAL, "no hmm_range.migrate");
+	c = hmm_kunit_collect(test, mirror, FAULT, 0, true, false);
+	KUNIT_EXPECT_EQ_MSG(test, c.ret, -EINVAL, "src[] is hmm_pfns[]");
+	KUNIT_EXPECT_EQ(test, c.cpages, 0UL);
+}
+#endif /* CONFIG_HMM_MIGRATE_WALK */
+
 static struct kunit_case hmm_kunit_cases[] = {
 	KUNIT_CASE_PARAM(hmm_kunit_request_matrix, hmm_kunit_matrix_gen_params),
 	KUNIT_CASE(hmm_kunit_snapshot_overwrites_input),
@@ -840,6 +1065,12 @@ static struct kunit_case hmm_kunit_cases[] = {
 #endif
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 	KUNIT_CASE(hmm_kunit_thp_reports_pmd_order),
+#endif
+#ifdef CONFIG_HMM_MIGRATE_WALK
+	KUNIT_CASE(hmm_kunit_migrate_walk_collects),
+	KUNIT_CASE(hmm_kunit_migrate_walk_faults_midway),
+	KUNIT_CASE(hmm_kunit_migrate_walk_ebusy_keeps_nothing),
+	KUNIT_CASE(hmm_kunit_migrate_walk_bad_input),
 #endif
 	{}
 };

@@ -71,6 +71,7 @@
 #include <trace/events/hmm.h>
 
 #include "hmm_entry.h"
+#include "hmm_migrate.h"
 #include "internal.h"
 
 /* Present PTEs cleared per TLB flush while collecting. */
@@ -1126,6 +1127,35 @@ static bool mdev_args_valid(struct migrate_vma *args)
 	return !args->fault_page || is_device_private_page(args->fault_page);
 }
 
+/*
+ * migrate_vma_setup() with MIGRATE_VMA_FAULT: the collection rides on the
+ * mirror walk of mm/hmm.c, which faults in what the CPU does not map
+ * readable before it hands each span over. dst[] serves as the walk's
+ * output, which nobody reads; it is zeroed again for the driver.
+ */
+static int mdev_setup_faulting(struct migrate_vma *args)
+{
+	struct hmm_range range = {
+		.start			= args->start,
+		.end			= args->end,
+		.hmm_pfns		= args->dst,
+		.default_flags		= HMM_PFN_REQ_FAULT | HMM_PFN_REQ_MIGRATE,
+		.dev_private_owner	= args->pgmap_owner,
+		.migrate		= args,
+	};
+	int ret;
+
+	/* The fault path holds the fault page's lock: no faults under it. */
+	if (args->fault_page)
+		return -EINVAL;
+	ret = hmm_range_walk(&range, args->vma->vm_mm);
+	memset(args->dst, 0, args->npages * sizeof(*args->dst));
+	if (ret)
+		return ret;
+	migrate_hmm_range_setup(&range);
+	return 0;
+}
+
 /**
  * migrate_vma_setup() - collect, lock and unmap the pages of a range
  * @args: the migration: @vma, @start, @end, @src, @dst, @flags,
@@ -1141,7 +1171,10 @@ static bool mdev_args_valid(struct migrate_vma *args)
  * if it maps memory the migration selects, and left whole otherwise.
  * Pages that cannot move (locked by someone else, pinned, not anonymous,
  * large) get a src word of 0 and stay mapped. @cpages counts the entries
- * left with MIGRATE_PFN_MIGRATE.
+ * left with MIGRATE_PFN_MIGRATE. With MIGRATE_VMA_FAULT in @flags, what
+ * the CPU does not map readable is faulted in first, in the same walk, so
+ * that swapped-out pages and other owners' device memory are collected
+ * too.
  *
  * Next the driver allocates a locked destination page for each entry it
  * wants to move, copies the data, stores migrate_pfn(pfn) in @dst, and
@@ -1156,7 +1189,10 @@ static bool mdev_args_valid(struct migrate_vma *args)
  * before calling migrate_to_ram()) and stays locked until the caller
  * unlocks it, after migrate_vma_finalize().
  * Return: 0 on success (even if nothing could be collected); -EINVAL if the
- * range or @vma cannot be migrated or an array is missing.
+ * range or @vma cannot be migrated or an array is missing, or for
+ * MIGRATE_VMA_FAULT with @fault_page. With MIGRATE_VMA_FAULT also what a
+ * fault fails with (see hmm_range_fault()), -EINTR for a fatal signal, and
+ * -EOPNOTSUPP without CONFIG_HMM_MIRROR; then nothing is collected.
  */
 int migrate_vma_setup(struct migrate_vma *args)
 {
@@ -1174,6 +1210,8 @@ int migrate_vma_setup(struct migrate_vma *args)
 	memset(args->dst, 0, npages * sizeof(*args->dst));
 	args->npages = npages;
 	args->cpages = 0;
+	if (args->flags & MIGRATE_VMA_FAULT)
+		return mdev_setup_faulting(args);
 
 	mc.m = mdev_migration_of(args);
 	mc.split_addr = -1UL;	/* no split tried: never a page's address */
@@ -1195,6 +1233,209 @@ int migrate_vma_setup(struct migrate_vma *args)
 	return 0;
 }
 EXPORT_SYMBOL(migrate_vma_setup);
+
+/*
+ * Collecting in hmm_range_fault()'s walk (HMM_PFN_REQ_MIGRATE)
+ * ------------------------------------------------------------
+ * The mirror walk of mm/hmm.c hands each span it has reported to
+ * mdev_walk_collect() before it moves on: a PTE table's worth, or less
+ * where it stopped to fault, or a hole. The span is collected by the same
+ * code as migrate_vma_setup()'s own walk (mdev_collect_pmd(),
+ * mdev_collect_hole()) while the page table is still hot, each span in an
+ * MMU_NOTIFY_MIGRATE invalidation of its own: the walk returns to the
+ * caller in between, and an invalidation left open across that would
+ * stall the caller's next mmu_interval_read_begin(). Nothing is unmapped
+ * through the rmap yet: migrate_hmm_range_setup() does that once the walk
+ * is over, as migrate_vma_setup() does after its own walk. A walk that
+ * fails puts back whatever it collected (mdev_walk_abort()).
+ */
+
+#ifdef CONFIG_HMM_MIGRATE_WALK
+/**
+ * mdev_walk_begin() - check and reset a migration that a mirror walk fills
+ * @args: the migration (hmm_range.migrate)
+ * @range: the range being mirrored
+ *
+ * Context: the mmap_lock of @args->vma's mm held.
+ * Return: 0, or -EINVAL if @args cannot be collected for @range.
+ */
+int mdev_walk_begin(struct migrate_vma *args, const struct hmm_range *range)
+{
+	unsigned long npages;
+
+	if (!args || args->fault_page || args->src == range->hmm_pfns ||
+	    args->start != range->start || args->end != range->end ||
+	    !mdev_args_valid(args))
+		return -EINVAL;
+	npages = (args->end - args->start) >> PAGE_SHIFT;
+	memset(args->src, 0, npages * sizeof(*args->src));
+	memset(args->dst, 0, npages * sizeof(*args->dst));
+	args->npages = npages;
+	args->cpages = 0;
+	return 0;
+}
+
+/*
+ * Mark the mirror's words @hmm_pfns (indexed as src[]) of what was collected
+ * in [first, last): a compound entry's src[] word stands for all its pages.
+ */
+static void mdev_walk_mark(const struct migrate_vma *args,
+			   unsigned long *hmm_pfns, unsigned long first,
+			   unsigned long last)
+{
+	unsigned long i, nr;
+
+	for (i = first; i < last; i += nr) {
+		nr = 1;
+		if (!(args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		nr = min(mdev_nr_pages(args->src[i]), last - i);
+		for (; nr; nr--, i++)
+			hmm_pfns[i] |= HMM_PFN_MIGRATE;
+	}
+}
+
+/**
+ * mdev_walk_collect() - collect a span the mirror walk has just reported
+ * @args: the migration, after mdev_walk_begin()
+ * @hmm_pfns: the mirror's output; HMM_PFN_MIGRATE is set in the words of
+ *	what was collected
+ * @pmdp: the PMD [@start, @end) lies under, or NULL for a hole with no
+ *	page table
+ * @start: first address
+ * @end: end of the span, no further than the PMD's end when @pmdp is set
+ *
+ * Context: the mmap_lock held, no page-table lock.
+ */
+void mdev_walk_collect(struct migrate_vma *args, unsigned long *hmm_pfns,
+		       pmd_t *pmdp, unsigned long start, unsigned long end)
+{
+	struct mdev_collect mc = {
+		.m		= mdev_migration_of(args),
+		.split_addr	= -1UL,
+	};
+	struct mm_walk walk = {
+		.mm		= args->vma->vm_mm,
+		.vma		= args->vma,
+		.private	= &mc,
+	};
+	struct mmu_notifier_range range;
+
+	if (!pmdp) {
+		mdev_collect_hole(start, end, -1, &walk);
+	} else {
+		mmu_notifier_range_init_owner(&range, MMU_NOTIFY_MIGRATE, 0,
+					      walk.mm, start, end,
+					      args->pgmap_owner);
+		mmu_notifier_invalidate_range_start(&range);
+		mdev_collect_pmd(pmdp, start, end, &walk);
+		mmu_notifier_invalidate_range_end(&range);
+	}
+	mdev_walk_mark(args, hmm_pfns, mdev_index(args, start),
+		       mdev_index(args, end));
+}
+
+/**
+ * mdev_walk_abort() - put back everything a failed mirror walk collected
+ * @args: the migration
+ *
+ * Each page collected is mapped again and released; src[] is left all 0.
+ *
+ * Context: the mmap_lock held.
+ */
+void mdev_walk_abort(struct migrate_vma *args)
+{
+	struct mdev_migration m = mdev_migration_of(args);
+	unsigned long i;
+
+	for (i = 0; i < m.npages; i++) {
+		struct page *page = migrate_pfn_to_page(m.src[i]);
+		unsigned long nr = mdev_nr_pages(m.src[i]);
+		struct folio *folio;
+
+		m.src[i] = 0;
+		if (!page)
+			continue;
+		folio = page_folio(page);
+		count_vm_events(PGMIGRATE_DEVICE_COLLECTED, nr);
+		mdev_skip(mdev_addr(args, i), page_to_pfn(page), nr,
+			  HMM_SKIP_RACED);
+		remove_migration_ptes(folio, folio, 0);
+		folio_unlock(folio);
+		folio_put(folio);
+	}
+	args->cpages = 0;
+}
+#endif /* CONFIG_HMM_MIGRATE_WALK */
+
+/* Clear HMM_PFN_MIGRATE where setup gave up on the entry after the walk. */
+static void mdev_walk_unmark(struct hmm_range *range)
+{
+	struct migrate_vma *args = range->migrate;
+	unsigned long i, nr;
+
+	for (i = 0; i < args->npages; i += nr) {
+		nr = mdev_nr_pages(args->src[i]);
+		if (!(range->hmm_pfns[i] & HMM_PFN_MIGRATE) ||
+		    (args->src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		for (nr = 0; i + nr < args->npages &&
+		     (range->hmm_pfns[i + nr] & HMM_PFN_MIGRATE) &&
+		     (!nr || !args->src[i + nr]); nr++)
+			range->hmm_pfns[i + nr] &= ~HMM_PFN_MIGRATE;
+	}
+}
+
+/**
+ * migrate_hmm_range_setup() - finish the collection of a mirror walk
+ * @range: a range hmm_range_fault() walked with HMM_PFN_REQ_MIGRATE in
+ *	its @default_flags, for the migration @range->migrate
+ *
+ * hmm_range_fault() has collected the pages of @range->migrate as
+ * migrate_vma_setup() would: locked, referenced, their mappings in the
+ * walked page table replaced by migration entries, and empty sources
+ * marked. This finishes what migrate_vma_setup() does after its walk:
+ * mappings elsewhere are unmapped through the rmap, system pages are
+ * taken off the LRU, and pages with references that cannot be explained
+ * are put back. Afterwards @range->migrate is exactly as migrate_vma_setup()
+ * leaves it (@cpages counts what can move), and HMM_PFN_MIGRATE is set in
+ * @range->hmm_pfns exactly for the entries still collected. The driver goes
+ * on with migrate_vma_pages() and migrate_vma_finalize().
+ *
+ * Also safe, and a no-op, after hmm_range_fault() failed: a failed walk
+ * collects nothing.
+ *
+ * Context: process context, may sleep; the mmap_lock held since
+ * hmm_range_fault(), until migrate_vma_finalize().
+ */
+void migrate_hmm_range_setup(struct hmm_range *range)
+{
+	struct migrate_vma *args = range->migrate;
+	struct mdev_migration m;
+	bool elsewhere = false;
+	unsigned long i;
+
+	if (!args || !args->npages)
+		return;
+	mmap_assert_locked(args->vma->vm_mm);
+	m = mdev_migration_of(args);
+	args->cpages = 0;
+	for (i = 0; i < m.npages; i++) {
+		args->cpages += !!(m.src[i] & MIGRATE_PFN_MIGRATE);
+		elsewhere |= m.src[i] & MDEV_PFN_ELSEWHERE;
+	}
+	if (args->cpages)
+		args->cpages = mdev_unmap(&m, elsewhere);
+	mdev_walk_unmark(range);
+	if (trace_hmm_migrate_vma_setup_enabled()) {
+		struct mdev_summary s = mdev_summary_of(&m);
+
+		trace_hmm_migrate_vma_setup(args->start, args->end,
+					    args->flags, s.pages, s.empty,
+					    s.thp);
+	}
+}
+EXPORT_SYMBOL(migrate_hmm_range_setup);
 
 /* Is entry @i an empty source the driver gave a destination? */
 static bool mdev_is_fill(struct migrate_vma *args, unsigned long i)

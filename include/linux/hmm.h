@@ -19,6 +19,7 @@
 
 #include <linux/mm.h>
 
+struct migrate_vma;
 struct mmu_interval_notifier;
 
 /**
@@ -37,6 +38,10 @@ struct mmu_interval_notifier;
  * @HMM_PFN_P2PDMA_BUS: kept; the entry's page is PCI peer-to-peer memory
  *	behind the same switch as the device, addressed by its PCI bus
  *	address: no DMA API mapping to undo.
+ * @HMM_PFN_MIGRATE: output, only with @HMM_PFN_REQ_MIGRATE asked for; the
+ *	entry was collected for @hmm_range.migrate: with HMM_PFN_VALID, a page
+ *	now locked and unmapped (its src[] word says which), without it an
+ *	empty slot the driver may fill. See migrate_hmm_range_setup().
  * @HMM_PFN_ORDER_SHIFT: output; bits [ORDER_SHIFT, ORDER_SHIFT + 5) hold
  *	the order of the CPU mapping that covers this page (0 for a PTE, 9 for
  *	a 2 MiB PMD on x86, ...); read it with hmm_pfn_to_map_order().
@@ -44,6 +49,10 @@ struct mmu_interval_notifier;
  *	if the CPU has no valid mapping for it.
  * @HMM_PFN_REQ_WRITE: input, only with @HMM_PFN_REQ_FAULT; the caller needs
  *	it mapped writable: fault for write if the CPU mapping is read-only.
+ * @HMM_PFN_REQ_MIGRATE: input, in @hmm_range.default_flags only; the same
+ *	walk also collects the range for the migration @hmm_range.migrate, as
+ *	migrate_vma_setup() would, and marks what it collected
+ *	@HMM_PFN_MIGRATE.
  * @HMM_PFN_FLAGS: every bit that is not part of the page frame number.
  *
  * The request bits share their positions with the output bits they ask for,
@@ -64,11 +73,15 @@ enum hmm_pfn_flags {
 	HMM_PFN_P2PDMA = 1UL << (BITS_PER_LONG - 5),
 	HMM_PFN_P2PDMA_BUS = 1UL << (BITS_PER_LONG - 6),
 
-	HMM_PFN_ORDER_SHIFT = (BITS_PER_LONG - 11),
+	/* Collected for migration in the same walk */
+	HMM_PFN_MIGRATE = 1UL << (BITS_PER_LONG - 7),
+
+	HMM_PFN_ORDER_SHIFT = (BITS_PER_LONG - 12),
 
 	/* What the caller asks for */
 	HMM_PFN_REQ_FAULT = HMM_PFN_VALID,
 	HMM_PFN_REQ_WRITE = HMM_PFN_WRITE,
+	HMM_PFN_REQ_MIGRATE = HMM_PFN_MIGRATE,
 
 	HMM_PFN_FLAGS = ~((1UL << HMM_PFN_ORDER_SHIFT) - 1),
 };
@@ -87,6 +100,9 @@ enum hmm_pfn_flags {
  *	request (0: only @default_flags count, and the input is not read)
  * @dev_private_owner: device-private pages whose pagemap has this owner are
  *	reported as they are instead of being faulted back to system memory
+ * @migrate: with HMM_PFN_REQ_MIGRATE, the migration the walk collects for:
+ *	its @vma, @start and @end must be the range's, its @src and @dst
+ *	arrays distinct from @hmm_pfns (NULL otherwise)
  */
 struct hmm_range {
 	struct mmu_interval_notifier *notifier;
@@ -97,6 +113,7 @@ struct hmm_range {
 	unsigned long		default_flags;
 	unsigned long		pfn_flags_mask;
 	void			*dev_private_owner;
+	struct migrate_vma	*migrate;
 };
 
 int hmm_range_fault(struct hmm_range *range);

@@ -272,6 +272,11 @@ static inline unsigned long migrate_pfn(unsigned long pfn)
  *	the range covers whole (an anonymous THP, a large device-private
  *	folio), or such an empty range, is one MIGRATE_PFN_COMPOUND entry
  *	instead of HPAGE_PMD_NR entries of a split folio.
+ * @MIGRATE_VMA_FAULT: not a selection: migrate_vma_setup() first faults in
+ *	what the CPU does not map readable (swapped out, another owner's
+ *	device memory, device-exclusive), in the same page-table walk as the
+ *	collection, so that it can be collected too; an address that is
+ *	simply empty stays an empty source. Needs CONFIG_HMM_MIRROR.
  *
  * The flags combine; pages not selected are left alone (src[] word 0).
  */
@@ -280,6 +285,7 @@ enum migrate_vma_direction {
 	MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1,
 	MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2,
 	MIGRATE_VMA_SELECT_COMPOUND = 1 << 3,
+	MIGRATE_VMA_FAULT = 1 << 4,
 };
 
 /**
@@ -321,7 +327,10 @@ struct migrate_vma {
 	struct page		*fault_page;
 };
 
+struct hmm_range;
+
 int migrate_vma_setup(struct migrate_vma *args);
+void migrate_hmm_range_setup(struct hmm_range *range);
 void migrate_vma_pages(struct migrate_vma *migrate);
 void migrate_vma_finalize(struct migrate_vma *migrate);
 int migrate_device_range(unsigned long *src_pfns, unsigned long start,
