@@ -211,6 +211,17 @@ struct dmirror {
 	struct mmu_interval_notifier	notifier;
 	struct mutex			lock;	/* pt; see the top */
 	struct xarray			pt;
+	/*
+	 * HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV runs one window at a time
+	 * (walk_mutex), in the task @walker. The invalidations its own
+	 * migration raises empty pt there but leave the notifier's sequence
+	 * alone, or the walk would never see its own result hold; they bump
+	 * @walk_gen (under lock) instead, which every other reader checks
+	 * with the sequence.
+	 */
+	struct mutex			walk_mutex;
+	struct task_struct		*walker;
+	unsigned long			walk_gen;
 	unsigned long			flags;	/* HMM_DMIRROR_FLAG_*, bitops */
 	struct list_head		link;	/* in mdevice->files */
 	unsigned int			id;	/* debugfs "mirror" names it */
@@ -1057,7 +1068,9 @@ static void dmirror_evict_owner(struct dmirror_device *mdevice,
 
 /*
  * Forget what pt maps in [start, end) and publish @seq, so that every
- * reader that began before sees mmu_interval_read_retry() fail. A huge
+ * reader that began before sees mmu_interval_read_retry() fail (@seq 0,
+ * never a notifier's: the one-walk fault's own migration, which bumps
+ * walk_gen instead; see struct dmirror). A huge
  * entry that [start, end) only cuts goes whole: storing NULL at one index
  * of a multi-index entry empties all of it.
  */
@@ -1068,7 +1081,10 @@ static void dmirror_pt_invalidate(struct dmirror *dmirror, unsigned long start,
 	void *entry;
 
 	lockdep_assert_held(&dmirror->lock);
-	mmu_interval_set_seq(&dmirror->notifier, seq);
+	if (seq)
+		mmu_interval_set_seq(&dmirror->notifier, seq);
+	else
+		dmirror->walk_gen++;
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT)
 		xas_store(&xas, NULL);
@@ -1180,6 +1196,11 @@ static bool dmirror_invalidate(struct mmu_interval_notifier *mni,
 
 	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == dmirror)
 		return true;
+	/* The one-walk fault's own migration: see struct dmirror. */
+	if (range->event == MMU_NOTIFY_MIGRATE &&
+	    range->owner == dmirror->mdevice &&
+	    READ_ONCE(dmirror->walker) == current)
+		cur_seq = 0;
 	locked = dmirror_lock_for(dmirror, range);
 	if (locked) {
 		dmirror_pt_invalidate(dmirror, range->start, range->end,
@@ -1210,7 +1231,7 @@ static int dmirror_with_cpu_view(struct dmirror *dmirror,
 				 void *buf)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	unsigned long deadline;
+	unsigned long deadline, gen;
 	int ret;
 
 	deadline = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
@@ -1221,6 +1242,7 @@ static int dmirror_with_cpu_view(struct dmirror *dmirror,
 		if (time_after(jiffies, deadline))
 			return -EBUSY;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
+		gen = READ_ONCE(dmirror->walk_gen);
 		if (mmap_read_lock_killable(mm))
 			return -EINTR;
 		ret = hmm_range_fault(range);
@@ -1232,7 +1254,8 @@ static int dmirror_with_cpu_view(struct dmirror *dmirror,
 
 		mutex_lock(&dmirror->lock);
 		if (!mmu_interval_read_retry(range->notifier,
-					     range->notifier_seq))
+					     range->notifier_seq) &&
+		    dmirror->walk_gen == gen)
 			break;
 		mutex_unlock(&dmirror->lock);
 	}
@@ -1956,6 +1979,214 @@ static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
 			       &cmd->cpages);
 }
 
+/* After migrate_vma_pages(): the pages of @args that moved. */
+static unsigned long dmirror_moved_pages(const struct migrate_vma *args)
+{
+	unsigned long i, moved = 0;
+
+	for (i = 0; i < args->npages; i++)
+		if ((args->src[i] & MIGRATE_PFN_MIGRATE) &&
+		    migrate_pfn_to_page(args->dst[i]))
+			moved += args->dst[i] & MIGRATE_PFN_COMPOUND ?
+				 DMIRROR_PMD_NR : 1;
+	return moved;
+}
+
+/*
+ * After migrate_vma_pages() of a one-walk window: map every page of
+ * @range where it is now, the moved ones from dst[] (their mirror word is
+ * rewritten to say so), the rest as the walk mirrored them.
+ */
+static int dmirror_map_window(struct dmirror *dmirror, struct hmm_range *range)
+{
+	struct migrate_vma *args = range->migrate;
+	bool vma_write = args->vma->vm_flags & VM_WRITE;
+	unsigned long i, j, nr, npages = dmirror_range_pages(range);
+	long ret;
+
+	lockdep_assert_held(&dmirror->lock);
+	for (i = 0; i < npages; i += nr) {
+		unsigned long src = args->src[i];
+		struct page *dpage = migrate_pfn_to_page(args->dst[i]);
+		unsigned long hpfn = range->hmm_pfns[i];
+
+		nr = 1;
+		if ((src & MIGRATE_PFN_MIGRATE) && dpage) {
+			bool write = migrate_pfn_to_page(src) ?
+				     src & MIGRATE_PFN_WRITE : vma_write;
+			unsigned int order = 0;
+
+			if (args->dst[i] & MIGRATE_PFN_COMPOUND)
+				order = DMIRROR_PMD_ORDER;
+			for (j = 0; j < (1UL << order); j++)
+				range->hmm_pfns[i + j] =
+					(page_to_pfn(dpage) + j) | HMM_PFN_VALID |
+					(write ? HMM_PFN_WRITE : 0) |
+					((unsigned long)order << HMM_PFN_ORDER_SHIFT);
+			hpfn = range->hmm_pfns[i];
+		} else if (!(hpfn & HMM_PFN_VALID)) {
+			continue;
+		}
+		ret = dmirror_pt_map(dmirror, range, i,
+				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
+							    DMIRROR_MAP_READ);
+		if (ret < 0)
+			return ret;
+		nr = ret;
+	}
+	return 0;
+}
+
+/*
+ * One attempt at a window of HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV: the device
+ * fault as one walk. hmm_range_fault() faults in, mirrors and collects
+ * (HMM_PFN_REQ_MIGRATE); the collected pages are copied into device pages
+ * and committed; the window is mapped under dmirror->lock if the notifier
+ * says the walk still holds. Return: 0, an error, or -EAGAIN when the
+ * window changed meanwhile: it is finalized, what moved stays moved, and
+ * the next attempt's walk reports it as this device's.
+ */
+static int dmirror_fault_migrate_once(struct dmirror *dmirror,
+				      struct hmm_range *range, u64 *moved)
+{
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct migrate_vma *args = range->migrate;
+	int ret, copy_err;
+
+	range->notifier_seq = mmu_interval_read_begin(range->notifier);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	args->vma = vma_lookup(mm, range->start);
+	if (!args->vma || range->end > args->vma->vm_end ||
+	    dmirror_vma_migratable(args->vma)) {
+		mmap_read_unlock(mm);
+		return -EINVAL;
+	}
+	ret = hmm_range_fault(range);
+	if (ret) {
+		mmap_read_unlock(mm);
+		return ret == -EBUSY ? -EAGAIN : ret;
+	}
+	migrate_hmm_range_setup(range);
+	copy_err = dmirror_copy_to_device(dmirror, args);
+	migrate_vma_pages(args);
+	/* What moved stays moved, whatever becomes of this attempt. */
+	*moved += dmirror_moved_pages(args);
+	mutex_lock(&dmirror->lock);
+	if (copy_err)
+		ret = copy_err;
+	else if (mmu_interval_read_retry(range->notifier, range->notifier_seq))
+		ret = -EAGAIN;
+	else
+		ret = dmirror_map_window(dmirror, range);
+	mutex_unlock(&dmirror->lock);
+	migrate_vma_finalize(args);
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * A window of HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, [start, end) inside one
+ * VMA, with compound entries if @huge, tried until it holds (for at most
+ * HMM_RANGE_DEFAULT_TIMEOUT ms), with this task as dmirror->walker.
+ * @pfns has room for three arrays of the window's pages.
+ */
+static int dmirror_fault_migrate_window(struct dmirror *dmirror,
+					unsigned long start, unsigned long end,
+					bool huge, unsigned long *pfns,
+					u64 *moved)
+{
+	unsigned long npages = (end - start) >> PAGE_SHIFT;
+	struct migrate_vma args = {
+		.start		= start,
+		.end		= end,
+		.src		= pfns + npages,
+		.dst		= pfns + 2 * npages,
+		.pgmap_owner	= dmirror->mdevice,
+		.flags		= MIGRATE_VMA_SELECT_SYSTEM |
+				  (huge ? MIGRATE_VMA_SELECT_COMPOUND : 0),
+	};
+	struct hmm_range range = {
+		.notifier		= &dmirror->notifier,
+		.start			= start,
+		.end			= end,
+		.hmm_pfns		= pfns,
+		.default_flags		= HMM_PFN_REQ_FAULT | HMM_PFN_REQ_MIGRATE,
+		.dev_private_owner	= dmirror->mdevice,
+		.migrate		= &args,
+	};
+	unsigned long deadline;
+	int ret;
+
+	if (mutex_lock_killable(&dmirror->walk_mutex))
+		return -EINTR;
+	WRITE_ONCE(dmirror->walker, current);
+	deadline = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	do {
+		ret = dmirror_fault_migrate_once(dmirror, &range, moved);
+	} while (ret == -EAGAIN && !fatal_signal_pending(current) &&
+		 !time_after(jiffies, deadline));
+	WRITE_ONCE(dmirror->walker, NULL);
+	mutex_unlock(&dmirror->walk_mutex);
+	if (ret == -EAGAIN)
+		ret = fatal_signal_pending(current) ? -EINTR : -EBUSY;
+	return ret;
+}
+
+/*
+ * HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV: windows as dmirror_migrate() cuts
+ * them (a whole PMD's range with compound entries, else up to
+ * DMIRROR_WINDOW pages), each handled in one walk; then the device reads
+ * what it maps into ptr.
+ */
+static int dmirror_cmd_migrate_on_fault(struct dmirror *dmirror,
+					struct hmm_dmirror_cmd *cmd)
+{
+	unsigned long end = dmirror_cmd_end(cmd), addr, next, limit;
+	unsigned long nr = DMIRROR_HUGE ? DMIRROR_PMD_NR : DMIRROR_WINDOW;
+	bool private = dmirror_is_private(dmirror->mdevice);
+	struct mm_struct *mm = dmirror->notifier.mm;
+	struct vm_area_struct *vma;
+	unsigned long *pfns;
+	u64 moved = 0;
+	int ret = 0;
+
+	pfns = kvmalloc_array(3 * nr, sizeof(*pfns), GFP_KERNEL);
+	if (!pfns)
+		return -ENOMEM;
+	for (addr = cmd->addr; !ret && addr < end; addr = next) {
+		bool huge;
+
+		if (mmap_read_lock_killable(mm)) {
+			ret = -EINTR;
+			break;
+		}
+		vma = vma_lookup(mm, addr);
+		limit = vma ? min(end, vma->vm_end) : end;
+		mmap_read_unlock(mm);
+		if (!vma) {
+			ret = -EINVAL;
+			break;
+		}
+		huge = DMIRROR_HUGE && private && IS_ALIGNED(addr, PMD_SIZE) &&
+		       limit - addr >= PMD_SIZE;
+		next = huge ? addr + PMD_SIZE :
+			      min(limit, addr + DMIRROR_WINDOW * PAGE_SIZE);
+		if (!huge && DMIRROR_HUGE && private &&
+		    ALIGN(addr + 1, PMD_SIZE) < next &&
+		    limit - ALIGN(addr + 1, PMD_SIZE) >= PMD_SIZE)
+			next = ALIGN(addr + 1, PMD_SIZE);
+		ret = dmirror_fault_migrate_window(dmirror, addr, next, huge,
+						   pfns, &moved);
+	}
+	kvfree(pfns);
+	if (ret)
+		return ret;
+	ret = dmirror_access(dmirror, cmd, false);
+	cmd->cpages = moved;
+	return ret;
+}
+
 /*
  * One window of HMM_DMIRROR_EXCLUSIVE, a page at a time: the core locks
  * the folio of the page it makes exclusive, and the pages of a THP share
@@ -1972,7 +2203,7 @@ static int dmirror_exclusive_window(struct dmirror *dmirror,
 				    struct dmirror_uwin *uw)
 {
 	struct mm_struct *mm = dmirror->notifier.mm;
-	unsigned long deadline, seq, addr = start;
+	unsigned long deadline, seq, gen, addr = start;
 	struct folio *folio;
 	struct page *page;
 	int ret;
@@ -1981,6 +2212,7 @@ static int dmirror_exclusive_window(struct dmirror *dmirror,
 	ret = dmirror_fault_in(dmirror, start, end, true, NULL);
 	while (!ret && addr < end) {
 		seq = mmu_interval_read_begin(&dmirror->notifier);
+		gen = READ_ONCE(dmirror->walk_gen);
 		if (mmap_read_lock_killable(mm))
 			return -EINTR;
 		page = make_device_exclusive(mm, addr, dmirror, &folio);
@@ -1990,7 +2222,8 @@ static int dmirror_exclusive_window(struct dmirror *dmirror,
 
 		ret = -EAGAIN;
 		mutex_lock(&dmirror->lock);
-		if (!mmu_interval_read_retry(&dmirror->notifier, seq))
+		if (!mmu_interval_read_retry(&dmirror->notifier, seq) &&
+		    dmirror->walk_gen == gen)
 			ret = dmirror_pt_set(dmirror, addr, page, 0,
 					     DMIRROR_MAP_ATOMIC);
 		if (!ret)
@@ -2079,6 +2312,8 @@ static const struct dmirror_command {
 	  dmirror_cmd_migrate_to_dev },
 	{ HMM_DMIRROR_MIGRATE_TO_SYS, 0, false, dmirror_vma_migratable,
 	  dmirror_cmd_migrate_to_sys },
+	{ HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, PAGE_SIZE, false,
+	  dmirror_vma_migratable, dmirror_cmd_migrate_on_fault },
 	{ HMM_DMIRROR_SNAPSHOT, 1, false, NULL, dmirror_cmd_snapshot },
 	{ HMM_DMIRROR_EXCLUSIVE, PAGE_SIZE, false, dmirror_vma_exclusive,
 	  dmirror_cmd_exclusive },
@@ -2244,6 +2479,7 @@ static int dmirror_open(struct inode *inode, struct file *file)
 	dmirror->mdevice = container_of(inode->i_cdev, struct dmirror_device,
 					cdev);
 	mutex_init(&dmirror->lock);
+	mutex_init(&dmirror->walk_mutex);
 	xa_init(&dmirror->pt);
 
 	ret = mmu_interval_notifier_insert(&dmirror->notifier, mm, 0,

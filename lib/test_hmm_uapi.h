@@ -208,6 +208,26 @@ enum {
 #define HMM_DMIRROR_FLAG_FAIL_ALLOC	(1ULL << 0)
 
 /*
+ * HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV: a device fault on the range, as a
+ * GPU driver handles one that also moves the memory into the device: one
+ * walk of the CPU page table faults in what is not mapped readable,
+ * mirrors the range and collects its system memory for migration
+ * (hmm_range_fault() with HMM_PFN_REQ_MIGRATE); what was collected moves
+ * into this device's memory, and the device maps every page of the range
+ * where it is now, without a second walk. Then the device reads the range
+ * into ptr (npages pages), as READ does. cpages = pages that moved;
+ * faults = fault rounds of the read (0 unless the range changed between
+ * the walk and the read). Empty addresses of anonymous memory are not
+ * faulted in: they move as fresh zeroed device pages.
+ * EINVAL, ENOMEM and EBUSY as for MIGRATE_TO_DEV; EFAULT: part of the range
+ * could not be faulted in. Pages that cannot move (file pages, busy pages)
+ * are mapped where they are.
+ */
+#define HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV	HMM_DMIRROR_IOC(0x09)
+#define HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV_ERRNOS \
+	{ EINVAL, ENOMEM, EBUSY, EFAULT }
+
+/*
  * /dev/hmm_dma0..: lib/test_hmm_dma.c, a mirror that reaches the process's
  * pages by real DMA (QEMU's edu device, behind the guest's IOMMU when there
  * is one). It takes two commands of the table above, HMM_DMIRROR_READ and

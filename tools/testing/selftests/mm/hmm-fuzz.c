@@ -206,19 +206,22 @@ static const unsigned long commands[] = {
 	HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV,
 	HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT,
 	HMM_DMIRROR_EXCLUSIVE, HMM_DMIRROR_CHECK_EXCLUSIVE,
-	HMM_DMIRROR_RELEASE,
+	HMM_DMIRROR_RELEASE, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV,
 };
+
+#define NR_COMMANDS	(sizeof(commands) / sizeof(commands[0]))
 
 static const char *const command_name[] = {
 	"READ", "WRITE", "MIGRATE_TO_DEV", "MIGRATE_TO_SYS", "SNAPSHOT",
-	"EXCLUSIVE", "CHECK_EXCLUSIVE", "RELEASE",
+	"EXCLUSIVE", "CHECK_EXCLUSIVE", "RELEASE", "MIGRATE_ON_FAULT_TO_DEV",
 };
 
 /* Does the command hand the range's data back in ptr? */
 static bool returns_data(unsigned long cmd)
 {
 	return cmd == HMM_DMIRROR_READ || cmd == HMM_DMIRROR_MIGRATE_TO_DEV ||
-	       cmd == HMM_DMIRROR_EXCLUSIVE;
+	       cmd == HMM_DMIRROR_EXCLUSIVE ||
+	       cmd == HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV;
 }
 
 static int do_cmd(struct world *w, int dev, unsigned long cmd,
@@ -267,7 +270,7 @@ static bool step_flags(struct world *w)
 static bool step_sane(struct world *w)
 {
 	int s = (int)hmm_rng_below(&w->rng, SLOTS), dev = (int)hmm_rng_below(&w->rng, NDEVICES);
-	unsigned int ci = (unsigned int)hmm_rng_below(&w->rng, 8);
+	unsigned int ci = (unsigned int)hmm_rng_below(&w->rng, NR_COMMANDS);
 	unsigned long cmd = commands[ci], first, n, p;
 	struct slot *sl = &w->slot[s];
 	struct hmm_dmirror_cmd c = { 0 };
@@ -310,6 +313,8 @@ static bool step_sane(struct world *w)
 	}
 	if (cmd == HMM_DMIRROR_MIGRATE_TO_DEV && !err)
 		w->moved_pages += n;
+	if (cmd == HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV && !err)
+		w->moved_pages += c.cpages;
 	if (err || !returns_data(cmd) || !w->data_checks)
 		return true;
 	for (p = 0; p < n; p++) {
@@ -398,7 +403,8 @@ static uint64_t hostile_npages(struct world *w, uint64_t addr, enum verdict *v)
 static bool writes_ptr(unsigned long cmd)
 {
 	return cmd == HMM_DMIRROR_READ || cmd == HMM_DMIRROR_MIGRATE_TO_DEV ||
-	       cmd == HMM_DMIRROR_SNAPSHOT || cmd == HMM_DMIRROR_EXCLUSIVE;
+	       cmd == HMM_DMIRROR_SNAPSHOT || cmd == HMM_DMIRROR_EXCLUSIVE ||
+	       cmd == HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV;
 }
 
 static uint64_t hostile_ptr(struct world *w, unsigned long cmd,
@@ -458,7 +464,7 @@ static const char *verdict_name(enum verdict v)
 static bool step_hostile(struct world *w)
 {
 	int dev = (int)hmm_rng_below(&w->rng, NDEVICES), err, want = 0;
-	unsigned int ci = (unsigned int)hmm_rng_below(&w->rng, 8);
+	unsigned int ci = (unsigned int)hmm_rng_below(&w->rng, NR_COMMANDS);
 	unsigned long cmd = commands[ci];
 	enum verdict va = V_MAYBE, vn = V_MAYBE, vp = V_MAYBE, v;
 	struct hmm_dmirror_cmd c = { 0 };
@@ -469,9 +475,12 @@ static bool step_hostile(struct world *w)
 
 	switch (hmm_rng_below(&w->rng, 10)) {
 	case 0: {
-		/* A command number the driver does not have (0x08 is FLAGS). */
+		/*
+		 * A command number the driver does not have (0x08 is FLAGS,
+		 * 0x09 MIGRATE_ON_FAULT_TO_DEV).
+		 */
 		unsigned long bad[] = {
-			_IOWR('H', 0x09 + hmm_rng_below(&w->rng, 0xef), struct hmm_dmirror_cmd),
+			_IOWR('H', 0x0a + hmm_rng_below(&w->rng, 0xee), struct hmm_dmirror_cmd),
 			_IOR('H', 0x00, struct hmm_dmirror_cmd),
 			_IOWR('H', 0x00, __u64),
 			_IOWR('h', 0x00, struct hmm_dmirror_cmd),

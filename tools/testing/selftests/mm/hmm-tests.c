@@ -72,6 +72,9 @@
 #ifndef HMM_DMIRROR_FLAGS			/* 6.12's driver has none */
 #define HMM_DMIRROR_FLAGS		_IOWR('H', 0x08, struct hmm_dmirror_cmd)
 #endif
+#ifndef HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV	/* nor this */
+#define HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV	_IOWR('H', 0x09, struct hmm_dmirror_cmd)
+#endif
 
 #define M		struct __test_metadata *_metadata
 #define PMD_PAGES	512		/* base pages under one PMD (4 KiB pages) */
@@ -683,6 +686,42 @@ TEST_F(mem, migrate)
 }
 
 /*
+ * A device fault that moves the range in, in one walk of the CPU page table
+ * (hmm_range_fault() with HMM_PFN_REQ_MIGRATE): what can move moves, empty
+ * addresses as fresh zeroed pages, the rest is mapped where it is; the
+ * device then reads it all without a fault of its own. A driver of 6.12
+ * has no such command.
+ */
+TEST_F(mem, migrate_on_fault)
+{
+	struct ctx *c = &self->c;
+	int err = migrate_err(c) == -EINVAL ? -EINVAL : 0;
+	unsigned long i, moved = 0;
+
+	if (!c->modern) {
+		ASSERT_EQ(-EINVAL, dm(c, c->fd, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV,
+				      0, c->n));
+		expect_cpu(_metadata, c);
+		return;
+	}
+	ASSERT_EQ(err, dm(c, c->fd, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, 0, c->n));
+	for (i = 0; i < c->n; i++) {
+		moved += moves(c, err, i);
+		c->want[i] = moves(c, err, i) ?
+			     local(c->dev) | perm(kind_of(c, i)) | moved_pmd(c, i) :
+			     kind_of(c, i)->snap;
+	}
+	if (!err) {
+		ASSERT_EQ(moved, c->cmd.cpages);
+		ASSERT_EQ(0, c->cmd.faults);
+		expect_buf(_metadata, c, 0, c->n);
+	}
+	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+	expect_files(_metadata, c);
+}
+
+/*
  * The CPU touches migrated memory: device-private pages fault back to system
  * memory (and out of the device's mirror), coherent ones are used in place.
  */
@@ -1199,6 +1238,40 @@ TEST_F(pair, cross_migrate)
 	ASSERT_EQ(-ENOENT, dm(c, self->other, HMM_DMIRROR_MIGRATE_TO_DEV, 0, c->n));
 	want_all(c, local(variant->a) | SN_W);
 	expect_snap(_metadata, c, c->fd);
+	expect_cpu(_metadata, c);
+}
+
+/*
+ * b faults a's pages in and moves them in one walk: a's device-private
+ * pages come back to system memory on the way and move on to b; a's
+ * coherent pages are mapped by the CPU and do not move (b's migration
+ * selects system memory only), so b maps them where they are.
+ */
+TEST_F(pair, migrate_on_fault)
+{
+	struct ctx *c = &self->c;
+	bool stay = coherent(variant->a);
+
+	to_device(_metadata, c, 0, c->n);
+	if (!c->modern) {
+		ASSERT_EQ(-EINVAL, dm(c, self->other,
+				      HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, 0, c->n));
+		expect_cpu(_metadata, c);
+		return;
+	}
+	ASSERT_EQ(0, dm(c, self->other, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV,
+			0, c->n));
+	ASSERT_EQ(stay ? 0 : c->n, c->cmd.cpages);
+	ASSERT_EQ(0, c->cmd.faults);
+	expect_buf(_metadata, c, 0, c->n);
+	if (stay) {
+		want_all(c, local(variant->a) | SN_W);
+		expect_snap(_metadata, c, c->fd);
+		want_all(c, HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE | SN_W);
+	} else {
+		want_all(c, local(variant->b) | SN_W);
+	}
+	expect_snap(_metadata, c, self->other);
 	expect_cpu(_metadata, c);
 }
 
@@ -2056,6 +2129,19 @@ FIXTURE_VARIANT_ADD(race, fork_migrate_private)
 	{ R_fork, HMM_DMIRROR_MIGRATE_TO_DEV, PRIV0 };
 FIXTURE_VARIANT_ADD(race, fork_migrate_coherent)
 	{ R_fork, HMM_DMIRROR_MIGRATE_TO_DEV, COH0 };
+/* The one-walk device fault against each change of the address space. */
+FIXTURE_VARIANT_ADD(race, munmap_onfault_private)
+	{ R_munmap, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, PRIV0 };
+FIXTURE_VARIANT_ADD(race, mprotect_onfault_private)
+	{ R_mprotect, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, PRIV0 };
+FIXTURE_VARIANT_ADD(race, dontneed_onfault_private)
+	{ R_dontneed, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, PRIV0 };
+FIXTURE_VARIANT_ADD(race, dontneed_onfault_coherent)
+	{ R_dontneed, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, COH0 };
+FIXTURE_VARIANT_ADD(race, mremap_onfault_private)
+	{ R_mremap, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, PRIV0 };
+FIXTURE_VARIANT_ADD(race, fork_onfault_private)
+	{ R_fork, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, PRIV0 };
 
 static const struct backing race_mem = ONE(ANON, 256);
 
@@ -2151,7 +2237,10 @@ static void race_round(M, struct ctx *c, char *away, const FIXTURE_VARIANT(race)
 		       unsigned int round)
 {
 	unsigned long i, n = c->n, half = n / 2, rest = n - half;
-	bool write = v->req == HMM_DMIRROR_WRITE, read = v->req == HMM_DMIRROR_READ;
+	bool onfault = v->req == HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV;
+	bool write = v->req == HMM_DMIRROR_WRITE;
+	/* The one-walk fault reads the range into buf, as READ does. */
+	bool read = v->req == HMM_DMIRROR_READ || onfault;
 	struct racer r = {
 		.what = v->racer, .gens = write ? G(1) | G(2) : G(1), .c = c,
 		.half = at(c, half), .away = away, .len = rest * pg, .spin = round * 4000,
@@ -2177,7 +2266,9 @@ static void race_round(M, struct ctx *c, char *away, const FIXTURE_VARIANT(race)
 	switch (v->racer) {
 	case R_munmap:
 	case R_mremap:
+		/* A window of the one-walk fault may find its VMA gone. */
 		ASSERT_TRUE(!ret || ret == (read || write ? -EFAULT : -EINVAL) ||
+			    (onfault && ret == -EINVAL) ||
 			    (!read && !write && ret == -ENOENT)) TH_LOG("ret %d", ret);
 		break;
 	case R_mprotect:
@@ -2230,6 +2321,12 @@ static void race_round(M, struct ctx *c, char *away, const FIXTURE_VARIANT(race)
 /* Every round shifts the racer later into the command. */
 TEST_F(race, run)
 {
+	struct ctx *c = &self->c;
+
+	if (variant->req == HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV && !c->modern) {
+		ASSERT_EQ(-EINVAL, dm(c, c->fd, variant->req, 0, c->n));
+		return;
+	}
 	for (unsigned int round = 0; round < ROUNDS; round++)
 		race_round(_metadata, &self->c, self->away, variant, round);
 }
