@@ -41,11 +41,11 @@ DMA_SETUP = ('ours+dma', ('dma', 'dma-driver'))
 # Its figures, as the table names them: dev_read moves data by DMA there.
 DMA_FIGURES = [('dma_map', 'dma_map'), ('dev_read', 'dma_read')]
 FIGURE_ORDER = ['memcpy', 'to_dev', 'to_sys', 'cpu_fault', 'dev_read',
-                'dev_read_cold', 'snapshot', 'evict']
+                'dev_read_cold', 'snapshot', 'gpu_fault', 'evict']
 PAGE = 4096
 # The figures that move the buffer's bytes (read against memcpy).
 MOVERS = {'to_dev', 'to_sys', 'cpu_fault', 'dev_read', 'dev_read_cold',
-          'evict'}
+          'gpu_fault', 'evict'}
 
 
 def load(raw):

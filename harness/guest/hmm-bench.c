@@ -16,6 +16,13 @@
  *   dev_read_cold HMM_DMIRROR_READ of a buffer never touched (every page
  *                 faulted in by hmm_range_fault())
  *   snapshot      HMM_DMIRROR_SNAPSHOT of a written buffer (no fault)
+ *   gpu_fault     a device fault on a written buffer not yet on the device,
+ *                 handled as a GPU driver would: with a driver that has
+ *                 HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, that one command
+ *                 (mirror and migrate in one walk, then map and read);
+ *                 otherwise the classic sequence, HMM_DMIRROR_READ (mirror,
+ *                 faulting) then HMM_DMIRROR_MIGRATE_TO_DEV (migrate, then
+ *                 mirror again and read)
  *   evict         HMM_DMIRROR_RELEASE of a device holding the buffer
  *                 (migrate_device_range() and friends)
  *
@@ -34,7 +41,9 @@
  * driving the device, not the wait for it.
  *
  * Only the uapi shared by upstream's driver and ours is used, so the same
- * binary measures either driver (and the one command of test_hmm_dma's). Each figure is set up afresh for every
+ * binary measures either driver (and the one command of test_hmm_dma's);
+ * gpu_fault asks the driver first whether it has the one command of ours
+ * it would use. Each figure is set up afresh for every
  * repetition; only the operation itself is timed, with CLOCK_MONOTONIC
  * (under QEMU -icount the guest clock counts instructions, so figures
  * repeat run to run). One line per figure on stdout:
@@ -80,9 +89,13 @@
 
 #include "lib/test_hmm_uapi.h"
 
-/* test_hmm_dma's own command, which the base's header lacks. */
+/* Commands of our drivers, which the base's header lacks. */
 #ifndef HMM_DMA_MAP
 #define HMM_DMA_MAP		_IOWR('H', 0x41, struct hmm_dmirror_cmd)
+#endif
+#ifndef HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV
+#define HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV \
+	_IOWR('H', 0x09, struct hmm_dmirror_cmd)
 #endif
 
 #define THP_SIZE	(2UL << 20)
@@ -473,6 +486,49 @@ static uint64_t fig_command(const struct figure *f, size_t bytes, int thp)
 	return t;
 }
 
+/*
+ * Does the driver have HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV? Asked once, on
+ * a page of its own, before anything is timed: a 6.12 driver answers
+ * EINVAL to a command it does not know.
+ */
+static int has_migrate_on_fault(void)
+{
+	static int known = -1;
+	struct buf b;
+	struct hmm_dmirror_cmd cmd = { .npages = 1 };
+
+	if (known >= 0)
+		return known;
+	b = prepare(page_size, 0, WRITTEN);
+	cmd.addr = (uintptr_t)b.p;
+	cmd.ptr = (uintptr_t)bounce;
+	known = !ioctl(dev_fd, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, &cmd);
+	if (!known && errno != EINVAL)
+		die("MIGRATE_ON_FAULT_TO_DEV");
+	buf_free(&b);
+	return known;
+}
+
+static uint64_t fig_gpu_fault(const struct figure *f, size_t bytes, int thp)
+{
+	int one_walk = has_migrate_on_fault();
+	struct buf b = prepare(bytes, thp, f->start);
+	uint64_t t;
+
+	t = timed_begin();
+	if (one_walk) {
+		dev_cmd(HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, &b, bounce,
+			f->name);
+	} else {
+		dev_cmd(HMM_DMIRROR_READ, &b, bounce, f->name);
+		dev_cmd(HMM_DMIRROR_MIGRATE_TO_DEV, &b, bounce, f->name);
+	}
+	t = timed_end(t);
+	check_filled(&b, f->name);
+	buf_free(&b);
+	return t;
+}
+
 static const struct figure figures[] = {
 	{ "memcpy",        WRITTEN,   0,                          fig_memcpy },
 	{ "to_dev",        WRITTEN,   HMM_DMIRROR_MIGRATE_TO_DEV, fig_command },
@@ -482,6 +538,7 @@ static const struct figure figures[] = {
 	{ "dev_read",      WRITTEN,   HMM_DMIRROR_READ,           fig_command, 2 },
 	{ "dev_read_cold", FRESH,     HMM_DMIRROR_READ,           fig_command },
 	{ "snapshot",      WRITTEN,   HMM_DMIRROR_SNAPSHOT,       fig_command },
+	{ "gpu_fault",     WRITTEN,   0,                          fig_gpu_fault },
 	{ "evict",         ON_DEVICE, HMM_DMIRROR_RELEASE,        fig_command },
 };
 
