@@ -215,9 +215,11 @@ struct dmirror {
 	 * HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV runs one window at a time
 	 * (walk_mutex), in the task @walker. The invalidations its own
 	 * migration raises empty pt there but leave the notifier's sequence
-	 * alone, or the walk would never see its own result hold; they bump
-	 * @walk_gen (under lock) instead, which every other reader checks
-	 * with the sequence.
+	 * alone, or the walk would never see its own result hold. Every
+	 * other reader checks @walk_gen with the sequence instead: it is odd
+	 * (under lock) from before the window's walk until its migration is
+	 * finalized, and a reader maps nothing it read while it was odd or
+	 * that saw it change.
 	 */
 	struct mutex			walk_mutex;
 	struct task_struct		*walker;
@@ -1069,8 +1071,8 @@ static void dmirror_evict_owner(struct dmirror_device *mdevice,
 /*
  * Forget what pt maps in [start, end) and publish @seq, so that every
  * reader that began before sees mmu_interval_read_retry() fail (@seq 0,
- * never a notifier's: the one-walk fault's own migration, which bumps
- * walk_gen instead; see struct dmirror). A huge
+ * never a notifier's: the one-walk fault's own migration, which walk_gen
+ * covers instead; see struct dmirror). A huge
  * entry that [start, end) only cuts goes whole: storing NULL at one index
  * of a multi-index entry empties all of it.
  */
@@ -1083,8 +1085,6 @@ static void dmirror_pt_invalidate(struct dmirror *dmirror, unsigned long start,
 	lockdep_assert_held(&dmirror->lock);
 	if (seq)
 		mmu_interval_set_seq(&dmirror->notifier, seq);
-	else
-		dmirror->walk_gen++;
 	xas_lock(&xas);
 	xas_for_each(&xas, entry, (end - 1) >> PAGE_SHIFT)
 		xas_store(&xas, NULL);
@@ -1172,6 +1172,17 @@ static struct page *dmirror_pt_get(struct dmirror *dmirror, unsigned long addr,
 	return nth_page((struct page *)xa_untag_pointer(entry), off);
 }
 
+/*
+ * Under dmirror->lock: may a reader that read walk_gen @gen before it
+ * looked at the CPU page table map what it saw? Not if a one-walk window
+ * was running then, or ran since.
+ */
+static bool dmirror_walk_gen_held(struct dmirror *dmirror, unsigned long gen)
+{
+	lockdep_assert_held(&dmirror->lock);
+	return !(gen & 1) && dmirror->walk_gen == gen;
+}
+
 /* Take dmirror->lock the way an invalidation allows: sleep only if it may. */
 static bool dmirror_lock_for(struct dmirror *dmirror,
 			     const struct mmu_notifier_range *range)
@@ -1255,7 +1266,7 @@ static int dmirror_with_cpu_view(struct dmirror *dmirror,
 		mutex_lock(&dmirror->lock);
 		if (!mmu_interval_read_retry(range->notifier,
 					     range->notifier_seq) &&
-		    dmirror->walk_gen == gen)
+		    dmirror_walk_gen_held(dmirror, gen))
 			break;
 		mutex_unlock(&dmirror->lock);
 	}
@@ -1979,6 +1990,14 @@ static int dmirror_cmd_migrate_to_sys(struct dmirror *dmirror,
 			       &cmd->cpages);
 }
 
+/* One step of walk_gen (see struct dmirror). */
+static void dmirror_walk_gen_bump(struct dmirror *dmirror)
+{
+	mutex_lock(&dmirror->lock);
+	dmirror->walk_gen++;
+	mutex_unlock(&dmirror->lock);
+}
+
 /* After migrate_vma_pages(): the pages of @args that moved. */
 static unsigned long dmirror_moved_pages(const struct migrate_vma *args)
 {
@@ -2026,6 +2045,14 @@ static int dmirror_map_window(struct dmirror *dmirror, struct hmm_range *range)
 			hpfn = range->hmm_pfns[i];
 		} else if (!(hpfn & HMM_PFN_VALID)) {
 			continue;
+		} else if (hpfn & HMM_PFN_MIGRATE) {
+			/*
+			 * Collected, not moved: a THP it was part of may have
+			 * been split since the walk, without an invalidation
+			 * (it was unmapped), so only its own page is known.
+			 */
+			hpfn &= ~(0x1FUL << HMM_PFN_ORDER_SHIFT);
+			range->hmm_pfns[i] = hpfn;
 		}
 		ret = dmirror_pt_map(dmirror, range, i,
 				     hpfn & HMM_PFN_WRITE ? DMIRROR_MAP_WRITE :
@@ -2062,8 +2089,10 @@ static int dmirror_fault_migrate_once(struct dmirror *dmirror,
 		mmap_read_unlock(mm);
 		return -EINVAL;
 	}
+	dmirror_walk_gen_bump(dmirror);		/* odd: a window runs */
 	ret = hmm_range_fault(range);
 	if (ret) {
+		dmirror_walk_gen_bump(dmirror);
 		mmap_read_unlock(mm);
 		return ret == -EBUSY ? -EAGAIN : ret;
 	}
@@ -2081,6 +2110,7 @@ static int dmirror_fault_migrate_once(struct dmirror *dmirror,
 		ret = dmirror_map_window(dmirror, range);
 	mutex_unlock(&dmirror->lock);
 	migrate_vma_finalize(args);
+	dmirror_walk_gen_bump(dmirror);		/* even: the pages are settled */
 	mmap_read_unlock(mm);
 	return ret;
 }
@@ -2223,7 +2253,7 @@ static int dmirror_exclusive_window(struct dmirror *dmirror,
 		ret = -EAGAIN;
 		mutex_lock(&dmirror->lock);
 		if (!mmu_interval_read_retry(&dmirror->notifier, seq) &&
-		    dmirror->walk_gen == gen)
+		    dmirror_walk_gen_held(dmirror, gen))
 			ret = dmirror_pt_set(dmirror, addr, page, 0,
 					     DMIRROR_MAP_ATOMIC);
 		if (!ret)

@@ -74,6 +74,10 @@ struct hmm_walk {
 	struct migrate_vma *migrate;
 	/* Empty addresses are the migration's empty sources: no fault. */
 	bool empty_is_source;
+	/* Something is collected (locked, unmapped) right now. */
+	bool collected;
+	/* Collect nothing until a pass ends without blocking. */
+	bool defer_collect;
 };
 
 /* What a page needs before it can be reported. */
@@ -178,6 +182,27 @@ static void hmm_fill_pfns(struct hmm_walk *w, unsigned long addr,
 }
 
 /*
+ * The walk is about to sleep on something it does not own: a fault, or a
+ * page under migration. The pages it has collected are locked, and holding
+ * them across that sleep could deadlock with another walker that holds
+ * what we wait for and waits for what we hold (or keep a CPU thread that
+ * touches one of them waiting through swap-in). So nothing collected is
+ * held across a sleep: it is all put back, and the range is collected
+ * whole by one more pass once a pass needs no fault (hmm_walk_range()).
+ * The common case, a range present as asked, still takes one walk.
+ */
+static void hmm_release_collected(struct hmm_walk *w)
+{
+	if (!w->migrate)
+		return;
+	w->defer_collect = true;
+	if (w->collected) {
+		mdev_walk_abort(w->migrate, false);
+		w->collected = false;
+	}
+}
+
+/*
  * Fault in the pages of [addr, end) that fall short of their request, each
  * for write only if its own request asks for write, then ask for a new pass
  * from @addr. The mmap lock stays held: no FAULT_FLAG_ALLOW_RETRY.
@@ -190,6 +215,7 @@ static int hmm_fault_span(struct hmm_walk *w, struct vm_area_struct *vma,
 	enum hmm_need need = hmm_shortfall(w->common_req, offer);
 	unsigned int flags = 0;
 
+	hmm_release_collected(w);
 	w->resume = addr;
 	for (; addr < end; addr += PAGE_SIZE, in++) {
 		/* With one request for all pages, need and flags are known. */
@@ -386,6 +412,7 @@ static int hmm_walk_ptes(struct hmm_walk *w, struct mm_walk *walk,
 		/* Present but short entries are faulted as "not valid". */
 		return hmm_fault_span(w, walk->vma, addr, run_end, 0);
 	case HMM_WAIT_MIGRATION:
+		hmm_release_collected(w);
 		w->resume = addr;
 		migration_entry_wait(walk->mm, pmdp, addr);
 		return -EBUSY;
@@ -446,6 +473,7 @@ static int hmm_walk_pmd_nonpresent(struct hmm_walk *w, struct mm_walk *walk,
 		hmm_fill(w, start, end, 0);
 		return 0;
 	}
+	hmm_release_collected(w);
 	w->resume = start;
 	pmd_migration_entry_wait(walk->mm, pmdp);
 	return -EBUSY;
@@ -504,6 +532,8 @@ static void hmm_collect_span(struct hmm_walk *w, struct mm_walk *walk,
 {
 	unsigned long stop = end;
 
+	if (w->defer_collect)
+		return;
 	if (ret == -EBUSY)
 		stop = clamp(w->resume, start, end);
 	else if (ret || walk->action == ACTION_AGAIN)
@@ -511,6 +541,7 @@ static void hmm_collect_span(struct hmm_walk *w, struct mm_walk *walk,
 	if (stop == start)
 		return;
 	mdev_walk_collect(w->migrate, w->range->hmm_pfns, pmdp, start, stop);
+	w->collected = true;
 }
 
 static int hmm_walk_pmd(pmd_t *pmdp, unsigned long start, unsigned long end,
@@ -658,6 +689,8 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
 	w->faults = 0;
 	w->migrate = NULL;
 	w->empty_is_source = false;
+	w->collected = false;
+	w->defer_collect = false;
 }
 
 /*
@@ -668,11 +701,16 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
  * be copied) would only be work thrown away. Not so under userfaultfd,
  * whose missing-page faults belong to its handler.
  */
-static int hmm_walk_begin_migrate(struct hmm_walk *w, struct hmm_range *range)
+static int hmm_walk_begin_migrate(struct hmm_walk *w, struct hmm_range *range,
+				  struct mm_struct *mm)
 {
 	struct migrate_vma *args = range->migrate;
 	int ret;
 
+	/* A driver's dst[] is its own; only the internal walk borrows it. */
+	if (!args || !args->vma || args->vma->vm_mm != mm ||
+	    (range->notifier && args->dst == range->hmm_pfns))
+		return -EINVAL;
 	ret = mdev_walk_begin(args, range);
 	if (ret)
 		return ret;
@@ -696,13 +734,18 @@ static int hmm_walk_range(struct hmm_range *range, struct mm_struct *mm)
 	hmm_walk_begin(&w, range);
 
 	mmap_assert_locked(mm);
+	/* Whatever fails below, migrate_hmm_range_setup() finds nothing. */
+	if ((range->default_flags & HMM_PFN_REQ_MIGRATE) && range->migrate) {
+		range->migrate->npages = 0;
+		range->migrate->cpages = 0;
+	}
 	if (!PAGE_ALIGNED(range->start) || !PAGE_ALIGNED(range->end) ||
 	    range->start >= range->end) {
 		ret = -EINVAL;
 		goto out;
 	}
 	if (range->default_flags & HMM_PFN_REQ_MIGRATE) {
-		ret = hmm_walk_begin_migrate(&w, range);
+		ret = hmm_walk_begin_migrate(&w, range, mm);
 		if (ret)
 			goto out;
 	}
@@ -723,9 +766,15 @@ static int hmm_walk_range(struct hmm_range *range, struct mm_struct *mm)
 		ret = walk_page_range(mm, w.resume, range->end, &hmm_walk_ops,
 				      &w);
 		passes++;
+		/* Faulted with nothing held: now collect the whole range. */
+		if (!ret && w.defer_collect) {
+			w.defer_collect = false;
+			w.resume = range->start;
+			ret = -EBUSY;
+		}
 	}
 	if (ret && w.migrate)
-		mdev_walk_abort(w.migrate);
+		mdev_walk_abort(w.migrate, true);
 out:
 	trace_hmm_range_fault(range, passes, w.faults, ret);
 	return ret;
@@ -750,12 +799,15 @@ out:
  *
  * With HMM_PFN_REQ_MIGRATE in @range->default_flags the same walk also
  * collects the range for the migration @range->migrate, as
- * migrate_vma_setup() would: each span right after it is mirrored, so the
- * page table is walked once for both. The words of the entries collected
- * get HMM_PFN_MIGRATE. An empty address of an anonymous VMA is not faulted
- * in when the migration selects system memory: it is an empty source.
- * On success the caller goes on with migrate_hmm_range_setup(); on any
- * error nothing is left collected.
+ * migrate_vma_setup() would: each span right after it is mirrored, so a
+ * range present as asked is walked once for both. Collected pages are
+ * locked, so none is held while the walk faults or waits: it puts them
+ * back and collects the range in one more pass once nothing is left to
+ * fault. The words of the entries collected get HMM_PFN_MIGRATE. An empty
+ * address of an anonymous VMA is not faulted in when the migration
+ * selects system memory: it is an empty source. On success the caller
+ * goes on with migrate_hmm_range_setup(); on any error nothing is left
+ * collected.
  *
  * The output may be stale as soon as it is written: the caller must check
  * mmu_interval_read_retry() on @range->notifier_seq under the lock that
@@ -769,7 +821,8 @@ out:
  * faulted in; -EPERM when write is asked of a VMA without VM_WRITE;
  * -EINVAL when the range is empty or not page aligned, or when
  * HMM_PFN_REQ_MIGRATE comes without a @range->migrate that migrate_vma_setup()
- * would take for exactly this range, with its own @src array; -EOPNOTSUPP
+ * would take for exactly this range of this mm, with @src and @dst arrays
+ * of its own; -EOPNOTSUPP
  * for HMM_PFN_REQ_MIGRATE without CONFIG_HMM_MIGRATE_WALK; -ENOMEM and
  * others as the fault path returns them.
  */

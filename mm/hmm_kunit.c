@@ -850,8 +850,9 @@ struct hmm_kunit_collected {
  * hmm_range_fault() with @flags and HMM_PFN_REQ_MIGRATE over the whole
  * mirror, for a migration of its system memory, with the sequence count
  * @seq (0: a fresh one each time, retried on -EBUSY as a driver does),
- * then migrate_hmm_range_setup(), pages and finalize with no destination. @alias makes src[] the output array, which
- * the walk must refuse; @no_migrate leaves hmm_range.migrate NULL.
+ * then migrate_hmm_range_setup(), pages and finalize with no destination.
+ * @alias makes src[] the output array, which the walk must refuse;
+ * @no_migrate leaves hmm_range.migrate NULL.
  */
 static struct hmm_kunit_collected
 hmm_kunit_collect(struct kunit *test, struct hmm_kunit_mirror *mirror,
@@ -957,10 +958,10 @@ static void hmm_kunit_migrate_walk_collects(struct kunit *test)
 }
 
 /*
- * A write request makes the walk stop at the zero pages, after it has
- * collected the written pages before them, fault them in writable and go
- * on from there: every page is collected once, the faulted ones as the
- * fresh pages they now are; the empty ones still are not faulted.
+ * A write request makes the walk fault the zero pages in writable. It
+ * holds nothing collected across the fault: once nothing is left to
+ * fault it collects the range whole, the faulted pages as the fresh
+ * pages they now are; the empty ones still are not faulted.
  */
 static void hmm_kunit_migrate_walk_faults_midway(struct kunit *test)
 {

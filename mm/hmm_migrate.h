@@ -20,7 +20,7 @@
 int mdev_walk_begin(struct migrate_vma *args, const struct hmm_range *range);
 void mdev_walk_collect(struct migrate_vma *args, unsigned long *hmm_pfns,
 		       pmd_t *pmdp, unsigned long start, unsigned long end);
-void mdev_walk_abort(struct migrate_vma *args);
+void mdev_walk_abort(struct migrate_vma *args, bool failed);
 int hmm_range_walk(struct hmm_range *range, struct mm_struct *mm);
 #else
 static inline int mdev_walk_begin(struct migrate_vma *args,
@@ -35,7 +35,7 @@ static inline void mdev_walk_collect(struct migrate_vma *args,
 {
 }
 
-static inline void mdev_walk_abort(struct migrate_vma *args)
+static inline void mdev_walk_abort(struct migrate_vma *args, bool failed)
 {
 }
 

@@ -1336,14 +1336,17 @@ void mdev_walk_collect(struct migrate_vma *args, unsigned long *hmm_pfns,
 }
 
 /**
- * mdev_walk_abort() - put back everything a failed mirror walk collected
+ * mdev_walk_abort() - put back everything a mirror walk has collected
  * @args: the migration
+ * @failed: the walk failed (its pages count as collected and skipped,
+ *	raced); otherwise it is only letting go before it sleeps, and will
+ *	collect them again
  *
  * Each page collected is mapped again and released; src[] is left all 0.
  *
  * Context: the mmap_lock held.
  */
-void mdev_walk_abort(struct migrate_vma *args)
+void mdev_walk_abort(struct migrate_vma *args, bool failed)
 {
 	struct mdev_migration m = mdev_migration_of(args);
 	unsigned long i;
@@ -1357,9 +1360,11 @@ void mdev_walk_abort(struct migrate_vma *args)
 		if (!page)
 			continue;
 		folio = page_folio(page);
-		count_vm_events(PGMIGRATE_DEVICE_COLLECTED, nr);
-		mdev_skip(mdev_addr(args, i), page_to_pfn(page), nr,
-			  HMM_SKIP_RACED);
+		if (failed) {
+			count_vm_events(PGMIGRATE_DEVICE_COLLECTED, nr);
+			mdev_skip(mdev_addr(args, i), page_to_pfn(page), nr,
+				  HMM_SKIP_RACED);
+		}
 		remove_migration_ptes(folio, folio, 0);
 		folio_unlock(folio);
 		folio_put(folio);

@@ -39,9 +39,12 @@ struct mmu_interval_notifier;
  *	behind the same switch as the device, addressed by its PCI bus
  *	address: no DMA API mapping to undo.
  * @HMM_PFN_MIGRATE: output, only with @HMM_PFN_REQ_MIGRATE asked for; the
- *	entry was collected for @hmm_range.migrate: with HMM_PFN_VALID, a page
- *	now locked and unmapped (its src[] word says which), without it an
- *	empty slot the driver may fill. See migrate_hmm_range_setup().
+ *	entry was collected for @hmm_range.migrate: its src[] word has
+ *	MIGRATE_PFN_MIGRATE (a page locked and unmapped, or an empty slot the
+ *	driver may fill: unpopulated, or the zero page). See
+ *	migrate_hmm_range_setup(). Once migrate_vma_pages() has run, the
+ *	order bits of such a word whose page did not move may be stale (a THP
+ *	split on the way): map it as a single page.
  * @HMM_PFN_ORDER_SHIFT: output; bits [ORDER_SHIFT, ORDER_SHIFT + 5) hold
  *	the order of the CPU mapping that covers this page (0 for a PTE, 9 for
  *	a 2 MiB PMD on x86, ...); read it with hmm_pfn_to_map_order().
