@@ -141,20 +141,29 @@ static enum hmm_need hmm_shortfall(unsigned long req, unsigned long offer)
 }
 
 /* The largest shortfall of the pages of [addr, end) against one @offer. */
-static enum hmm_need hmm_span_shortfall(struct hmm_walk *w, unsigned long addr,
-					unsigned long end, unsigned long offer)
+static noinline enum hmm_need
+hmm_span_shortfall_per_page(struct hmm_walk *w, unsigned long addr,
+			    unsigned long end, unsigned long offer)
 {
 	unsigned long *in = hmm_out(w, addr);
 	unsigned long i, npages = (end - addr) >> PAGE_SHIFT;
 	enum hmm_need need = HMM_NEED_NOTHING;
 
+	for (i = 0; i < npages && need != HMM_NEED_WRITE_FAULT; i++)
+		need = max(need, hmm_shortfall(hmm_request(w, in[i]), offer));
+	return need;
+}
+
+/* Inline: a snapshot, or one request for all pages, needs no loop. */
+static __always_inline enum hmm_need
+hmm_span_shortfall(struct hmm_walk *w, unsigned long addr, unsigned long end,
+		   unsigned long offer)
+{
 	if (!w->may_fault)
 		return HMM_NEED_NOTHING;
 	if (!w->per_page_req)
 		return hmm_shortfall(w->common_req, offer);
-	for (i = 0; i < npages && need != HMM_NEED_WRITE_FAULT; i++)
-		need = max(need, hmm_shortfall(hmm_request(w, in[i]), offer));
-	return need;
+	return hmm_span_shortfall_per_page(w, addr, end, offer);
 }
 
 /* Write @value to every output word of [addr, end). */
@@ -168,17 +177,28 @@ static void hmm_fill(struct hmm_walk *w, unsigned long addr, unsigned long end,
 		hmm_set(&out[i], value);
 }
 
-/* Write consecutive pfns from @first, each with @flags, over [addr, end). */
+/*
+ * Write consecutive pfns from @first, each with @flags, over [addr, end).
+ * A huge leaf's 512 words are the bulk of a snapshot of THPs, and each is
+ * a read-modify-write (hmm_set()): four to a turn of the loop, so the
+ * loop's own cost is paid once per four words.
+ */
 static void hmm_fill_pfns(struct hmm_walk *w, unsigned long addr,
 			  unsigned long end, unsigned long first,
 			  unsigned long flags)
 {
 	unsigned long *out = hmm_out(w, addr);
-	unsigned long i, npages = (end - addr) >> PAGE_SHIFT;
+	unsigned long i = 0, npages = (end - addr) >> PAGE_SHIFT;
 	unsigned long word = first | flags;
 
-	for (i = 0; i < npages; i++)
-		hmm_set(&out[i], word + i);
+	for (; i + 4 <= npages; i += 4, out += 4, word += 4) {
+		hmm_set(&out[0], word);
+		hmm_set(&out[1], word + 1);
+		hmm_set(&out[2], word + 2);
+		hmm_set(&out[3], word + 3);
+	}
+	for (; i < npages; i++)
+		hmm_set(out++, word++);
 }
 
 /*
@@ -251,11 +271,13 @@ static void hmm_write_span(struct hmm_walk *w, unsigned long addr,
 
 /*
  * The decision for a span that offers one state for all its pages (a hole,
- * a huge leaf): fault what falls short, otherwise report.
+ * a huge leaf): fault what falls short, otherwise report. Inline: every
+ * huge leaf of a snapshot comes through here.
  */
-static int hmm_report_span(struct hmm_walk *w, struct vm_area_struct *vma,
-			   unsigned long addr, unsigned long end,
-			   unsigned long pfn, unsigned long offer)
+static __always_inline int
+hmm_report_span(struct hmm_walk *w, struct vm_area_struct *vma,
+		unsigned long addr, unsigned long end, unsigned long pfn,
+		unsigned long offer)
 {
 	if (hmm_span_shortfall(w, addr, end, offer) != HMM_NEED_NOTHING)
 		return hmm_fault_span(w, vma, addr, end, offer);
