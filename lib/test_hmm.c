@@ -1635,16 +1635,31 @@ static u8 dmirror_snapshot_byte(struct dmirror_device *mdevice,
 	return prot;
 }
 
-/* dmirror_use_fn for HMM_DMIRROR_SNAPSHOT: a byte per page into @buf. */
+/*
+ * dmirror_use_fn for HMM_DMIRROR_SNAPSHOT: a byte per page into @buf. The
+ * pages of one huge mapping are reported alike, so its byte is worked out
+ * once and repeated up to the mapping's end.
+ */
 static int dmirror_snapshot_window(struct dmirror *dmirror,
 				   const struct hmm_range *range, void *buf)
 {
+	unsigned long i, nr, npages = dmirror_range_pages(range);
 	u8 *perm = buf;
-	unsigned long i;
 
-	for (i = 0; i < dmirror_range_pages(range); i++)
-		perm[i] = dmirror_snapshot_byte(dmirror->mdevice,
-						range->hmm_pfns[i]);
+	for (i = 0; i < npages; i += nr) {
+		unsigned long hpfn = range->hmm_pfns[i];
+		unsigned long span = 1UL << hmm_pfn_to_map_order(hpfn);
+
+		u8 byte = dmirror_snapshot_byte(dmirror->mdevice, hpfn);
+
+		nr = 1;
+		perm[i] = byte;
+		if (!(hpfn & HMM_PFN_VALID) || span == 1)
+			continue;
+		nr = min(span - (((range->start >> PAGE_SHIFT) + i) &
+				 (span - 1)), npages - i);
+		memset(perm + i + 1, byte, nr - 1);
+	}
 	return 0;
 }
 
