@@ -903,6 +903,26 @@ hmm_kunit_collect(struct kunit *test, struct hmm_kunit_mirror *mirror,
 }
 
 /*
+ * The layout of the collecting cases: written pages, then pages that were
+ * only read (the zero page), then pages never touched.
+ */
+enum { WZE_ZERO_FROM = 8, WZE_EMPTY_FROM = 16, WZE_PAGES = 24 };
+
+static struct hmm_kunit_mirror *hmm_kunit_written_zero_empty(struct kunit *test)
+{
+	struct hmm_kunit_mirror *mirror = hmm_kunit_new(test, WZE_PAGES, RW);
+	const unsigned long zero_from = WZE_ZERO_FROM;
+	unsigned long i;
+
+	for (i = 0; i < WZE_EMPTY_FROM; i++)
+		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, i,
+						      i < zero_from ?
+						      HMM_KUNIT_WRITTEN :
+						      HMM_KUNIT_READ), 0);
+	return mirror;
+}
+
+/*
  * Written pages are collected (locked, unmapped: a page in src[]), the zero
  * page and never-touched addresses are empty sources, and the latter are
  * not faulted in although the walk asks for every page: the driver fills
@@ -910,17 +930,11 @@ hmm_kunit_collect(struct kunit *test, struct hmm_kunit_mirror *mirror,
  */
 static void hmm_kunit_migrate_walk_collects(struct kunit *test)
 {
-	const unsigned long npages = 24, zero_from = 8, empty_from = 16;
+	const unsigned long npages = WZE_PAGES, zero_from = WZE_ZERO_FROM;
+	struct hmm_kunit_mirror *mirror = hmm_kunit_written_zero_empty(test);
+	const unsigned long empty_from = WZE_EMPTY_FROM;
 	struct hmm_kunit_collected c;
-	struct hmm_kunit_mirror *mirror;
 	unsigned long i;
-
-	mirror = hmm_kunit_new(test, npages, RW);
-	for (i = 0; i < empty_from; i++)
-		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, i,
-						      i < zero_from ?
-						      HMM_KUNIT_WRITTEN :
-						      HMM_KUNIT_READ), 0);
 
 	c = hmm_kunit_collect(test, mirror, FAULT, 0, false, false);
 	KUNIT_ASSERT_EQ(test, c.ret, 0);
@@ -965,17 +979,11 @@ static void hmm_kunit_migrate_walk_collects(struct kunit *test)
  */
 static void hmm_kunit_migrate_walk_faults_midway(struct kunit *test)
 {
-	const unsigned long npages = 24, zero_from = 8, empty_from = 16;
+	const unsigned long npages = WZE_PAGES, zero_from = WZE_ZERO_FROM;
+	struct hmm_kunit_mirror *mirror = hmm_kunit_written_zero_empty(test);
+	const unsigned long empty_from = WZE_EMPTY_FROM;
 	struct hmm_kunit_collected c;
-	struct hmm_kunit_mirror *mirror;
 	unsigned long i;
-
-	mirror = hmm_kunit_new(test, npages, RW);
-	for (i = 0; i < empty_from; i++)
-		KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, i,
-						      i < zero_from ?
-						      HMM_KUNIT_WRITTEN :
-						      HMM_KUNIT_READ), 0);
 
 	c = hmm_kunit_collect(test, mirror, FAULT | HMM_PFN_REQ_WRITE, 0,
 			      false, false);
