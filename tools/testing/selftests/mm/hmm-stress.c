@@ -24,7 +24,8 @@
  *                         are again, and then hold what they held;
  *   fork                  the child sees the parent's data and writes
  *                         some pages: only a shared file sees that;
- *   everything else       (migrations both ways, device reads, snapshots,
+ *   everything else       (migrations both ways, the one-walk device
+ *                         fault that migrates, device reads, snapshots,
  *                         exclusive access, RELEASE, mremap away and
  *                         back) leaves the data as it was.
  *
@@ -111,14 +112,16 @@ enum access { A_HOLE, A_NONE, A_RO, A_RW };
 
 enum op {
 	OP_READ, OP_WRITE, OP_TO_PRIVATE, OP_TO_COHERENT, OP_TO_SYS,
-	OP_SNAPSHOT, OP_EXCLUSIVE, OP_CHECK_EXCL, OP_RELEASE, OP_CPU_READ,
+	OP_ON_FAULT, OP_SNAPSHOT, OP_EXCLUSIVE, OP_CHECK_EXCL, OP_RELEASE,
+	OP_CPU_READ,
 	OP_CPU_WRITE, OP_MMAP, OP_MUNMAP, OP_MPROTECT, OP_DONTNEED,
 	OP_MREMAP_MOVE, OP_MREMAP_SHRINK, OP_FORK, OP_COUNT
 };
 
 static const char *const op_name[OP_COUNT] = {
 	"dev-read", "dev-write", "migrate-private", "migrate-coherent",
-	"migrate-system", "snapshot", "exclusive", "check-exclusive",
+	"migrate-system", "fault-migrate", "snapshot", "exclusive",
+	"check-exclusive",
 	"release", "cpu-read", "cpu-write", "mmap", "munmap", "mprotect",
 	"dontneed", "mremap-move", "mremap-shrink", "fork",
 };
@@ -126,7 +129,8 @@ static const char *const op_name[OP_COUNT] = {
 /* How often each operation is drawn, out of the sum. */
 static const unsigned int op_weight[OP_COUNT] = {
 	[OP_READ] = 10, [OP_WRITE] = 10, [OP_TO_PRIVATE] = 10,
-	[OP_TO_COHERENT] = 8, [OP_TO_SYS] = 6, [OP_SNAPSHOT] = 4,
+	[OP_TO_COHERENT] = 8, [OP_TO_SYS] = 6, [OP_ON_FAULT] = 8,
+	[OP_SNAPSHOT] = 4,
 	[OP_EXCLUSIVE] = 5, [OP_CHECK_EXCL] = 2, [OP_RELEASE] = 1,
 	[OP_CPU_READ] = 6, [OP_CPU_WRITE] = 6, [OP_MMAP] = 2,
 	[OP_MUNMAP] = 1, [OP_MPROTECT] = 4, [OP_DONTNEED] = 4,
@@ -508,6 +512,27 @@ static bool step_migrate(struct step *s)
 	if (!must_not(s, err, EINVAL, "the window is readable"))
 		return false;
 	return err || check_buf(s->w, s->r, s->first, s->n, "a migration");
+}
+
+/*
+ * The one-walk device fault (MIGRATE_ON_FAULT_TO_DEV): what can move into
+ * the device does, the rest is mapped where it is, and the device reads
+ * the window either way.
+ */
+static bool step_on_fault(struct step *s)
+{
+	int err = dev_cmd(s->w, s->dev, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV,
+			  s->addr, s->n);
+
+	if (!outcome(s->w, s->op, HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV, err,
+		     s->dev, s->r))
+		return false;
+	if (!all_pages(s->r, s->first, s->n, readable))
+		return must_fail(s, err, "part of the window is not readable");
+	if (!must_not(s, err, EINVAL, "the window is readable"))
+		return false;
+	return err || check_buf(s->w, s->r, s->first, s->n,
+				"a device fault that migrates");
 }
 
 static bool step_to_sys(struct step *s)
@@ -932,7 +957,8 @@ static bool step_fork(struct step *s)
 static bool (*const step_fn[OP_COUNT])(struct step *s) = {
 	[OP_READ] = step_read, [OP_WRITE] = step_write,
 	[OP_TO_PRIVATE] = step_migrate, [OP_TO_COHERENT] = step_migrate,
-	[OP_TO_SYS] = step_to_sys, [OP_SNAPSHOT] = step_snapshot,
+	[OP_TO_SYS] = step_to_sys, [OP_ON_FAULT] = step_on_fault,
+	[OP_SNAPSHOT] = step_snapshot,
 	[OP_EXCLUSIVE] = step_exclusive,
 	[OP_CHECK_EXCL] = step_check_exclusive, [OP_RELEASE] = step_release,
 	[OP_CPU_READ] = step_cpu_read, [OP_CPU_WRITE] = step_cpu_write,
@@ -1045,6 +1071,7 @@ static const unsigned long op_request[OP_RELEASE + 1] = {
 	[OP_TO_PRIVATE] = HMM_DMIRROR_MIGRATE_TO_DEV,
 	[OP_TO_COHERENT] = HMM_DMIRROR_MIGRATE_TO_DEV,
 	[OP_TO_SYS] = HMM_DMIRROR_MIGRATE_TO_SYS,
+	[OP_ON_FAULT] = HMM_DMIRROR_MIGRATE_ON_FAULT_TO_DEV,
 	[OP_SNAPSHOT] = HMM_DMIRROR_SNAPSHOT,
 	[OP_EXCLUSIVE] = HMM_DMIRROR_EXCLUSIVE,
 	[OP_CHECK_EXCL] = HMM_DMIRROR_CHECK_EXCLUSIVE,
