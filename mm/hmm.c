@@ -543,26 +543,20 @@ static int hmm_mirror_pmd(pmd_t *pmdp, unsigned long start,
 }
 
 /*
- * After the mirror of a span, collect what it reported, [start, stop):
- * all of it, or up to where the walk stopped to fault or wait (the next
- * pass starts there, so no page is collected twice). A span the walker
- * is about to call us for again (ACTION_AGAIN) is collected then.
+ * After the mirror of a span, collect it: only a span mirrored whole in a
+ * pass that has not slept. A span that ended in a fault or a wait turned
+ * collection off for the pass (hmm_release_collected()); one the walker
+ * is about to call us for again (ACTION_AGAIN) is collected then. Each
+ * address is reported by one callback per pass, so none is collected
+ * twice.
  */
 static void hmm_collect_span(struct hmm_walk *w, struct mm_walk *walk,
 			     pmd_t *pmdp, unsigned long start,
 			     unsigned long end, int ret)
 {
-	unsigned long stop = end;
-
-	if (w->defer_collect)
+	if (ret || w->defer_collect || walk->action == ACTION_AGAIN)
 		return;
-	if (ret == -EBUSY)
-		stop = clamp(w->resume, start, end);
-	else if (ret || walk->action == ACTION_AGAIN)
-		return;
-	if (stop == start)
-		return;
-	mdev_walk_collect(w->migrate, w->range->hmm_pfns, pmdp, start, stop);
+	mdev_walk_collect(w->migrate, w->range->hmm_pfns, pmdp, start, end);
 	w->collected = true;
 }
 
