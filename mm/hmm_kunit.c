@@ -1192,28 +1192,43 @@ static void hmm_kunit_dma_alloc_refuses_device(struct kunit *test)
 }
 
 /*
+ * A map of @npages entries for @dev, and a fresh mapping of as many pages
+ * mirrored straight into the map's pfn_list, as a driver with the DMA
+ * helpers mirrors; nothing faulted yet.
+ */
+static struct hmm_kunit_mirror *hmm_kunit_dma_mirror(struct kunit *test,
+						     struct device *dev,
+						     struct hmm_dma_map *map,
+						     unsigned long npages)
+{
+	struct hmm_kunit_mirror *mirror;
+
+	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, map, npages, PAGE_SIZE),
+			0);
+	mirror = hmm_kunit_mirror(test, hmm_kunit_map(test, 0, npages, RW),
+				  npages);
+	mirror->pfns = map->pfn_list;
+	return mirror;
+}
+
+/*
  * Mirror, map, mirror again, unmap: each entry's address is the page's,
  * mapping twice maps once, hmm_range_fault() keeps the mapped state, and
  * unmapping is undone exactly once per mapping.
  */
 static void hmm_kunit_dma_map_unmap(struct kunit *test)
 {
-	unsigned long npages = HMM_KUNIT_NPAGES, start, i;
+	unsigned long npages = HMM_KUNIT_NPAGES, i;
 	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
 	struct hmm_kunit_mirror *mirror;
 	struct hmm_dma_map map;
 	dma_addr_t addr;
 
-	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
-			0);
+	mirror = hmm_kunit_dma_mirror(test, dev, &map, npages);
 	KUNIT_EXPECT_FALSE(test, dma_use_iova(&map.state));
 	KUNIT_EXPECT_EQ(test, map.dma_entry_size, PAGE_SIZE);
 	for (i = 0; i < npages; i++)
 		KUNIT_EXPECT_EQ(test, map.pfn_list[i], 0UL);
-
-	start = hmm_kunit_map(test, 0, npages, RW);
-	mirror = hmm_kunit_mirror(test, start, npages);
-	mirror->pfns = map.pfn_list;
 	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), 0);
 
 	for (i = 0; i < npages; i++) {
@@ -1253,17 +1268,14 @@ static void hmm_kunit_dma_map_unmap(struct kunit *test)
  */
 static void hmm_kunit_dma_map_needs_valid_page(struct kunit *test)
 {
-	unsigned long npages = 4, start;
+	unsigned long npages = 4;
 	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
 	struct hmm_kunit_mirror *mirror;
 	struct hmm_dma_map map;
 
-	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
-			0);
-	start = hmm_kunit_map(test, 0, npages, RW);
-	KUNIT_ASSERT_EQ(test, hmm_kunit_touch(start, 0, HMM_KUNIT_WRITTEN), 0);
-	mirror = hmm_kunit_mirror(test, start, npages);
-	mirror->pfns = map.pfn_list;
+	mirror = hmm_kunit_dma_mirror(test, dev, &map, npages);
+	KUNIT_ASSERT_EQ(test, hmm_kunit_touch(mirror->start, 0,
+					      HMM_KUNIT_WRITTEN), 0);
 	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
 
 	/* Page 1 is not mapped by the CPU; an error entry is never a page. */
@@ -1279,7 +1291,7 @@ static void hmm_kunit_dma_map_needs_valid_page(struct kunit *test)
 
 	KUNIT_ASSERT_NE(test, hmm_dma_map_pfn(dev, &map, 0, NULL),
 			DMA_MAPPING_ERROR);
-	KUNIT_ASSERT_EQ(test, vm_munmap(start, PAGE_SIZE), 0);
+	KUNIT_ASSERT_EQ(test, vm_munmap(mirror->start, PAGE_SIZE), 0);
 	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, 0, 0), 0);
 	KUNIT_EXPECT_EQ(test, map.pfn_list[0],
 			HMM_PFN_ERROR | HMM_PFN_DMA_MAPPED);
@@ -1298,18 +1310,14 @@ static void hmm_kunit_dma_map_needs_valid_page(struct kunit *test)
  */
 static void hmm_kunit_dma_stale_bits_are_ignored(struct kunit *test)
 {
-	unsigned long npages = 2, start;
+	unsigned long npages = 2;
 	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
 	struct hmm_kunit_mirror *mirror;
 	unsigned long other, stale;
 	struct hmm_dma_map map;
 	dma_addr_t addr;
 
-	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
-			0);
-	start = hmm_kunit_map(test, 0, npages, RW);
-	mirror = hmm_kunit_mirror(test, start, npages);
-	mirror->pfns = map.pfn_list;
+	mirror = hmm_kunit_dma_mirror(test, dev, &map, npages);
 	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, WFAULT, 0), 0);
 	other = map.pfn_list[1];
 
@@ -1339,17 +1347,13 @@ static void hmm_kunit_dma_stale_bits_are_ignored(struct kunit *test)
  */
 static void hmm_kunit_dma_zero_page_mapped_once(struct kunit *test)
 {
-	unsigned long npages = 12, start, i;
+	unsigned long npages = 12, i;
 	struct device *dev = hmm_kunit_dma_device(test, DMA_BIT_MASK(64));
 	struct hmm_kunit_mirror *mirror;
 	struct hmm_dma_map map;
 	dma_addr_t addr;
 
-	KUNIT_ASSERT_EQ(test, hmm_dma_map_alloc(dev, &map, npages, PAGE_SIZE),
-			0);
-	start = hmm_kunit_map(test, 0, npages, RW);
-	mirror = hmm_kunit_mirror(test, start, npages);
-	mirror->pfns = map.pfn_list;
+	mirror = hmm_kunit_dma_mirror(test, dev, &map, npages);
 	KUNIT_ASSERT_EQ(test, hmm_kunit_fault(mirror, FAULT, 0), 0);
 	for (i = 0; i < npages; i++) {
 		unsigned long pfn = map.pfn_list[i] & ~HMM_PFN_FLAGS;
