@@ -110,9 +110,10 @@ enum memory_type {
  *	with @head's zone_device_data; the driver splits its bookkeeping
  *	here. All of them are locked and unmapped; must not sleep. Optional.
  * @migrate_to_ram: a CPU fault hit a device-private entry of this pagemap.
- *	Called with the fault's mmap (or VMA) lock held and the page locked
- *	and referenced; must migrate the data to system memory (or fail the fault) and
- *	return a VM_FAULT_* code. Required for, and only used with, private
+ *	Called with the mmap_lock held for read (and the VMA lock as well
+ *	when the fault came under it), the page locked and referenced; must
+ *	migrate the data to system memory (or fail the fault) and return a
+ *	VM_FAULT_* code. Required for, and only used with, private
  *	memory. hmm_range_fault() may run it, or sleep on a page another
  *	thread is migrating: a driver must not hold a lock this callback
  *	takes around hmm_range_fault().

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -465,6 +466,40 @@ TEST_F(driver, counters)
 	EXPECT_EQ(cmd.cpages, 0);
 	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local), 0);
 	EXPECT_EQ(first_bad(buf, NPAGES, 4), -1);
+}
+
+/*
+ * The CPU takes device memory back under the per-VMA lock: no fault gives
+ * up to be retried under the mmap_lock (vma_lock_retry stays put), and on
+ * device-private memory each page reaches migrate_to_ram() once. Coherent
+ * memory is mapped as normal pages: the CPU reads it without a fault.
+ * THP is off for this process, so that khugepaged does not take its
+ * mmap_lock for write meanwhile: that would fail the fault's trylock, and
+ * the fault would retry, as it should then.
+ */
+TEST_F(driver, cpu_fault_back_without_retry)
+{
+	struct hmm_dmirror_cmd cmd = { 0 };
+	long retries, faults;
+	char *buf, *mirror;
+
+	ASSERT_EQ(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), 0);
+	ASSERT_TRUE(buffers(NPAGES, 5, &buf, &mirror));
+	ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+			     NPAGES, &cmd), 0);
+	ASSERT_EQ(cmd.cpages, NPAGES);
+
+	/* The first read of /proc/vmstat sets up stdio's buffer. */
+	ASSERT_GE(hmm_vmstat("vma_lock_retry"), 0)
+		TH_LOG("no vma_lock_retry: CONFIG_PER_VMA_LOCK_STATS is off");
+	retries = hmm_vmstat("vma_lock_retry");
+	faults = hmm_vmstat("device_private_fault");
+	EXPECT_EQ(first_bad(buf, NPAGES, 5), -1);
+	EXPECT_EQ(hmm_vmstat("vma_lock_retry") - retries, 0);
+	EXPECT_EQ(hmm_vmstat("device_private_fault") - faults,
+		  variant->coherent ? 0 : NPAGES);
+	EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local),
+		  variant->coherent ? NPAGES : 0);
 }
 
 /* Exclusive access lasts until the CPU touches the page. */
