@@ -629,7 +629,17 @@ struct churn {
 	int device;
 	unsigned int seed;
 	int failures;
+	char first[96];		/* what went wrong first, for the log */
 };
+
+/* Count a failed round; remember the first one's @what and @err. */
+static void churn_failed(struct churn *churn, int round, const char *what,
+			 long err)
+{
+	if (!churn->failures++)
+		snprintf(churn->first, sizeof(churn->first),
+			 "round %d: %s (%ld)", round, what, err);
+}
 
 /* Move a buffer of one's own to @churn->device and back, ROUNDS times. */
 static void *churn_device_pages(void *arg)
@@ -646,15 +656,32 @@ static void *churn_device_pages(void *arg)
 		return NULL;
 	}
 	for (round = 0; round < ROUNDS; round++) {
-		hmm_paint(buf, bytes, churn->seed + round);
+		unsigned int seed = churn->seed + round;
+		long err;
+
+		hmm_paint(buf, bytes, seed);
 		cpages = 0;
-		if (dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
-				NPAGES, &cpages) || cpages != (uint64_t)NPAGES ||
-		    hmm_unpainted(mirror, bytes, churn->seed + round) != -1 ||
-		    dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror,
-				NPAGES, NULL) ||
-		    hmm_unpainted(buf, bytes, churn->seed + round) != -1)
-			churn->failures++;
+		err = dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, mirror,
+				  NPAGES, &cpages);
+		if (err || cpages != (uint64_t)NPAGES) {
+			churn_failed(churn, round, "to device: error, cpages",
+				     err ? err : (long)cpages);
+			continue;
+		}
+		err = hmm_unpainted(mirror, bytes, seed);
+		if (err != -1) {
+			churn_failed(churn, round, "device copy: bad byte", err);
+			continue;
+		}
+		err = dmirror_cmd(fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf, mirror,
+				  NPAGES, NULL);
+		if (err) {
+			churn_failed(churn, round, "to system: error", err);
+			continue;
+		}
+		err = hmm_unpainted(buf, bytes, seed);
+		if (err != -1)
+			churn_failed(churn, round, "back home: bad byte", err);
 	}
 	close(fd);
 	munmap(buf, bytes);
@@ -695,8 +722,10 @@ TEST_F_TIMEOUT(regression, device_page_reused_right_after_page_free, 300)
 						 &churn[t]), 0);
 		for (t = 0; t < 2; t++)
 			ASSERT_EQ(pthread_join(thread[t], NULL), 0);
-		EXPECT_EQ(churn[0].failures, 0) TH_LOG("device %d", devices[d]);
-		EXPECT_EQ(churn[1].failures, 0) TH_LOG("device %d", devices[d]);
+		for (t = 0; t < 2; t++)
+			EXPECT_EQ(churn[t].failures, 0)
+				TH_LOG("device %d, thread %d, first: %s",
+				       devices[d], t, churn[t].first);
 	}
 }
 
