@@ -960,18 +960,66 @@ static const struct mm_walk_ops mdev_collect_ops = {
 	.walk_lock	= PGWALK_RDLOCK,
 };
 
+/* Collect [start, end), inside the PMD at @pmdp, without the walker. */
+static void mdev_collect_in_pmd(struct mdev_collect *mc, pmd_t *pmdp,
+				unsigned long start, unsigned long end)
+{
+	struct mm_walk walk = {
+		.mm		= mc->m.args->vma->vm_mm,
+		.vma		= mc->m.args->vma,
+		.private	= mc,
+	};
+
+	mdev_collect_pmd(pmdp, start, end, &walk);
+}
+
+/*
+ * The PMD entry that covers all of @args's range, or NULL: the range
+ * crosses a PMD boundary, or an upper level is empty or maps a leaf.
+ * A CPU fault's migration (a page, or a device THP) fits in one PMD,
+ * and for one page the generic walker costs about as much as the walk.
+ */
+static pmd_t *mdev_one_pmd(struct migrate_vma *args)
+{
+	struct mm_struct *mm = args->vma->vm_mm;
+	unsigned long addr = args->start;
+	pgd_t *pgdp;
+	p4d_t *p4dp;
+	pud_t *pudp;
+	pud_t pud;
+
+	if (pmd_addr_end(addr, args->end) != args->end)
+		return NULL;
+	pgdp = pgd_offset(mm, addr);
+	if (!pgd_present(pgdp_get(pgdp)))
+		return NULL;
+	p4dp = p4d_offset(pgdp, addr);
+	if (!p4d_present(p4dp_get(p4dp)))
+		return NULL;
+	pudp = pud_offset(p4dp, addr);
+	pud = pudp_get(pudp);
+	if (!pud_present(pud) || pud_leaf(pud))
+		return NULL;
+	return pmd_offset(pudp, addr);
+}
+
 /* Walk the whole range once, inside one MMU_NOTIFY_MIGRATE invalidation. */
 static void mdev_collect(struct mdev_collect *mc)
 {
 	struct migrate_vma *args = mc->m.args;
 	struct mmu_notifier_range range;
+	pmd_t *pmdp;
 
 	mmu_notifier_range_init_owner(&range, MMU_NOTIFY_MIGRATE, 0,
 				      args->vma->vm_mm, args->start, args->end,
 				      args->pgmap_owner);
 	mmu_notifier_invalidate_range_start(&range);
-	walk_page_range_vma(args->vma, args->start, args->end,
-			    &mdev_collect_ops, mc);
+	pmdp = mdev_one_pmd(args);
+	if (pmdp)
+		mdev_collect_in_pmd(mc, pmdp, args->start, args->end);
+	else
+		walk_page_range_vma(args->vma, args->start, args->end,
+				    &mdev_collect_ops, mc);
 	mmu_notifier_invalidate_range_end(&range);
 }
 
@@ -1355,21 +1403,22 @@ void mdev_walk_collect(struct migrate_vma *args, unsigned long *hmm_pfns,
 		.m		= mdev_migration_of(args),
 		.split_addr	= -1UL,
 	};
-	struct mm_walk walk = {
-		.mm		= args->vma->vm_mm,
-		.vma		= args->vma,
-		.private	= &mc,
-	};
 	struct mmu_notifier_range range;
 
 	if (!pmdp) {
+		struct mm_walk walk = {
+			.mm		= args->vma->vm_mm,
+			.vma		= args->vma,
+			.private	= &mc,
+		};
+
 		mdev_collect_hole(start, end, -1, &walk);
 	} else {
 		mmu_notifier_range_init_owner(&range, MMU_NOTIFY_MIGRATE, 0,
-					      walk.mm, start, end,
+					      args->vma->vm_mm, start, end,
 					      args->pgmap_owner);
 		mmu_notifier_invalidate_range_start(&range);
-		mdev_collect_pmd(pmdp, start, end, &walk);
+		mdev_collect_in_pmd(&mc, pmdp, start, end);
 		mmu_notifier_invalidate_range_end(&range);
 	}
 	mdev_walk_mark(args, hmm_pfns, mdev_index(args, start),
