@@ -502,6 +502,73 @@ TEST_F(driver, cpu_fault_back_without_retry)
 		  variant->coherent ? NPAGES : 0);
 }
 
+/* Takes and drops the mmap_lock for write until told to stop. */
+struct mmap_writer {
+	char *page;		/* a page of its own to mprotect() */
+	bool stop;
+	unsigned long rounds;
+	int error;		/* the first mprotect() errno */
+};
+
+static void *mmap_writer_loop(void *arg)
+{
+	struct mmap_writer *w = arg;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		if (mprotect(w->page, page_size, PROT_READ) ||
+		    mprotect(w->page, page_size, PROT_READ | PROT_WRITE)) {
+			w->error = errno;
+			break;
+		}
+		w->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * The same while another thread keeps taking the mmap_lock for write: a
+ * fault whose trylock of it fails under the VMA lock is retried under the
+ * mmap_lock. Retried or not, every page comes back once, whole.
+ */
+TEST_F(driver, cpu_fault_back_against_mmap_writers)
+{
+	struct mmap_writer w = { 0 };
+	struct hmm_dmirror_cmd cmd = { 0 };
+	long retries, faults;
+	char *buf, *mirror;
+	pthread_t thread;
+	int round;
+
+	ASSERT_EQ(prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0), 0);
+	w.page = map(1, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ASSERT_NE(w.page, NULL);
+	ASSERT_TRUE(buffers(NPAGES, 6, &buf, &mirror));
+	ASSERT_GE(hmm_vmstat("vma_lock_retry"), 0);
+	retries = hmm_vmstat("vma_lock_retry");
+	faults = hmm_vmstat("device_private_fault");
+	ASSERT_EQ(pthread_create(&thread, NULL, mmap_writer_loop, &w), 0);
+	for (round = 0; round < 8; round++) {
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				     mirror, NPAGES, &cmd), 0);
+		ASSERT_EQ(cmd.cpages, NPAGES);
+		EXPECT_EQ(first_bad(buf, NPAGES, 6), -1) TH_LOG("round %d", round);
+		EXPECT_EQ(count_kind(self->fd, buf, NPAGES, self->local),
+			  variant->coherent ? NPAGES : 0);
+		/* The CPU does not take coherent memory back: the driver does. */
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_SYS, buf,
+				     NULL, NPAGES, &cmd), 0);
+		EXPECT_EQ(cmd.cpages, variant->coherent ? NPAGES : 0);
+	}
+	__atomic_store_n(&w.stop, true, __ATOMIC_RELEASE);
+	ASSERT_EQ(pthread_join(thread, NULL), 0);
+	EXPECT_EQ(w.error, 0);
+	EXPECT_GT(w.rounds, 0);
+	EXPECT_EQ(hmm_vmstat("device_private_fault") - faults,
+		  variant->coherent ? 0 : 8 * NPAGES);
+	TH_LOG("%lu mprotect pairs, %ld faults retried under the mmap_lock",
+	       w.rounds, hmm_vmstat("vma_lock_retry") - retries);
+}
+
 /* Exclusive access lasts until the CPU touches the page. */
 TEST_F(driver, exclusive_until_cpu_touch)
 {
