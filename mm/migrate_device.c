@@ -62,7 +62,6 @@
 #include <linux/mmu_notifier.h>
 #include <linux/oom.h>
 #include <linux/page-flags.h>
-#include <linux/pagevec.h>
 #include <linux/pagewalk.h>
 #include <linux/pgalloc.h>
 #include <linux/rmap.h>
@@ -1095,36 +1094,6 @@ static struct anon_vma *mdev_get_anon_vma(struct folio *folio)
 }
 
 /*
- * Take @folio, which we hold referenced, off the LRU; false if it is not
- * on it. Our reference becomes the isolation's. Consecutive folios of one
- * lruvec share one hold of its lock (*@locked), for at most
- * SWAP_CLUSTER_MAX folios, as the LRU's own batches do, since it is held
- * with interrupts off; mdev_lru_unlock() ends a hold.
- */
-static bool mdev_isolate_lru(struct folio *folio, struct lruvec **locked,
-			     unsigned int *held)
-{
-	if (!folio_test_clear_lru(folio))
-		return false;
-	if (*locked && ++*held >= SWAP_CLUSTER_MAX) {
-		unlock_page_lruvec_irq(*locked);
-		*locked = NULL;
-	}
-	if (!*locked)
-		*held = 0;
-	*locked = folio_lruvec_relock_irq(folio, *locked);
-	lruvec_del_folio(*locked, folio);
-	return true;
-}
-
-static void mdev_lru_unlock(struct lruvec **locked)
-{
-	if (*locked)
-		unlock_page_lruvec_irq(*locked);
-	*locked = NULL;
-}
-
-/*
  * Finish unmapping the locked, referenced pages of @m: replace the
  * mappings the walk did not see (other processes, other page tables,
  * device-exclusive entries) by migration entries, take system pages off
@@ -1147,8 +1116,6 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 	unsigned long *src_pfns = m->src;
 	unsigned long i, cpages = 0, collected = 0;
 	enum { NOT_DRAINED, DRAINED_HERE, DRAINED_ALL } drained = NOT_DRAINED;
-	struct lruvec *locked = NULL;
-	unsigned int held = 0;
 
 	for (i = 0; use_rmap && i < m->npages; i++) {
 		struct page *page = migrate_pfn_to_page(src_pfns[i]);
@@ -1176,26 +1143,23 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 				drained = DRAINED_HERE;
 			}
 			if (!folio_test_lru(folio) && drained != DRAINED_ALL) {
-				mdev_lru_unlock(&locked);
 				lru_add_drain_all();
 				drained = DRAINED_ALL;
 			}
-			isolated = mdev_isolate_lru(folio, &locked, &held);
+			isolated = folio_isolate_lru(folio);
 			if (!isolated) {
-				mdev_lru_unlock(&locked);
 				mdev_give_up(m, i, false);
 				continue;
 			}
+			folio_put(folio);	/* the isolation holds one now */
 		}
 		if (folio_mapped(folio) ||
 		    !mdev_page_unpinned(m, folio, src_pfns[i])) {
-			mdev_lru_unlock(&locked);
 			mdev_give_up(m, i, isolated);
 			continue;
 		}
 		cpages++;
 	}
-	mdev_lru_unlock(&locked);
 	count_vm_events(PGMIGRATE_DEVICE_COLLECTED, collected);
 	return cpages;
 }
@@ -2122,19 +2086,15 @@ static void mdev_pages(struct mdev_migration *m)
  * Release a folio we hold locked and referenced. Only a folio that stays
  * in use goes back to the LRU: a loser (a source that moved, a destination
  * that was not used) has given its memcg away or never had one, and our
- * reference may be its last. Those references go into @puts, dropped a
- * batch at a time: folios_put() frees a batch of losers with one pass
- * through the memcg and the per-CPU free lists, where folio_put() took
- * both for each page.
+ * reference may be its last.
  */
-static void mdev_release(struct folio *folio, bool in_use,
-			 struct folio_batch *puts)
+static void mdev_release(struct folio *folio, bool in_use)
 {
 	folio_unlock(folio);
 	if (in_use && !folio_is_zone_device(folio))
 		folio_putback_lru(folio);
-	else if (!folio_batch_add(puts, folio))
-		folios_put(puts);
+	else
+		folio_put(folio);
 }
 
 /* The page that stays mapped at entry @i: the destination if it moved. */
@@ -2259,10 +2219,7 @@ static void mdev_finalize(struct mdev_migration *m)
 {
 	bool remapped = m->args;
 	struct mdev_tally tally = {};
-	struct folio_batch puts;
 	unsigned long i;
-
-	folio_batch_init(&puts);
 
 	for (i = 0; i < m->npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(m->dst[i]);
@@ -2275,7 +2232,7 @@ static void mdev_finalize(struct mdev_migration *m)
 		if (!src) {
 			/* An empty source: the mapping has its own ref. */
 			if (dst)
-				mdev_release(dst, false, &puts);
+				mdev_release(dst, false);
 			continue;
 		}
 		if (!remapped ||
@@ -2284,11 +2241,10 @@ static void mdev_finalize(struct mdev_migration *m)
 		if (src == m->fault_folio)
 			folio_put(src);	/* a device page; its caller unlocks it */
 		else
-			mdev_release(src, !moved, &puts);
+			mdev_release(src, !moved);
 		if (dst)
-			mdev_release(dst, moved, &puts);
+			mdev_release(dst, moved);
 	}
-	folios_put(&puts);
 	mdev_tally_count(&tally);
 }
 
