@@ -974,32 +974,16 @@ static void mdev_collect_in_pmd(struct mdev_collect *mc, pmd_t *pmdp,
 
 /*
  * The PMD entry that covers all of @args's range, or NULL: the range
- * crosses a PMD boundary, or an upper level is empty or maps a leaf.
- * A CPU fault's migration (a page, or a device THP) fits in one PMD,
- * and for one page the generic walker costs about as much as the walk.
+ * crosses a PMD boundary, or a level above is empty. A CPU fault's
+ * migration (a page, or a device THP) fits in one PMD, and for one page
+ * the generic walker costs about as much as the walk. No level above can
+ * be a leaf: mdev_args_valid() takes no hugetlb or DAX VMA.
  */
 static pmd_t *mdev_one_pmd(struct migrate_vma *args)
 {
-	struct mm_struct *mm = args->vma->vm_mm;
-	unsigned long addr = args->start;
-	pgd_t *pgdp;
-	p4d_t *p4dp;
-	pud_t *pudp;
-	pud_t pud;
-
-	if (pmd_addr_end(addr, args->end) != args->end)
+	if (pmd_addr_end(args->start, args->end) != args->end)
 		return NULL;
-	pgdp = pgd_offset(mm, addr);
-	if (!pgd_present(pgdp_get(pgdp)))
-		return NULL;
-	p4dp = p4d_offset(pgdp, addr);
-	if (!p4d_present(p4dp_get(p4dp)))
-		return NULL;
-	pudp = pud_offset(p4dp, addr);
-	pud = pudp_get(pudp);
-	if (!pud_present(pud) || pud_leaf(pud))
-		return NULL;
-	return pmd_offset(pudp, addr);
+	return mm_find_pmd(args->vma->vm_mm, args->start);
 }
 
 /* Walk the whole range once, inside one MMU_NOTIFY_MIGRATE invalidation. */
