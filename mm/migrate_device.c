@@ -959,15 +959,24 @@ static const struct mm_walk_ops mdev_collect_ops = {
 	.walk_lock	= PGWALK_RDLOCK,
 };
 
-/* Collect [start, end), inside the PMD at @pmdp, without the walker. */
-static void mdev_collect_in_pmd(struct mdev_collect *mc, pmd_t *pmdp,
-				unsigned long start, unsigned long end)
+/*
+ * The mm_walk the walker would hand mdev_collect_pmd() and
+ * mdev_collect_hole(), for calling them without it.
+ */
+static struct mm_walk mdev_walk_of(struct mdev_collect *mc)
 {
-	struct mm_walk walk = {
+	return (struct mm_walk) {
 		.mm		= mc->m.args->vma->vm_mm,
 		.vma		= mc->m.args->vma,
 		.private	= mc,
 	};
+}
+
+/* Collect [start, end), inside the PMD at @pmdp, without the walker. */
+static void mdev_collect_in_pmd(struct mdev_collect *mc, pmd_t *pmdp,
+				unsigned long start, unsigned long end)
+{
+	struct mm_walk walk = mdev_walk_of(mc);
 
 	mdev_collect_pmd(pmdp, start, end, &walk);
 }
@@ -1354,11 +1363,7 @@ void mdev_walk_collect(struct migrate_vma *args, unsigned long *hmm_pfns,
 	struct mmu_notifier_range range;
 
 	if (!pmdp) {
-		struct mm_walk walk = {
-			.mm		= args->vma->vm_mm,
-			.vma		= args->vma,
-			.private	= &mc,
-		};
+		struct mm_walk walk = mdev_walk_of(&mc);
 
 		mdev_collect_hole(start, end, -1, &walk);
 	} else {
