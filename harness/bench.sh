@@ -26,6 +26,15 @@
 #                     function profiler (configs/profile.config, in
 #                     build/profile/), one boot, each figure once with the
 #                     profiler on; the summary in build/bench/profile.txt
+#   INSNS=1           instead of the timings: the instructions each function
+#                     executes in each figure, both flavours side by side
+#                     (build/bench/insns.txt). Each flavour boots once under
+#                     a QEMU plugin of ours (harness/qemu-plugin/insns.c,
+#                     built against the installed QEMU's plugin header,
+#                     fetched once from Debian's source package) that
+#                     counts the instructions of every block run in the
+#                     timed windows; BENCH_FIGURES defaults to to_dev
+#                     to_sys cpu_fault, BENCH_REPS to 3
 #   DMA=0             leave out the DMA figures: by default each run also
 #                     boots flavour ours once in boot mode dma (QEMU's edu
 #                     DMA engine behind the IOMMU) and times test_hmm_dma's
@@ -76,6 +85,7 @@ bench_initrd() {
 		env_words+="HMM_BENCH_FIGURES=$(printf %s "$BENCH_FIGURES" | tr -s ' ,' ,) "
 	[ -n "${BENCH_REPS:-}" ] && env_words+="HMM_BENCH_REPS=$BENCH_REPS "
 	[ "${BENCH_PROFILE:-0}" = 1 ] && env_words+="HMM_BENCH_PROFILE=1 "
+	[ "${BENCH_MARK:-0}" = 1 ] && env_words+="HMM_BENCH_MARK=1 "
 	[ -n "$env_words" ] && env_words="env $env_words"
 	printf 'upstream-driver\t*\t%s\tupstream_test_hmm.ko\t%s/bin/hmm-bench upstream-driver %s\n' \
 		"$limit" "$env_words" "$sizes" >"$overlay/etc/hmm-bench"
@@ -127,6 +137,66 @@ bench_profile() {
 }
 if [ "${PROFILE:-0}" = 1 ]; then
 	bench_profile
+	exit 0
+fi
+
+# INSNS=1: the plugin, built once against the plugin header of the QEMU
+# installed (Debian ships none: it comes from the source package's tarball
+# in Debian's archive, the one registry this machine reaches).
+insns_plugin() {
+	local dir=$BUILD/qemu-plugin ver url
+	mkdir -p "$dir"
+	if [ ! -f "$dir/qemu-plugin.h" ]; then
+		ver=$(dpkg-query -W -f '${source:Upstream-Version}' qemu-system-x86)
+		url=http://deb.debian.org/debian/pool/main/q/qemu/qemu_$ver.orig.tar.xz
+		echo "bench       [insns]    fetching qemu-plugin.h from $url"
+		curl -fsS "$url" | tar -xJ -O --wildcards '*/include/qemu/qemu-plugin.h' \
+			>"$dir/qemu-plugin.h.new" ||
+			stage_fail "could not fetch qemu-plugin.h from $url"
+		mv "$dir/qemu-plugin.h.new" "$dir/qemu-plugin.h"
+	fi
+	if [ ! "$dir/insns.so" -nt "$HARNESS/qemu-plugin/insns.c" ]; then
+		gcc -O2 -Wall -Werror -shared -fPIC -I "$dir" \
+			-o "$dir/insns.so" "$HARNESS/qemu-plugin/insns.c" ||
+			stage_fail "could not build $HARNESS/qemu-plugin/insns.c"
+	fi
+}
+
+# The address of kernel function $2 in System.map $1, in hex.
+insns_addr() {
+	awk -v f="$2" '$3 == f { print $1; found = 1 } END { exit !found }' "$1" ||
+		stage_fail "$2 is not in $1"
+}
+
+bench_insns() {
+	local fl map t0 specs=()
+	insns_plugin
+	export BENCH_MARK=1 BENCH_SIZES=${BENCH_SIZES:-2} BENCH_REPS=${BENCH_REPS:-3}
+	export BENCH_FIGURES=${BENCH_FIGURES:-to_dev to_sys cpu_fault}
+	for fl in upstream ours; do
+		make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
+		bench_initrd "$BUILD/$fl/initramfs.cpio" "$out/initramfs-insns-$fl.cpio" "$fl"
+		map=$out/System.map-$fl
+		cp "$BUILD/$fl/obj/System.map" "$map"
+		cp "$BUILD/$fl/obj/arch/x86/boot/bzImage" "$out/bzImage-insns-$fl"
+	done
+	for fl in upstream ours; do
+		map=$out/System.map-$fl
+		t0=$(date +%s)
+		echo "bench       [$fl]     instructions of $BENCH_FIGURES at $BENCH_SIZES MiB"
+		QEMU_PLUGIN="$BUILD/qemu-plugin/insns.so,on=$(insns_addr "$map" __x64_sys_sched_get_priority_max),off=$(insns_addr "$map" __x64_sys_sched_get_priority_min),dump=$(insns_addr "$map" __x64_sys_sched_rr_get_interval),out=$out/insns-$fl.counts" \
+			FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-insns-$fl" \
+			INITRD="$out/initramfs-insns-$fl.cpio" \
+			BOOT_OUT="$out/boot-insns-$fl" "$HARNESS/boot.sh" bench
+		echo "bench       [$fl]     counted ($(($(date +%s) - t0))s)"
+		specs+=("$fl:$map:$out/boot-insns-$fl/console.log:$out/insns-$fl.counts")
+	done
+	python3 "$HARNESS/insns-report.py" "$out/insns.txt" "${specs[@]}" ||
+		stage_fail "insns-report.py could not attribute the counts"
+	stage_done "instructions per function in $out/insns.txt"
+}
+if [ "${INSNS:-0}" = 1 ]; then
+	bench_insns
 	exit 0
 fi
 

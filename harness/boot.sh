@@ -20,6 +20,7 @@
 # (fsdax, device-dax, p2pdma, a device mirroring DAX).
 # ICOUNT=1 makes the guest clock follow instructions executed (benchmarks).
 # DRY_RUN=1 prints the folder, the time limit and the QEMU command line.
+# QEMU_PLUGIN loads a TCG plugin with its arguments (make bench INSNS=1).
 # KERNEL, INITRD and BOOT_OUT replace the flavour's bzImage, initramfs.cpio
 # and console folder (make bench, so that runs of it can overlap).
 source "$(dirname "$0")/common.sh"
@@ -104,6 +105,7 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -machine q35 -cpu max -smp "$smp" -m 4G -
 	-kernel "$kernel" -initrd "$initrd"
 	-append "$cmdline")
 [ "$icount" = 1 ] && qemu+=(-icount 'shift=0,sleep=off')
+[ -n "${QEMU_PLUGIN:-}" ] && qemu+=(-plugin "$QEMU_PLUGIN")
 # The mode's QEMU arguments come before the PCI devices: an IOMMU must
 # exist before the devices whose DMA it translates.
 qemu+=("${mode_args[@]}"

@@ -65,6 +65,17 @@
  *
  *   HMM-PROFILE <label> <figure> <backing> <bytes> <function> <hits> <us>
  *
+ *   HMM_BENCH_MARK=1       mark the timed repetitions for the instruction
+ *                          counter (make bench INSNS=1, harness/qemu-plugin/
+ *                          insns.c): each timed operation is entered as a
+ *                          window, sched_get_priority_max() before it and
+ *                          sched_get_priority_min() after, and each figure
+ *                          ends with sched_rr_get_interval(), which makes
+ *                          the plugin write the figure's counts out; the
+ *                          modules' functions first, for their addresses:
+ *
+ *   HMM-KSYM <label> <address> <function> <module>
+ *
  * On a kernel with the core's /proc/vmstat events (flavour ours), the
  * untimed repetition of each figure also says what its operation did,
  * every event that moved and by how much (pages; thp_* in folios):
@@ -84,6 +95,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -295,6 +307,49 @@ static void events_report(const char *figure, int thp, size_t bytes)
 	printf("\n");
 }
 
+/* ---- Windows for the instruction counter (HMM_BENCH_MARK=1) ---- */
+
+static int marking;		/* HMM_BENCH_MARK=1 */
+static int marked;		/* mark this repetition */
+
+/*
+ * The system calls the plugin watches for (by their kernel functions'
+ * addresses): nothing else in the guest makes them while hmm-bench runs.
+ */
+static void mark_open(void)
+{
+	syscall(SYS_sched_get_priority_max, 0);
+}
+
+static void mark_close(void)
+{
+	syscall(SYS_sched_get_priority_min, 0);
+}
+
+static void mark_dump(void)
+{
+	struct timespec ts;
+
+	syscall(SYS_sched_rr_get_interval, 0, &ts);
+}
+
+/* The text symbols of modules, whose addresses System.map lacks. */
+static void mark_modules(void)
+{
+	char line[512], addr[32], type[4], name[256], mod[64];
+	FILE *f = fopen("/proc/kallsyms", "r");
+
+	if (!f)
+		die("/proc/kallsyms");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%31s %3s %255s [%63[^]]]", addr, type, name,
+			   mod) != 4 || (type[0] != 't' && type[0] != 'T'))
+			continue;
+		printf("HMM-KSYM %s %s %s %s\n", label, addr, name, mod);
+	}
+	fclose(f);
+}
+
 /* The start and the end of a timed operation. */
 static uint64_t timed_begin(void)
 {
@@ -302,6 +357,8 @@ static uint64_t timed_begin(void)
 		events_read(events_before);
 	if (profiling)
 		profile_enable(1);
+	if (marked)
+		mark_open();
 	return now_ns();
 }
 
@@ -311,6 +368,8 @@ static uint64_t timed_end(uint64_t t0)
 	long now[NR_EVENTS];
 	size_t i;
 
+	if (marked)
+		mark_close();
 	if (profiling)
 		profile_enable(0);
 	if (counting) {
@@ -614,6 +673,10 @@ int main(int argc, char **argv)
 		profile_init();
 		profiling = 1;
 	}
+	if (getenv("HMM_BENCH_MARK") && atoi(getenv("HMM_BENCH_MARK"))) {
+		marking = 1;
+		mark_modules();
+	}
 
 	for (i = 0; i < nsizes; i++) {
 		size_t bytes = mib[i] << 20;
@@ -644,8 +707,10 @@ int main(int argc, char **argv)
 					figures[f].fn(&figures[f], bytes, thp);
 					counting = 0;
 				}
+				marked = marking;
 				for (r = 0; r < reps; r++)
 					t[r] = figures[f].fn(&figures[f], bytes, thp);
+				marked = 0;
 				qsort(t, reps, sizeof(t[0]), cmp_u64);
 				printf("HMM-BENCH %s %s %s %zu %d %llu %llu %llu\n",
 				       label, figures[f].name, thp ? "thp" : "4k",
@@ -655,6 +720,8 @@ int main(int argc, char **argv)
 				       (unsigned long long)t[reps - 1]);
 				if (profiling)
 					profile_report(figures[f].name, thp, bytes);
+				if (marking)
+					mark_dump();
 				if (has_events && !profiling)
 					events_report(figures[f].name, thp, bytes);
 				fflush(stdout);
