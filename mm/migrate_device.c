@@ -195,8 +195,8 @@ static const enum vm_event_item mdev_skip_event[] = {
  * The entry at @addr (0 for device pages by frame number), @nr pages of
  * frame @pfn (0: an empty slot), does not move, for reason @why.
  */
-static void mdev_skip(unsigned long addr, unsigned long pfn, unsigned long nr,
-		      enum hmm_trace_skip why)
+static noinline __cold void mdev_skip(unsigned long addr, unsigned long pfn,
+				      unsigned long nr, enum hmm_trace_skip why)
 {
 	count_vm_events(mdev_skip_event[why], nr);
 	trace_hmm_migrate_skip(addr, pfn, nr, why);
@@ -206,8 +206,8 @@ static void mdev_skip(unsigned long addr, unsigned long pfn, unsigned long nr,
  * @nr pages of @folio at @addr, collected, are given up: pinned, or extra
  * references.
  */
-static void mdev_given_up(unsigned long addr, struct folio *folio,
-			  unsigned long nr)
+static __cold void mdev_given_up(unsigned long addr, struct folio *folio,
+				 unsigned long nr)
 {
 	mdev_skip(addr, folio_pfn(folio), nr,
 		  folio_maybe_dma_pinned(folio) ? HMM_SKIP_PINNED :
@@ -215,8 +215,8 @@ static void mdev_given_up(unsigned long addr, struct folio *folio,
 }
 
 /* A large folio of @nr pages, first frame @pfn, at @addr was split. */
-static void mdev_split_done(unsigned long addr, unsigned long pfn,
-			    unsigned long nr)
+static noinline __cold void mdev_split_done(unsigned long addr,
+					    unsigned long pfn, unsigned long nr)
 {
 	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
 	trace_hmm_migrate_split(addr, pfn, nr);
@@ -303,9 +303,8 @@ static unsigned long mdev_entry_addr(const struct mdev_migration *m,
 
 /*
  * Tally entry @i of @m, of page @src, to @dst: moved, or why not. An empty
- * source was counted where it was filled or failed. Traced here, per
- * entry, and counted once per step by mdev_tally_count(); the trace's
- * arguments are only worked out while its event is on.
+ * source was counted where it was filled or failed. Counted once per step
+ * by mdev_tally_count(); traced by mdev_trace_entries().
  */
 static void mdev_tally(struct mdev_tally *t, const struct mdev_migration *m,
 		       unsigned long i, struct folio *src, struct folio *dst,
@@ -316,25 +315,47 @@ static void mdev_tally(struct mdev_tally *t, const struct mdev_migration *m,
 	if (!src)
 		return;
 	if (!moved) {
-		bool busy = mpfn & MDEV_PFN_BUSY;
-
-		if (busy)
+		if (mpfn & MDEV_PFN_BUSY)
 			t->busy += nr;
 		else
 			t->alloc += nr;
-		if (trace_hmm_migrate_skip_enabled())
-			trace_hmm_migrate_skip(mdev_entry_addr(m, i),
-					       folio_pfn(src), nr,
-					       busy ? HMM_SKIP_REFS :
-						      HMM_SKIP_ALLOC);
 		return;
 	}
 	mdev_tally_into(t, dst, nr);
 	t->out_of[mdev_mem(src)] += nr;
-	if (trace_hmm_migrate_page_enabled())
-		trace_hmm_migrate_page(mdev_entry_addr(m, i), folio_pfn(src),
-				       folio_pfn(dst), nr, mdev_mem(src),
-				       mdev_mem(dst));
+}
+
+/*
+ * One event per collected page of @m, as finalize is about to settle it:
+ * hmm_migrate_page if it moved, hmm_migrate_skip with the reason if not.
+ * Called before finalize releases anything, so each page is still locked
+ * and referenced, and only while one of the two events is on: the loop
+ * that does finalize's work stays free of tracepoints.
+ */
+static noinline __cold void mdev_trace_entries(const struct mdev_migration *m)
+{
+	unsigned long i;
+
+	for (i = 0; i < m->npages; i++) {
+		unsigned long mpfn = m->src[i], nr = mdev_nr_pages(mpfn);
+		struct page *page = migrate_pfn_to_page(mpfn);
+		struct page *newpage = migrate_pfn_to_page(m->dst[i]);
+		unsigned long addr = mdev_entry_addr(m, i);
+		struct folio *src, *dst;
+
+		if (!page)
+			continue;	/* an empty source: traced when filled */
+		src = page_folio(page);
+		dst = newpage ? page_folio(newpage) : NULL;
+		if (dst && (mpfn & MIGRATE_PFN_MIGRATE))
+			trace_hmm_migrate_page(addr, folio_pfn(src),
+					       folio_pfn(dst), nr,
+					       mdev_mem(src), mdev_mem(dst));
+		else
+			trace_hmm_migrate_skip(addr, folio_pfn(src), nr,
+					       (mpfn & MDEV_PFN_BUSY) ?
+					       HMM_SKIP_REFS : HMM_SKIP_ALLOC);
+	}
 }
 
 /*
@@ -2210,6 +2231,9 @@ static void mdev_finalize(struct mdev_migration *m)
 	struct mdev_tally tally = {};
 	unsigned long i;
 
+	if (trace_hmm_migrate_page_enabled() ||
+	    trace_hmm_migrate_skip_enabled())
+		mdev_trace_entries(m);
 	for (i = 0; i < m->npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(m->dst[i]);
 		struct page *page = migrate_pfn_to_page(m->src[i]);
