@@ -149,37 +149,39 @@ static enum hmm_trace_mem mdev_mem(struct folio *folio)
 }
 
 /*
- * What a step saw become of its entries, counted once at its end: finalize
- * for pages, the insert step for empty sources filled. Pages moved into
- * and out of each kind of memory are kept by mdev_mem()'s answer.
+ * The events of pages moved into and out of each kind of device memory, by
+ * mdev_mem()'s answer; system memory and empty sources have none.
  */
-struct mdev_tally {
-	unsigned long moved, thp, alloc, busy;
-	unsigned long into[HMM_MEM_COHERENT + 1], out_of[HMM_MEM_COHERENT + 1];
+static const enum vm_event_item mdev_into_event[] = {
+	[HMM_MEM_PRIVATE]	= PGMIGRATE_TO_DEVICE_PRIVATE,
+	[HMM_MEM_COHERENT]	= PGMIGRATE_TO_DEVICE_COHERENT,
 };
 
-/* @nr pages (a folio, if more than one) moved into @dst. */
-static void mdev_tally_into(struct mdev_tally *t, struct folio *dst,
-			    unsigned long nr)
-{
-	t->moved += nr;
-	t->thp += nr > 1;
-	t->into[mdev_mem(dst)] += nr;
-}
+static const enum vm_event_item mdev_out_of_event[] = {
+	[HMM_MEM_PRIVATE]	= PGMIGRATE_FROM_DEVICE_PRIVATE,
+	[HMM_MEM_COHERENT]	= PGMIGRATE_FROM_DEVICE_COHERENT,
+};
 
-static void mdev_tally_count(const struct mdev_tally *t)
+/*
+ * Count @nr pages (a folio, if more than one) moved from @src (NULL: an
+ * empty source filled) into @dst. Each event goes straight to the per-CPU
+ * counter, one instruction each on most architectures: a sum kept per
+ * step on the stack, to be added up at its end, cost a CPU fault's one
+ * page more than that.
+ */
+static __always_inline void mdev_count_moved(struct folio *src,
+					     struct folio *dst,
+					     unsigned long nr)
 {
-	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, t->moved);
-	count_vm_events(THP_MIGRATION_DEVICE, t->thp);
-	count_vm_events(PGMIGRATE_TO_DEVICE_PRIVATE, t->into[HMM_MEM_PRIVATE]);
-	count_vm_events(PGMIGRATE_TO_DEVICE_COHERENT,
-			t->into[HMM_MEM_COHERENT]);
-	count_vm_events(PGMIGRATE_FROM_DEVICE_PRIVATE,
-			t->out_of[HMM_MEM_PRIVATE]);
-	count_vm_events(PGMIGRATE_FROM_DEVICE_COHERENT,
-			t->out_of[HMM_MEM_COHERENT]);
-	count_vm_events(PGMIGRATE_DEVICE_FAIL_ALLOC, t->alloc);
-	count_vm_events(PGMIGRATE_DEVICE_FAIL_REFS, t->busy);
+	enum hmm_trace_mem into = mdev_mem(dst), out_of = mdev_mem(src);
+
+	count_vm_events(PGMIGRATE_DEVICE_SUCCESS, nr);
+	if (nr > 1)
+		count_vm_event(THP_MIGRATION_DEVICE);
+	if (into >= HMM_MEM_PRIVATE)
+		count_vm_events(mdev_into_event[into], nr);
+	if (out_of >= HMM_MEM_PRIVATE)
+		count_vm_events(mdev_out_of_event[out_of], nr);
 }
 
 /* The event of each reason an entry did not move. */
@@ -302,27 +304,24 @@ static unsigned long mdev_entry_addr(const struct mdev_migration *m,
 }
 
 /*
- * Tally entry @i of @m, of page @src, to @dst: moved, or why not. An empty
- * source was counted where it was filled or failed. Counted once per step
- * by mdev_tally_count(); traced by mdev_trace_entries().
+ * Count entry @i of @m, of page @src, to @dst: moved, or why not. An empty
+ * source was counted where it was filled or failed. Traced apart, by
+ * mdev_trace_entries().
  */
-static void mdev_tally(struct mdev_tally *t, const struct mdev_migration *m,
-		       unsigned long i, struct folio *src, struct folio *dst,
-		       bool moved)
+static __always_inline void mdev_count_entry(const struct mdev_migration *m,
+					     unsigned long i, struct folio *src,
+					     struct folio *dst, bool moved)
 {
 	unsigned long mpfn = m->src[i], nr = mdev_nr_pages(mpfn);
 
 	if (!src)
 		return;
-	if (!moved) {
-		if (mpfn & MDEV_PFN_BUSY)
-			t->busy += nr;
-		else
-			t->alloc += nr;
-		return;
-	}
-	mdev_tally_into(t, dst, nr);
-	t->out_of[mdev_mem(src)] += nr;
+	if (moved)
+		mdev_count_moved(src, dst, nr);
+	else
+		count_vm_events((mpfn & MDEV_PFN_BUSY) ?
+				PGMIGRATE_DEVICE_FAIL_REFS :
+				PGMIGRATE_DEVICE_FAIL_ALLOC, nr);
 }
 
 /*
@@ -1564,7 +1563,6 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 	struct vm_area_struct *vma = args->vma;
 	struct mm_struct *mm = vma->vm_mm;
 	unsigned long addr0 = mdev_addr(args, first);
-	struct mdev_tally filled = {};
 	unsigned long i, nr_zero = 0;
 	spinlock_t *ptl;	/* the page-table lock */
 	pte_t *table;
@@ -1626,7 +1624,7 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		if (!mdev_is_fill(args, i))
 			continue;
 		folio = page_folio(page);
-		mdev_tally_into(&filled, folio, 1);
+		mdev_count_moved(NULL, folio, 1);
 		if (trace_hmm_migrate_page_enabled())
 			trace_hmm_migrate_page(addr, 0, page_to_pfn(page), 1,
 					       HMM_MEM_NONE, mdev_mem(folio));
@@ -1640,7 +1638,6 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 		update_mmu_cache(vma, addr, table + (i - first));
 	}
 	pte_unmap_unlock(table, ptl);
-	mdev_tally_count(&filled);
 	return;
 
 fail_all:
@@ -1680,7 +1677,6 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	unsigned long addr = mdev_addr(args, i);
 	struct page *page = migrate_pfn_to_page(args->dst[i]);
 	struct folio *folio = page_folio(page);
-	struct mdev_tally filled = {};
 	pgtable_t pgtable;
 	spinlock_t *ptl;	/* the page-table lock */
 	pmd_t *pmdp;
@@ -1715,7 +1711,7 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 		mm_inc_nr_ptes(mm);
 		pgtable = NULL;
 	}
-	mdev_tally_into(&filled, folio, MDEV_PMD_NR);
+	mdev_count_moved(NULL, folio, MDEV_PMD_NR);
 	trace_hmm_migrate_page(addr, 0, page_to_pfn(page), MDEV_PMD_NR,
 			       HMM_MEM_NONE, mdev_mem(folio));
 	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
@@ -1729,7 +1725,6 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 	spin_unlock(ptl);
 	if (pgtable)
 		pte_free(mm, pgtable);
-	mdev_tally_count(&filled);
 	return;
 
 fail:
@@ -2228,7 +2223,6 @@ static void mdev_remap_range(struct migrate_vma *args)
 static void mdev_finalize(struct mdev_migration *m)
 {
 	bool remapped = m->args;
-	struct mdev_tally tally = {};
 	unsigned long i;
 
 	if (trace_hmm_migrate_page_enabled() ||
@@ -2241,7 +2235,7 @@ static void mdev_finalize(struct mdev_migration *m)
 		struct folio *src = page ? page_folio(page) : NULL;
 		bool moved = dst && (m->src[i] & MIGRATE_PFN_MIGRATE);
 
-		mdev_tally(&tally, m, i, src, dst, moved);
+		mdev_count_entry(m, i, src, dst, moved);
 		if (!src) {
 			/* An empty source: the mapping has its own ref. */
 			if (dst)
@@ -2258,7 +2252,6 @@ static void mdev_finalize(struct mdev_migration *m)
 		if (dst)
 			mdev_release(dst, moved);
 	}
-	mdev_tally_count(&tally);
 }
 
 /**
