@@ -782,6 +782,24 @@ static void memremap_folio_reset(struct folio *folio, unsigned long nr)
 }
 
 /*
+ * Hand @folio back to its driver, through folio_free(), or page_free() if
+ * @page_free_ok. A driver with neither is a bug: the folio is then kept
+ * from everyone.
+ */
+static __always_inline void memremap_folio_free(struct folio *folio,
+						const struct dev_pagemap_ops *ops,
+						bool page_free_ok)
+{
+	if (WARN_ON_ONCE(!ops || !(ops->folio_free ||
+				   (page_free_ok && ops->page_free))))
+		return;
+	if (ops->folio_free)
+		ops->folio_free(folio);
+	else
+		ops->page_free(&folio->page);
+}
+
+/*
  * The last reference to a ZONE_DEVICE folio is gone (from folio_put()).
  * Everything the core needs of the folio is read before the driver's
  * callback: after that the driver may already have handed its pages to
@@ -790,31 +808,23 @@ static void memremap_folio_reset(struct folio *folio, unsigned long nr)
 void free_zone_device_folio(struct folio *folio)
 {
 	struct dev_pagemap *pgmap = folio->pgmap;
-	const struct dev_pagemap_ops *ops = pgmap->ops;
-	bool free_at_zero = memremap_kind_of(pgmap)->free_at_zero;
 	unsigned long nr = folio_nr_pages(folio);
-	/* No callback; or a large folio and a driver of order-0 pages. */
-	bool refused = !ops || (!ops->folio_free && !ops->page_free) ||
-		       (free_at_zero && nr > 1 && !ops->folio_free);
 
 	memremap_folio_reset(folio, nr);
-	/* Types whose idle pages hold refcount 1 get it back before the driver. */
-	if (!free_at_zero)
+	if (!memremap_kind_of(pgmap)->free_at_zero) {
+		/* Its idle pages hold refcount 1: given back before the driver. */
 		folio_set_count(folio, 1);
-	/*
-	 * A folio the driver cannot take back is kept from everyone, but its
-	 * pagemap references go below, so that memunmap_pages() does not
-	 * wait for it.
-	 */
-	if (!WARN_ON_ONCE(refused)) {
-		if (ops->folio_free)
-			ops->folio_free(folio);
-		else
-			ops->page_free(&folio->page);
+		memremap_folio_free(folio, pgmap->ops, true);
+		return;
 	}
-	/* Only the pagemap now: the references zone_device_page_init() took. */
-	if (free_at_zero)
-		percpu_ref_put_many(&pgmap->ref, nr);
+	/* A large folio needs a driver of large folios. */
+	memremap_folio_free(folio, pgmap->ops, nr == 1);
+	/*
+	 * Only the pagemap now: the references zone_device_page_init() took,
+	 * dropped also for a folio the driver could not take back, so that
+	 * memunmap_pages() does not wait for it.
+	 */
+	percpu_ref_put_many(&pgmap->ref, nr);
 }
 
 #ifndef CONFIG_ARCH_HAS_MEMREMAP_COMPAT_ALIGN
