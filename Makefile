@@ -54,7 +54,8 @@ export FLAVOUR DEBUG
 #> BENCH_REPS     bench: timed repetitions per figure and boot
 #> BENCH_OUT      bench: the results folder (default build/bench)
 #> PROFILE        bench: 1 profiles flavour ours instead of comparing
-#> INSNS          bench: 1 counts the instructions of each function per figure, both flavours (QEMU plugin)
+#> INSNS          bench: 1 counts the instructions of each function per figure, both flavours (QEMU plugin);
+#>                hmm ours against ours without HMM's tracepoints
 #> TRACE_COST     bench: 1 compares flavour ours with and without the tracing configs instead;
 #>                hmm without HMM's tracepoints; placebo with the same code moved (noise floor)
 

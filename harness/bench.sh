@@ -168,24 +168,49 @@ insns_addr() {
 		stage_fail "$2 is not in $1"
 }
 
+# build_hmm_variant FLAG: flavour ours again, in $BUILD/hmmnotrace, with
+# mm/hmm.c and mm/migrate_device.c compiled with FLAG.
+build_hmm_variant() {
+	local nb=$BUILD/hmmnotrace flag=$1
+	mkdir -p "$nb"
+	[ -e "$nb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$nb/base"
+	# Kbuild takes a file's CFLAGS_<object> from the environment too.
+	BUILD=$nb env "CFLAGS_hmm.o=$flag" "CFLAGS_migrate_device.o=$flag" \
+		make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+	grep -q -- "$flag" "$nb/ours/obj/mm/.hmm.o.cmd" ||
+		stage_fail "$nb/ours/obj/mm/hmm.o was not built with $flag"
+}
+
+# INSNS=1: upstream against ours; INSNS=hmm: ours with HMM's tracepoints
+# compiled out (as TRACE_COST=hmm builds it) against ours.
 bench_insns() {
-	local fl map t0 specs=()
+	local fl fdir flavour map t0 labels=(upstream ours) specs=()
 	insns_plugin
 	export BENCH_MARK=1 BENCH_SIZES=${BENCH_SIZES:-2} BENCH_REPS=${BENCH_REPS:-3}
 	export BENCH_FIGURES=${BENCH_FIGURES:-to_dev to_sys cpu_fault}
-	for fl in upstream ours; do
-		make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
-		bench_initrd "$BUILD/$fl/initramfs.cpio" "$out/initramfs-insns-$fl.cpio" "$fl"
-		map=$out/System.map-$fl
-		cp "$BUILD/$fl/obj/System.map" "$map"
-		cp "$BUILD/$fl/obj/arch/x86/boot/bzImage" "$out/bzImage-insns-$fl"
+	[ "$INSNS" = hmm ] && labels=(hmmnotrace ours)
+	for fl in "${labels[@]}"; do
+		if [ "$fl" = hmmnotrace ]; then
+			build_hmm_variant -DNOTRACE
+			fdir=$BUILD/hmmnotrace/ours
+			flavour=ours
+		else
+			make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
+			fdir=$BUILD/$fl
+			flavour=$fl
+		fi
+		bench_initrd "$fdir/initramfs.cpio" "$out/initramfs-insns-$fl.cpio" "$flavour"
+		cp "$fdir/obj/System.map" "$out/System.map-$fl"
+		cp "$fdir/obj/arch/x86/boot/bzImage" "$out/bzImage-insns-$fl"
 	done
-	for fl in upstream ours; do
+	for fl in "${labels[@]}"; do
+		flavour=$fl
+		[ "$fl" = hmmnotrace ] && flavour=ours
 		map=$out/System.map-$fl
 		t0=$(date +%s)
 		echo "bench       [$fl]     instructions of $BENCH_FIGURES at $BENCH_SIZES MiB"
 		QEMU_PLUGIN="$BUILD/qemu-plugin/insns.so,on=$(insns_addr "$map" __x64_sys_sched_get_priority_max),off=$(insns_addr "$map" __x64_sys_sched_get_priority_min),dump=$(insns_addr "$map" __x64_sys_sched_rr_get_interval),out=$out/insns-$fl.counts" \
-			FLAVOUR=$fl TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-insns-$fl" \
+			FLAVOUR=$flavour TIMEOUT=${TIMEOUT:-3600} KERNEL="$out/bzImage-insns-$fl" \
 			INITRD="$out/initramfs-insns-$fl.cpio" \
 			BOOT_OUT="$out/boot-insns-$fl" "$HARNESS/boot.sh" bench
 		echo "bench       [$fl]     counted ($(($(date +%s) - t0))s)"
@@ -195,7 +220,11 @@ bench_insns() {
 		stage_fail "insns-report.py could not attribute the counts"
 	stage_done "instructions per function in $out/insns.txt"
 }
-if [ "${INSNS:-0}" = 1 ]; then
+if [ "${INSNS:-0}" != 0 ]; then
+	case $INSNS in
+	1 | hmm) ;;
+	*) stage_fail "INSNS=$INSNS: 1 or hmm" ;;
+	esac
 	bench_insns
 	exit 0
 fi
@@ -244,15 +273,10 @@ bench_trace_cost() {
 	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
 	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-ours.cpio" ours
 	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-ours"
-	if [ "$TRACE_COST" != 1 ]; then
-		local flag=-DNOTRACE
-		[ "$TRACE_COST" = placebo ] && flag=-falign-functions=4096
-		# Kbuild takes a file's CFLAGS_<object> from the environment too.
-		BUILD=$nb env "CFLAGS_hmm.o=$flag" \
-			"CFLAGS_migrate_device.o=$flag" \
-			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
-		grep -q -- "$flag" "$nb/ours/obj/mm/.hmm.o.cmd" ||
-			stage_fail "$nb/ours/obj/mm/hmm.o was not built with $flag"
+	if [ "$TRACE_COST" = hmm ]; then
+		build_hmm_variant -DNOTRACE
+	elif [ "$TRACE_COST" = placebo ]; then
+		build_hmm_variant -falign-functions=4096
 	else
 		BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
 			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
