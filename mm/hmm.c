@@ -70,6 +70,7 @@ struct hmm_walk {
 	bool may_fault;			/* can any page request a fault? */
 	bool per_page_req;		/* must each page's input be read? */
 	unsigned long faults;		/* pages handed to handle_mm_fault() */
+	unsigned int passes;		/* walks of the range so far */
 	/* HMM_PFN_REQ_MIGRATE: the migration each reported span goes to. */
 	struct migrate_vma *migrate;
 	/* Empty addresses are the migration's empty sources: no fault. */
@@ -703,6 +704,7 @@ static void hmm_walk_begin(struct hmm_walk *w, struct hmm_range *range)
 	w->may_fault = may & HMM_PFN_REQ_FAULT;
 	w->per_page_req = range->pfn_flags_mask & HMM_REQ_BITS;
 	w->faults = 0;
+	w->passes = 0;
 	w->migrate = NULL;
 	w->empty_is_source = false;
 	w->collected = false;
@@ -738,12 +740,25 @@ static int hmm_walk_begin_migrate(struct hmm_walk *w, struct hmm_range *range,
 }
 
 /*
+ * The hmm_range_fault tracepoint, out of line, cold and __noipa (see
+ * mdev_skip() in mm/migrate_device.c) and called last, so that
+ * hmm_walk_range() keeps nothing live for it across the walk: its result
+ * is passed through, for a tail call.
+ */
+static __noipa __cold int hmm_trace_range_fault(struct hmm_range *range,
+						unsigned int passes,
+						unsigned long faults, int ret)
+{
+	trace_hmm_range_fault(range, passes, faults, ret);
+	return ret;
+}
+
+/*
  * hmm_range_fault() on @mm, where @range->notifier may be NULL: then the
  * walk never gives up on its own, but stops for a fatal signal (-EINTR).
  */
 static int hmm_walk_range(struct hmm_range *range, struct mm_struct *mm)
 {
-	unsigned int passes = 0;
 	struct hmm_walk w;
 	int ret;
 
@@ -781,7 +796,7 @@ static int hmm_walk_range(struct hmm_range *range, struct mm_struct *mm)
 		}
 		ret = walk_page_range(mm, w.resume, range->end, &hmm_walk_ops,
 				      &w);
-		passes++;
+		w.passes++;
 		/* Faulted with nothing held: now collect the whole range. */
 		if (!ret && w.defer_collect) {
 			w.defer_collect = false;
@@ -792,7 +807,8 @@ static int hmm_walk_range(struct hmm_range *range, struct mm_struct *mm)
 	if (ret && w.migrate)
 		mdev_walk_abort(w.migrate, true);
 out:
-	trace_hmm_range_fault(range, passes, w.faults, ret);
+	if (trace_hmm_range_fault_enabled())
+		return hmm_trace_range_fault(range, w.passes, w.faults, ret);
 	return ret;
 }
 

@@ -194,22 +194,40 @@ static const enum vm_event_item mdev_skip_event[] = {
 };
 
 /*
+ * The helpers below fire tracepoints. They are cold and __noipa: out of
+ * line, and opaque to the compiler's interprocedural passes, which would
+ * otherwise shape their callers' code (which arguments are passed, which
+ * registers survive the call) after what the tracepoints in them need. So
+ * the hot paths that call them compile the same with HMM's tracepoints as
+ * without (make bench INSNS=hmm compares the two).
+ *
  * The entry at @addr (0 for device pages by frame number), @nr pages of
  * frame @pfn (0: an empty slot), does not move, for reason @why.
  */
-static noinline __cold void mdev_skip(unsigned long addr, unsigned long pfn,
-				      unsigned long nr, enum hmm_trace_skip why)
+static __noipa __cold void mdev_skip(unsigned long addr, unsigned long pfn,
+				     unsigned long nr, enum hmm_trace_skip why)
 {
 	count_vm_events(mdev_skip_event[why], nr);
 	trace_hmm_migrate_skip(addr, pfn, nr, why);
 }
 
 /*
+ * The entry of @nr pages from @page at @addr is locked by someone else:
+ * the page's frame is worked out here, so that the hot path calling this
+ * keeps nothing extra live for the tracepoint.
+ */
+static __noipa __cold void mdev_skip_locked(unsigned long addr,
+					    struct page *page, unsigned long nr)
+{
+	mdev_skip(addr, page_to_pfn(page), nr, HMM_SKIP_LOCKED);
+}
+
+/*
  * @nr pages of @folio at @addr, collected, are given up: pinned, or extra
  * references.
  */
-static __cold void mdev_given_up(unsigned long addr, struct folio *folio,
-				 unsigned long nr)
+static __noipa __cold void mdev_given_up(unsigned long addr,
+					 struct folio *folio, unsigned long nr)
 {
 	mdev_skip(addr, folio_pfn(folio), nr,
 		  folio_maybe_dma_pinned(folio) ? HMM_SKIP_PINNED :
@@ -217,8 +235,8 @@ static __cold void mdev_given_up(unsigned long addr, struct folio *folio,
 }
 
 /* A large folio of @nr pages, first frame @pfn, at @addr was split. */
-static noinline __cold void mdev_split_done(unsigned long addr,
-					    unsigned long pfn, unsigned long nr)
+static __noipa __cold void mdev_split_done(unsigned long addr,
+					   unsigned long pfn, unsigned long nr)
 {
 	count_vm_event(THP_MIGRATION_DEVICE_SPLIT);
 	trace_hmm_migrate_split(addr, pfn, nr);
@@ -349,7 +367,7 @@ static __always_inline void mdev_count_entry(const struct mdev_migration *m,
  * and referenced, and only while one of the two events is on: the loop
  * that does finalize's work stays free of tracepoints.
  */
-static noinline __cold void mdev_trace_entries(const struct mdev_migration *m)
+static __noipa __cold void mdev_trace_entries(const struct mdev_migration *m)
 {
 	unsigned long i;
 
@@ -681,7 +699,7 @@ static __always_inline bool mdev_collect_grab(struct mdev_collect *mc,
 
 	/* The fault folio is locked already, by do_swap_page(). */
 	if (folio != mc->m.fault_folio && !folio_trylock(folio)) {
-		mdev_skip(addr, page_to_pfn(page), nr, HMM_SKIP_LOCKED);
+		mdev_skip_locked(addr, page, nr);
 		return false;
 	}
 	folio_get(folio);
