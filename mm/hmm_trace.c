@@ -15,6 +15,24 @@
 #define CREATE_TRACE_POINTS
 #include <trace/events/hmm.h>
 
+/*
+ * Counts hmm_migrate_page and hmm_migrate_skip while each has a probe: the
+ * tracepoint core calls the first function when an event gets its first
+ * probe and the second when it loses its last, under tracepoints_mutex.
+ */
+DEFINE_STATIC_KEY_FALSE(hmm_trace_entries_key);
+
+int hmm_trace_entries_reg(void)
+{
+	static_branch_inc(&hmm_trace_entries_key);
+	return 0;
+}
+
+void hmm_trace_entries_unreg(void)
+{
+	static_branch_dec(&hmm_trace_entries_key);
+}
+
 EXPORT_TRACEPOINT_SYMBOL_GPL(hmm_range_fault);
 EXPORT_TRACEPOINT_SYMBOL_GPL(hmm_migrate_vma_setup);
 EXPORT_TRACEPOINT_SYMBOL_GPL(hmm_migrate_device_range);

@@ -2280,8 +2280,7 @@ static void mdev_finalize(struct mdev_migration *m)
 	bool remapped = m->args;
 	unsigned long i;
 
-	if (trace_hmm_migrate_page_enabled() ||
-	    trace_hmm_migrate_skip_enabled())
+	if (hmm_trace_entries_enabled())
 		mdev_trace_entries(m);
 	for (i = 0; i < m->npages; i++) {
 		struct page *newpage = migrate_pfn_to_page(m->dst[i]);

@@ -44,6 +44,27 @@ enum hmm_trace_mem {
 	HMM_MEM_PRIVATE,	/* MEMORY_DEVICE_PRIVATE */
 	HMM_MEM_COHERENT,	/* MEMORY_DEVICE_COHERENT */
 };
+
+/*
+ * On while hmm_migrate_page or hmm_migrate_skip has a probe: the finalize
+ * step, which emits both for its entries, tests this one branch instead of
+ * one per event (mm/hmm_trace.c keeps it).
+ */
+#if defined(CONFIG_TRACEPOINTS) && !defined(NOTRACE)
+DECLARE_STATIC_KEY_FALSE(hmm_trace_entries_key);
+int hmm_trace_entries_reg(void);
+void hmm_trace_entries_unreg(void);
+
+static inline bool hmm_trace_entries_enabled(void)
+{
+	return static_branch_unlikely(&hmm_trace_entries_key);
+}
+#else
+static inline bool hmm_trace_entries_enabled(void)
+{
+	return false;
+}
+#endif
 #endif /* _TRACE_HMM_ENUMS */
 
 TRACE_DEFINE_ENUM(HMM_SKIP_LOCKED);
@@ -216,48 +237,50 @@ DEFINE_EVENT(hmm_migrate_commit, hmm_migrate_device_finalize,
  * number) from frame @src_pfn in @from memory (an empty source has none)
  * to frame @dst_pfn in @to memory.
  */
-TRACE_EVENT(hmm_migrate_page,
-	    TP_PROTO(unsigned long addr, unsigned long src_pfn,
-		     unsigned long dst_pfn, unsigned long nr,
-		     enum hmm_trace_mem from, enum hmm_trace_mem to),
-	    TP_ARGS(addr, src_pfn, dst_pfn, nr, from, to),
-	    TP_STRUCT__entry(__field(unsigned long, addr)
-			     __field(unsigned long, src_pfn)
-			     __field(unsigned long, dst_pfn)
-			     __field(unsigned long, nr)
-			     __field(unsigned int, from)
-			     __field(unsigned int, to)),
-	    TP_fast_assign(__entry->addr = addr;
-			   __entry->src_pfn = src_pfn;
-			   __entry->dst_pfn = dst_pfn;
-			   __entry->nr = nr;
-			   __entry->from = from;
-			   __entry->to = to;),
-	    TP_printk("addr=%#lx src_pfn=%#lx dst_pfn=%#lx nr=%lu from=%s to=%s",
-		      __entry->addr, __entry->src_pfn, __entry->dst_pfn,
-		      __entry->nr, hmm_show_mem(__entry->from),
-		      hmm_show_mem(__entry->to))
+TRACE_EVENT_FN(hmm_migrate_page,
+	       TP_PROTO(unsigned long addr, unsigned long src_pfn,
+			unsigned long dst_pfn, unsigned long nr,
+			enum hmm_trace_mem from, enum hmm_trace_mem to),
+	       TP_ARGS(addr, src_pfn, dst_pfn, nr, from, to),
+	       TP_STRUCT__entry(__field(unsigned long, addr)
+				__field(unsigned long, src_pfn)
+				__field(unsigned long, dst_pfn)
+				__field(unsigned long, nr)
+				__field(unsigned int, from)
+				__field(unsigned int, to)),
+	       TP_fast_assign(__entry->addr = addr;
+			      __entry->src_pfn = src_pfn;
+			      __entry->dst_pfn = dst_pfn;
+			      __entry->nr = nr;
+			      __entry->from = from;
+			      __entry->to = to;),
+	       TP_printk("addr=%#lx src_pfn=%#lx dst_pfn=%#lx nr=%lu from=%s to=%s",
+			 __entry->addr, __entry->src_pfn, __entry->dst_pfn,
+			 __entry->nr, hmm_show_mem(__entry->from),
+			 hmm_show_mem(__entry->to)),
+	       hmm_trace_entries_reg, hmm_trace_entries_unreg
 );
 
 /*
  * One entry did not move, for @reason: @nr base pages at @addr (0 when
  * collected by frame number), of frame @pfn (0 for an empty slot).
  */
-TRACE_EVENT(hmm_migrate_skip,
-	    TP_PROTO(unsigned long addr, unsigned long pfn, unsigned long nr,
-		     enum hmm_trace_skip reason),
-	    TP_ARGS(addr, pfn, nr, reason),
-	    TP_STRUCT__entry(__field(unsigned long, addr)
-			     __field(unsigned long, pfn)
-			     __field(unsigned long, nr)
-			     __field(unsigned int, reason)),
-	    TP_fast_assign(__entry->addr = addr;
-			   __entry->pfn = pfn;
-			   __entry->nr = nr;
-			   __entry->reason = reason;),
-	    TP_printk("addr=%#lx pfn=%#lx nr=%lu reason=%s",
-		      __entry->addr, __entry->pfn, __entry->nr,
-		      hmm_show_skip(__entry->reason))
+TRACE_EVENT_FN(hmm_migrate_skip,
+	       TP_PROTO(unsigned long addr, unsigned long pfn, unsigned long nr,
+			enum hmm_trace_skip reason),
+	       TP_ARGS(addr, pfn, nr, reason),
+	       TP_STRUCT__entry(__field(unsigned long, addr)
+				__field(unsigned long, pfn)
+				__field(unsigned long, nr)
+				__field(unsigned int, reason)),
+	       TP_fast_assign(__entry->addr = addr;
+			      __entry->pfn = pfn;
+			      __entry->nr = nr;
+			      __entry->reason = reason;),
+	       TP_printk("addr=%#lx pfn=%#lx nr=%lu reason=%s",
+			 __entry->addr, __entry->pfn, __entry->nr,
+			 hmm_show_skip(__entry->reason)),
+	       hmm_trace_entries_reg, hmm_trace_entries_unreg
 );
 
 /*
