@@ -1230,7 +1230,7 @@ static unsigned long mdev_unmap(struct mdev_migration *m, bool use_rmap)
 }
 
 /* What migrate_vma_setup() accepts. */
-static bool mdev_args_valid(struct migrate_vma *args)
+static __always_inline bool mdev_args_valid(struct migrate_vma *args)
 {
 	struct vm_area_struct *vma = args->vma;
 
