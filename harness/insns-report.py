@@ -19,20 +19,10 @@ by the most instructions first.
 import bisect
 import sys
 
+from vcpus import load_map      # System.map's text symbols, sorted
+
 USER_END = 0x0000800000000000   # below: user space
 TOP = 40                        # functions listed per figure
-
-
-def read_map(path):
-    """Sorted (addresses, names) of the kernel's text symbols."""
-    syms = []
-    with open(path) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) == 3 and parts[1] in 'tTwW':
-                syms.append((int(parts[0], 16), parts[2]))
-    syms.sort()
-    return [a for a, _ in syms], [n for _, n in syms]
 
 
 def read_console(path):
@@ -85,7 +75,7 @@ def owner(addr, kmap, modmap):
 def profile(spec):
     """Per figure: {function: instructions per repetition}."""
     name, smap, console, counts = spec.split(':')
-    kmap = read_map(smap)
+    kmap = load_map(smap)
     figures, mods = read_console(console)
     windows = read_counts(counts)
     if len(windows) != len(figures):
