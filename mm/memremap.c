@@ -808,23 +808,22 @@ static __always_inline void memremap_folio_free(struct folio *folio,
 void free_zone_device_folio(struct folio *folio)
 {
 	struct dev_pagemap *pgmap = folio->pgmap;
+	bool free_at_zero = memremap_kind_of(pgmap)->free_at_zero;
 	unsigned long nr = folio_nr_pages(folio);
 
 	memremap_folio_reset(folio, nr);
-	if (!memremap_kind_of(pgmap)->free_at_zero) {
-		/* Its idle pages hold refcount 1: given back before the driver. */
+	/* Types whose idle pages hold refcount 1 get it back before the driver. */
+	if (!free_at_zero)
 		folio_set_count(folio, 1);
-		memremap_folio_free(folio, pgmap->ops, true);
-		return;
-	}
-	/* A large folio needs a driver of large folios. */
-	memremap_folio_free(folio, pgmap->ops, nr == 1);
+	/* A large folio free at zero needs a driver of large folios. */
+	memremap_folio_free(folio, pgmap->ops, !free_at_zero || nr == 1);
 	/*
 	 * Only the pagemap now: the references zone_device_page_init() took,
 	 * dropped also for a folio the driver could not take back, so that
 	 * memunmap_pages() does not wait for it.
 	 */
-	percpu_ref_put_many(&pgmap->ref, nr);
+	if (free_at_zero)
+		percpu_ref_put_many(&pgmap->ref, nr);
 }
 
 #ifndef CONFIG_ARCH_HAS_MEMREMAP_COMPAT_ALIGN
