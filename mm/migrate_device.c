@@ -121,10 +121,11 @@ static_assert(!(MDEV_PFN_BUSY &
  * counted moved when that page is mapped there.
  *
  * Tracepoints (include/trace/events/hmm.h): each outcome counted is also
- * traced, per entry, where it is decided (hmm_migrate_page,
- * hmm_migrate_skip, hmm_migrate_split), so that a trace adds up to
- * the events; each exported step ends with a summary event, computed only
- * while that event is enabled.
+ * traced, per entry (hmm_migrate_page, hmm_migrate_skip,
+ * hmm_migrate_split), so that a trace adds up to the events: where it is
+ * decided, or for finalize's outcomes in a pass of their own before any
+ * page is released (mdev_trace_entries()). Each exported step ends with a
+ * summary event, computed only while that event is enabled.
  */
 
 /* The base pages the src word @mpfn stands for. */

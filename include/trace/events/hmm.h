@@ -50,11 +50,11 @@ enum hmm_trace_mem {
  * step, which emits both for its entries, tests this one branch instead of
  * one per event (mm/hmm_trace.c keeps it).
  */
-#if defined(CONFIG_TRACEPOINTS) && !defined(NOTRACE)
 DECLARE_STATIC_KEY_FALSE(hmm_trace_entries_key);
 int hmm_trace_entries_reg(void);
 void hmm_trace_entries_unreg(void);
 
+#if defined(CONFIG_TRACEPOINTS) && !defined(NOTRACE)
 static inline bool hmm_trace_entries_enabled(void)
 {
 	return static_branch_unlikely(&hmm_trace_entries_key);
