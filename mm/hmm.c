@@ -296,7 +296,7 @@ static int hmm_report_unusable(struct hmm_walk *w, unsigned long addr,
 	return 0;
 }
 
-static unsigned long hmm_pte_offer(pte_t pte)
+static __always_inline unsigned long hmm_pte_offer(pte_t pte)
 {
 	if (!pte_present(pte) || pte_protnone(pte))
 		return 0;
