@@ -307,6 +307,43 @@ static void events_report(const char *figure, int thp, size_t bytes)
 	printf("\n");
 }
 
+/*
+ * Wait, for at most five seconds, until the kernel has left its early
+ * clocksource. On x86 the TSC's refined calibration, a second or so into
+ * the boot, switches clocksources by stop_machine(). Under QEMU 7.2's
+ * -icount a reschedule IPI can go astray while a vCPU is busy, and
+ * stop_machine() then waited for the benchmark's vCPU for 20 s of guest
+ * time, which the kernel reports as an RCU stall (make bench at 64 MiB,
+ * README.md "Open findings"). An idle, polling vCPU needs no IPI to see
+ * the stopper: so the switch happens before the first figure.
+ */
+static void wait_clocksource(void)
+{
+	const char *path =
+		"/sys/devices/system/clocksource/clocksource0/current_clocksource";
+	uint64_t t0 = now_ns();
+	char name[64];
+
+	for (;;) {
+		FILE *f = fopen(path, "r");
+		int early = 0;
+
+		if (!f)
+			return;		/* no such file: nothing to wait for */
+		if (fgets(name, sizeof(name), f))
+			early = strstr(name, "early") != NULL;
+		fclose(f);
+		if (!early)
+			return;
+		if (now_ns() - t0 > 5000000000ull) {
+			fprintf(stderr, "hmm-bench: still on clocksource %s",
+				name);
+			return;
+		}
+		usleep(10000);
+	}
+}
+
 /* ---- Windows for the instruction counter (HMM_BENCH_MARK=1) ---- */
 
 static int marking;		/* HMM_BENCH_MARK=1 */
@@ -663,6 +700,7 @@ int main(int argc, char **argv)
 		}
 	}
 	page_size = sysconf(_SC_PAGESIZE);
+	wait_clocksource();
 	has_events = events_read(events_before);
 	dma_driver = !strcmp(label, "dma-driver");
 	dev_fd = open(dma_driver ? "/dev/hmm_dma0" : "/dev/hmm_dmirror0",
