@@ -786,9 +786,9 @@ static void memremap_folio_reset(struct folio *folio, unsigned long nr)
  * @page_free_ok. A driver with neither is a bug: the folio is then kept
  * from everyone.
  */
-static __always_inline void memremap_folio_free(struct folio *folio,
-						const struct dev_pagemap_ops *ops,
-						bool page_free_ok)
+static void memremap_folio_free(struct folio *folio,
+				const struct dev_pagemap_ops *ops,
+				bool page_free_ok)
 {
 	if (WARN_ON_ONCE(!ops || !(ops->folio_free ||
 				   (page_free_ok && ops->page_free))))
