@@ -672,12 +672,58 @@ EXPORT_SYMBOL_GPL(devm_memunmap_pages);
  */
 static void memremap_page_clean(struct page *page, struct dev_pagemap *pgmap)
 {
-	VM_WARN_ON_ONCE_PAGE(page_ref_count(page), page);
 	page->flags &= ~PAGE_FLAGS_SECOND;
 	page->pgmap = pgmap;
 	page->mapping = NULL;
 	page->index = 0;
 	set_page_private(page, 0);
+}
+
+/*
+ * Take @nr references on @pgmap for pages being handed out. A driver too
+ * late (memunmap_pages() has begun) is told, and still takes them, so that
+ * the count the free path puts back stays balanced.
+ */
+static __always_inline void memremap_get_live(struct dev_pagemap *pgmap,
+					      unsigned long nr)
+{
+	if (WARN_ON_ONCE(!percpu_ref_tryget_live(&pgmap->ref)))
+		percpu_ref_get(&pgmap->ref);
+	if (nr > 1)
+		percpu_ref_get_many(&pgmap->ref, nr - 1);
+}
+
+/*
+ * zone_device_page_init() with every check, and of any order. Out of line
+ * and called last, so that the 4 KiB path a driver takes per page needs no
+ * stack frame.
+ */
+static noinline void memremap_init_pages(struct page *page,
+					 struct dev_pagemap *pgmap,
+					 unsigned int order)
+{
+	unsigned long i, nr = 1UL << order;
+
+	VM_WARN_ON_ONCE_PAGE(!memremap_kind_of(pgmap)->free_at_zero, page);
+	if (order) {
+		VM_WARN_ON_ONCE_PAGE(order > MAX_FOLIO_ORDER, page);
+		VM_WARN_ON_ONCE_PAGE(!IS_ALIGNED(page_to_pfn(page), nr), page);
+		VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page)) ||
+				     !pgmap_pfn_valid(pgmap, page_to_pfn(page) + nr - 1),
+				     page);
+		/* The free path could not give such a folio back: say so now. */
+		WARN_ON_ONCE(!pgmap->ops->folio_free);
+	}
+
+	memremap_get_live(pgmap, nr);
+	for (i = 0; i < nr; i++) {
+		VM_WARN_ON_ONCE_PAGE(page_ref_count(page + i), page + i);
+		memremap_page_clean(page + i, pgmap);
+	}
+	if (order)
+		prep_compound_page(page, order);
+	set_page_count(page, 1);
+	lock_page(page);
 }
 
 /**
@@ -704,35 +750,18 @@ static void memremap_page_clean(struct page *page, struct dev_pagemap *pgmap)
 void zone_device_page_init(struct page *page, struct dev_pagemap *pgmap,
 			   unsigned int order)
 {
-	unsigned long i, nr = 1UL << order;
-
-	VM_WARN_ON_ONCE_PAGE(!memremap_kind_of(pgmap)->free_at_zero, page);
-	if (order) {
-		/* Checked for large folios only: the 4 KiB path is hot. */
-		VM_WARN_ON_ONCE_PAGE(order > MAX_FOLIO_ORDER, page);
-		VM_WARN_ON_ONCE_PAGE(!IS_ALIGNED(page_to_pfn(page), nr), page);
-		VM_WARN_ON_ONCE_PAGE(!pgmap_pfn_valid(pgmap, page_to_pfn(page)) ||
-				     !pgmap_pfn_valid(pgmap, page_to_pfn(page) + nr - 1),
-				     page);
-		/* The free path could not give such a folio back: say so now. */
-		WARN_ON_ONCE(!pgmap->ops->folio_free);
-	}
-
 	/*
-	 * A driver too late (memunmap_pages() has begun) is told, and still
-	 * takes its references, so that the count the free path puts back
-	 * stays balanced.
+	 * One page that passes the checks (made only with CONFIG_DEBUG_VM,
+	 * which memremap_init_pages() then reports) takes the short way.
 	 */
-	if (WARN_ON_ONCE(!percpu_ref_tryget_live(&pgmap->ref)))
-		percpu_ref_get(&pgmap->ref);
-	if (!order) {
-		memremap_page_clean(page, pgmap);
-	} else {
-		percpu_ref_get_many(&pgmap->ref, nr - 1);
-		for (i = 0; i < nr; i++)
-			memremap_page_clean(page + i, pgmap);
-		prep_compound_page(page, order);
+	if (unlikely(order || (IS_ENABLED(CONFIG_DEBUG_VM) &&
+			       (page_ref_count(page) ||
+				!memremap_kind_of(pgmap)->free_at_zero)))) {
+		memremap_init_pages(page, pgmap, order);
+		return;
 	}
+	memremap_get_live(pgmap, 1);
+	memremap_page_clean(page, pgmap);
 	set_page_count(page, 1);
 	lock_page(page);
 }
@@ -764,19 +793,20 @@ EXPORT_SYMBOL_GPL(zone_device_folio_init);
  * page: the memcg charge, the anon-exclusive bit and the (stale) mapping,
  * which could still mark it anonymous.
  */
-static void memremap_folio_reset(struct folio *folio, unsigned long nr)
+static __always_inline void memremap_folio_reset(struct folio *folio,
+						 unsigned int order)
 {
-	unsigned long i;
+	unsigned long i, nr = 1UL << order;
 
 	/* The queue is the memcg's: leave it before the charge goes. */
-	if (nr > 1)
+	if (order)
 		folio_unqueue_deferred_split(folio);
 	mem_cgroup_uncharge(folio);
 	if (folio_test_anon(folio)) {
 		for (i = 0; i < nr; i++)
 			__ClearPageAnonExclusive(folio_page(folio, i));
 		/* Counted when it became anonymous, as the page allocator does. */
-		mod_mthp_stat(folio_order(folio), MTHP_STAT_NR_ANON, -1);
+		mod_mthp_stat(order, MTHP_STAT_NR_ANON, -1);
 	}
 	folio->mapping = NULL;
 }
@@ -786,9 +816,9 @@ static void memremap_folio_reset(struct folio *folio, unsigned long nr)
  * @page_free_ok. A driver with neither is a bug: the folio is then kept
  * from everyone.
  */
-static void memremap_folio_free(struct folio *folio,
-				const struct dev_pagemap_ops *ops,
-				bool page_free_ok)
+static __always_inline void memremap_folio_free(struct folio *folio,
+						const struct dev_pagemap_ops *ops,
+						bool page_free_ok)
 {
 	if (WARN_ON_ONCE(!ops || !(ops->folio_free ||
 				   (page_free_ok && ops->page_free))))
@@ -797,6 +827,32 @@ static void memremap_folio_free(struct folio *folio,
 		ops->folio_free(folio);
 	else
 		ops->page_free(&folio->page);
+}
+
+/*
+ * free_zone_device_folio() of any folio: large, or of a type whose idle
+ * pages hold a reference. Out of line, so that the common case needs no
+ * more than one register kept across the driver's callback.
+ */
+static noinline void memremap_free_any(struct folio *folio,
+				       struct dev_pagemap *pgmap,
+				       bool free_at_zero)
+{
+	unsigned int order = folio_order(folio);
+
+	memremap_folio_reset(folio, order);
+	/* Types whose idle pages hold refcount 1 get it back before the driver. */
+	if (!free_at_zero)
+		folio_set_count(folio, 1);
+	/* A large folio free at zero needs a driver of large folios. */
+	memremap_folio_free(folio, pgmap->ops, !free_at_zero || !order);
+	/*
+	 * Only the pagemap now: the references zone_device_page_init() took,
+	 * dropped also for a folio the driver could not take back, so that
+	 * memunmap_pages() does not wait for it.
+	 */
+	if (free_at_zero)
+		percpu_ref_put_many(&pgmap->ref, 1UL << order);
 }
 
 /*
@@ -809,21 +865,15 @@ void free_zone_device_folio(struct folio *folio)
 {
 	struct dev_pagemap *pgmap = folio->pgmap;
 	bool free_at_zero = memremap_kind_of(pgmap)->free_at_zero;
-	unsigned long nr = folio_nr_pages(folio);
 
-	memremap_folio_reset(folio, nr);
-	/* Types whose idle pages hold refcount 1 get it back before the driver. */
-	if (!free_at_zero)
-		folio_set_count(folio, 1);
-	/* A large folio free at zero needs a driver of large folios. */
-	memremap_folio_free(folio, pgmap->ops, !free_at_zero || nr == 1);
-	/*
-	 * Only the pagemap now: the references zone_device_page_init() took,
-	 * dropped also for a folio the driver could not take back, so that
-	 * memunmap_pages() does not wait for it.
-	 */
-	if (free_at_zero)
-		percpu_ref_put_many(&pgmap->ref, nr);
+	if (unlikely(!free_at_zero || folio_test_large(folio))) {
+		memremap_free_any(folio, pgmap, free_at_zero);
+		return;
+	}
+	/* One private or coherent page: the same steps, each at order 0. */
+	memremap_folio_reset(folio, 0);
+	memremap_folio_free(folio, pgmap->ops, true);
+	percpu_ref_put(&pgmap->ref);
 }
 
 #ifndef CONFIG_ARCH_HAS_MEMREMAP_COMPAT_ALIGN
