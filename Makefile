@@ -55,7 +55,7 @@ export FLAVOUR DEBUG
 #> BENCH_OUT      bench: the results folder (default build/bench)
 #> PROFILE        bench: 1 profiles flavour ours instead of comparing
 #> INSNS          bench: 1 counts the instructions of each function per figure, both flavours (QEMU plugin);
-#>                hmm ours against ours without HMM's tracepoints
+#>                hmm ours against ours without HMM's tracepoints, trace without the tracing configs
 #> TRACE_COST     bench: 1 compares flavour ours with and without the tracing configs instead;
 #>                hmm without HMM's tracepoints; placebo with the same code moved (noise floor)
 

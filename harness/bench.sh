@@ -34,7 +34,10 @@
 #                     fetched once from Debian's source package) that
 #                     counts the instructions of every block run in the
 #                     timed windows; BENCH_FIGURES defaults to to_dev
-#                     to_sys cpu_fault, BENCH_REPS to 3
+#                     to_sys cpu_fault, BENCH_REPS to 3. INSNS=hmm puts
+#                     flavour ours with HMM's tracepoints compiled out (as
+#                     TRACE_COST=hmm) next to ours instead, INSNS=trace
+#                     ours without the tracing configs (as TRACE_COST=1)
 #   DMA=0             leave out the DMA figures: by default each run also
 #                     boots flavour ours once in boot mode dma (QEMU's edu
 #                     DMA engine behind the IOMMU) and times test_hmm_dma's
@@ -181,18 +184,37 @@ build_hmm_variant() {
 		stage_fail "$nb/ours/obj/mm/hmm.o was not built with $flag"
 }
 
+# build_notrace: flavour ours again, in $BUILD/notrace, without
+# configs/trace.config: the kernel with no tracing at all.
+build_notrace() {
+	local nb=$BUILD/notrace
+	mkdir -p "$nb"
+	[ -e "$nb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$nb/base"
+	BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
+		make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
+	if grep -q '^CONFIG_TRACING=y' "$nb/ours/obj/.config"; then
+		stage_fail "$nb/ours/obj/.config has tracing: it is no baseline"
+	fi
+}
+
 # INSNS=1: upstream against ours; INSNS=hmm: ours with HMM's tracepoints
-# compiled out (as TRACE_COST=hmm builds it) against ours.
+# compiled out (as TRACE_COST=hmm builds it) against ours; INSNS=trace:
+# ours without the tracing configs (as TRACE_COST=1 builds it) against ours.
 bench_insns() {
 	local fl fdir flavour map t0 labels=(upstream ours) specs=()
 	insns_plugin
 	export BENCH_MARK=1 BENCH_SIZES=${BENCH_SIZES:-2} BENCH_REPS=${BENCH_REPS:-3}
 	export BENCH_FIGURES=${BENCH_FIGURES:-to_dev to_sys cpu_fault}
 	[ "$INSNS" = hmm ] && labels=(hmmnotrace ours)
+	[ "$INSNS" = trace ] && labels=(notrace ours)
 	for fl in "${labels[@]}"; do
-		if [ "$fl" = hmmnotrace ]; then
-			build_hmm_variant -DNOTRACE
-			fdir=$BUILD/hmmnotrace/ours
+		if [ "$fl" = hmmnotrace ] || [ "$fl" = notrace ]; then
+			if [ "$fl" = hmmnotrace ]; then
+				build_hmm_variant -DNOTRACE
+			else
+				build_notrace
+			fi
+			fdir=$BUILD/$fl/ours
 			flavour=ours
 		else
 			make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
@@ -205,7 +227,7 @@ bench_insns() {
 	done
 	for fl in "${labels[@]}"; do
 		flavour=$fl
-		[ "$fl" = hmmnotrace ] && flavour=ours
+		[ "$fl" = hmmnotrace ] || [ "$fl" = notrace ] && flavour=ours
 		map=$out/System.map-$fl
 		t0=$(date +%s)
 		echo "bench       [$fl]     instructions of $BENCH_FIGURES at $BENCH_SIZES MiB"
@@ -222,8 +244,8 @@ bench_insns() {
 }
 if [ "${INSNS:-0}" != 0 ]; then
 	case $INSNS in
-	1 | hmm) ;;
-	*) stage_fail "INSNS=$INSNS: 1 or hmm" ;;
+	1 | hmm | trace) ;;
+	*) stage_fail "INSNS=$INSNS: 1, hmm or trace" ;;
 	esac
 	bench_insns
 	exit 0
@@ -278,11 +300,7 @@ bench_trace_cost() {
 	elif [ "$TRACE_COST" = placebo ]; then
 		build_hmm_variant -falign-functions=4096
 	else
-		BUILD=$nb CONFIGS="guest hmm pagemaps dma kunit hmm-dma" \
-			make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
-		if grep -q '^CONFIG_TRACING=y' "$nb/ours/obj/.config"; then
-			stage_fail "$nb/ours/obj/.config has tracing: it is no baseline"
-		fi
+		build_notrace
 	fi
 	bench_initrd "$nb/ours/initramfs.cpio" "$out/initramfs-notrace.cpio" ours
 	cp "$nb/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-notrace"
