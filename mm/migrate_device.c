@@ -362,11 +362,13 @@ static __always_inline void mdev_count_entry(const struct mdev_migration *m,
 }
 
 /*
- * One event per collected page of @m, as finalize is about to settle it:
- * hmm_migrate_page if it moved, hmm_migrate_skip with the reason if not.
+ * One event per entry of @m, as finalize is about to settle it:
+ * hmm_migrate_page if it moved (an empty source filled by the commit step
+ * too), hmm_migrate_skip with the reason if a collected page did not (an
+ * empty source that could not be filled was traced where it failed).
  * Called before finalize releases anything, so each page is still locked
- * and referenced, and only while one of the two events is on: the loop
- * that does finalize's work stays free of tracepoints.
+ * and referenced, and only while one of the two events is on: the loops
+ * that commit and finalize stay free of tracepoints.
  */
 static __noipa __cold void mdev_trace_entries(const struct mdev_migration *m)
 {
@@ -379,10 +381,15 @@ static __noipa __cold void mdev_trace_entries(const struct mdev_migration *m)
 		unsigned long addr = mdev_entry_addr(m, i);
 		struct folio *src, *dst;
 
-		if (!page)
-			continue;	/* an empty source: traced when filled */
-		src = page_folio(page);
 		dst = newpage ? page_folio(newpage) : NULL;
+		if (!page) {
+			if (dst && (mpfn & MIGRATE_PFN_MIGRATE))
+				trace_hmm_migrate_page(addr, 0, folio_pfn(dst),
+						       nr, HMM_MEM_NONE,
+						       mdev_mem(dst));
+			continue;
+		}
+		src = page_folio(page);
 		if (dst && (mpfn & MIGRATE_PFN_MIGRATE))
 			trace_hmm_migrate_page(addr, folio_pfn(src),
 					       folio_pfn(dst), nr,
@@ -1681,9 +1688,6 @@ static void mdev_insert_run(struct migrate_vma *args, unsigned long first,
 			continue;
 		folio = page_folio(page);
 		mdev_count_moved(NULL, folio, 1);
-		if (trace_hmm_migrate_page_enabled())
-			trace_hmm_migrate_page(addr, 0, page_to_pfn(page), 1,
-					       HMM_MEM_NONE, mdev_mem(folio));
 		inc_mm_counter(mm, MM_ANONPAGES);
 		folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 		if (!folio_is_zone_device(folio))
@@ -1768,8 +1772,6 @@ static void mdev_insert_pmd(struct migrate_vma *args, unsigned long i)
 		pgtable = NULL;
 	}
 	mdev_count_moved(NULL, folio, MDEV_PMD_NR);
-	trace_hmm_migrate_page(addr, 0, page_to_pfn(page), MDEV_PMD_NR,
-			       HMM_MEM_NONE, mdev_mem(folio));
 	add_mm_counter(mm, MM_ANONPAGES, MDEV_PMD_NR);
 	folio_add_new_anon_rmap(folio, vma, addr, RMAP_EXCLUSIVE);
 	if (!folio_is_zone_device(folio))

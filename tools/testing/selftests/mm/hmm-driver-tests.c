@@ -1408,6 +1408,37 @@ TEST_F(driver, events_fill_holes)
 }
 
 /*
+ * An empty 2 MiB range, and one reading as the huge zero page, filled: on
+ * the private device with one 2 MiB page (one compound migration of 512
+ * pages, traced as one entry from "none"), on the coherent device page by
+ * page.
+ */
+TEST_F(driver, events_fill_thp)
+{
+	char *mirror = map(THP_PAGES, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int zero_page;
+
+	ASSERT_NE(mirror, NULL);
+	for (zero_page = 0; zero_page < 2; zero_page++) {
+		char *buf = thp_buffer(0, false);
+		long want[HMM_EV_COUNT] = {};
+		struct hmm_events before;
+
+		ASSERT_NE(buf, NULL);
+		if (zero_page)
+			ASSERT_TRUE(all_zero(buf, 1));
+		events_begin(_metadata, &before);
+		ASSERT_EQ(device_cmd(self->fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf,
+				     mirror, THP_PAGES, NULL), 0);
+		want_moved(want, EV_TO(variant->coherent), THP_PAGES);
+		want[HMM_EV_THP] = !variant->coherent;
+		expect_events(_metadata, &before, want);
+		EXPECT_TRUE(all_zero(buf, THP_PAGES))
+			TH_LOG("zero page: %d", zero_page);
+	}
+}
+
+/*
  * A THP: on the private device one folio moved whole (512 pages), and
  * back whole to one CPU fault; with its 2 MiB allocation failing, and on
  * the coherent device (single pages), one split and 512 pages.
