@@ -383,7 +383,13 @@ static __noipa __cold void mdev_trace_entries(const struct mdev_migration *m)
 
 		dst = newpage ? page_folio(newpage) : NULL;
 		if (!page) {
-			if (dst && (mpfn & MIGRATE_PFN_MIGRATE))
+			/*
+			 * Filled by the commit step, which made the fresh
+			 * destination anonymous; a driver that goes to
+			 * finalize without committing filled nothing.
+			 */
+			if (dst && (mpfn & MIGRATE_PFN_MIGRATE) &&
+			    folio_test_anon(dst))
 				trace_hmm_migrate_page(addr, 0, folio_pfn(dst),
 						       nr, HMM_MEM_NONE,
 						       mdev_mem(dst));

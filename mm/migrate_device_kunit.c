@@ -431,57 +431,74 @@ static unsigned long mdk_event_delta(struct kunit *test,
 }
 
 /*
- * The hmm_migrate_skip tracepoint as this test's task sees it: the
- * pages skipped per reason, to be checked against the vm events. Without
- * tracepoints in the kernel the probe cannot be attached; the counts are
- * then not checked (mdk_skips_checked() is false).
+ * HMM's per-entry tracepoints as this test's task sees them: the pages
+ * hmm_migrate_skip gave up per reason, to be checked against the vm
+ * events, and the pages hmm_migrate_page moved from an empty source.
+ * Without tracepoints in the kernel the probes cannot be attached; the
+ * counts are then not checked (attached is false).
  */
-struct mdk_skips {
+struct mdk_traced {
 	struct task_struct	*task;
 	bool			attached;
 	atomic_long_t		pages[HMM_SKIP_RACED + 1];
+	atomic_long_t		filled;
 };
 
 static void mdk_skip_probe(void *data, unsigned long addr, unsigned long pfn,
 			   unsigned long nr, enum hmm_trace_skip why)
 {
-	struct mdk_skips *s = data;
+	struct mdk_traced *t = data;
 
-	if (current == s->task && why <= HMM_SKIP_RACED)
-		atomic_long_add(nr, &s->pages[why]);
+	if (current == t->task && why <= HMM_SKIP_RACED)
+		atomic_long_add(nr, &t->pages[why]);
 }
 
-static void mdk_skips_detach(void *data)
+static void mdk_move_probe(void *data, unsigned long addr,
+			   unsigned long src_pfn, unsigned long dst_pfn,
+			   unsigned long nr, enum hmm_trace_mem from,
+			   enum hmm_trace_mem to)
 {
-	struct mdk_skips *s = data;
+	struct mdk_traced *t = data;
 
-	unregister_trace_hmm_migrate_skip(mdk_skip_probe, s);
+	if (current == t->task && from == HMM_MEM_NONE)
+		atomic_long_add(nr, &t->filled);
+}
+
+static void mdk_trace_detach(void *data)
+{
+	unregister_trace_hmm_migrate_page(mdk_move_probe, data);
+	unregister_trace_hmm_migrate_skip(mdk_skip_probe, data);
 	tracepoint_synchronize_unregister();
 }
 
-/* Count this task's hmm_migrate_skip events until the test ends. */
-static struct mdk_skips *mdk_skips_attach(struct kunit *test)
+/* Count this task's per-entry events until the test ends. */
+static struct mdk_traced *mdk_trace_attach(struct kunit *test)
 {
-	struct mdk_skips *s = kunit_kzalloc(test, sizeof(*s), GFP_KERNEL);
+	struct mdk_traced *t = kunit_kzalloc(test, sizeof(*t), GFP_KERNEL);
 
-	KUNIT_ASSERT_NOT_NULL(test, s);
-	s->task = current;
+	KUNIT_ASSERT_NOT_NULL(test, t);
+	t->task = current;
 	if (!IS_ENABLED(CONFIG_TRACEPOINTS))
-		return s;
+		return t;
 	KUNIT_ASSERT_EQ(test, 0,
-			register_trace_hmm_migrate_skip(mdk_skip_probe, s));
-	s->attached = true;
+			register_trace_hmm_migrate_skip(mdk_skip_probe, t));
+	if (register_trace_hmm_migrate_page(mdk_move_probe, t)) {
+		unregister_trace_hmm_migrate_skip(mdk_skip_probe, t);
+		tracepoint_synchronize_unregister();
+		KUNIT_FAIL_AND_ABORT(test, "hmm_migrate_page: no probe");
+	}
+	t->attached = true;
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test,
-							   mdk_skips_detach,
-							   s));
-	return s;
+							   mdk_trace_detach,
+							   t));
+	return t;
 }
 
 /*
  * The traced pages of each reason equal the vm event of that reason since
  * @before: the tracepoint fires wherever the event is counted.
  */
-static void mdk_expect_skips_traced(struct kunit *test, struct mdk_skips *s,
+static void mdk_expect_skips_traced(struct kunit *test, struct mdk_traced *s,
 				    const unsigned long *before)
 {
 	static const enum vm_event_item event[] = {
@@ -673,6 +690,44 @@ static void mdk_empty_sources(struct kunit *test)
 	mdk_expect_data(test, ctx, MDK_NPAGES, 0);
 }
 
+/*
+ * Empty sources given destinations but never committed (finalize right
+ * after setup, as a driver's error path may do): nothing is filled, the
+ * destinations go back to the device, and hmm_migrate_page reports no
+ * fill; committed, each is filled and reported once.
+ */
+static void mdk_empty_sources_uncommitted(struct kunit *test)
+{
+	struct mdk_ctx *ctx = mdk_ctx_anon(test);
+	struct mdk_traced *t = mdk_trace_attach(test);
+	unsigned int used = mdk_nr_used();
+	unsigned long i;
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	KUNIT_EXPECT_EQ(test, ctx->m.cpages, MDK_NPAGES);
+	mdk_fill_device(ctx);
+	migrate_vma_finalize(&ctx->m);
+	mmap_read_unlock(current->mm);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+	if (t->attached)
+		KUNIT_EXPECT_EQ(test, atomic_long_read(&t->filled), 0);
+	/* Still empty: each reads as zeroes (the zero page, faulted in). */
+	for (i = 0; i < MDK_NPAGES; i++)
+		KUNIT_EXPECT_TRUE(test, mdk_page_holds(test, ctx, i, true));
+
+	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
+					   &mdk_dev));
+	mdk_fill_device(ctx);
+	mdk_commit(ctx);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used + MDK_NPAGES);
+	if (t->attached)
+		KUNIT_EXPECT_EQ(test, atomic_long_read(&t->filled),
+				MDK_NPAGES);
+	mdk_expect_data(test, ctx, MDK_NPAGES, 0);
+	KUNIT_EXPECT_EQ(test, mdk_nr_used(), used);
+}
+
 /* Pages of another owner, or not selected by the flags, are left alone. */
 static void mdk_selection(struct kunit *test)
 {
@@ -709,7 +764,7 @@ static void mdk_busy_pages(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
 	struct page *locked, *pinned;
-	struct mdk_skips *skips;
+	struct mdk_traced *skips;
 	unsigned long *before;
 	unsigned long i;
 
@@ -723,7 +778,7 @@ static void mdk_busy_pages(struct kunit *test)
 	mmap_read_unlock(current->mm);
 	lock_page(locked);
 
-	skips = mdk_skips_attach(test);
+	skips = mdk_trace_attach(test);
 	before = mdk_events(test);
 	KUNIT_ASSERT_EQ(test, 0, mdk_setup(test, ctx, MIGRATE_VMA_SELECT_SYSTEM,
 					   &mdk_dev));
@@ -764,7 +819,7 @@ static void mdk_busy_pages(struct kunit *test)
 static void mdk_no_destination(struct kunit *test)
 {
 	struct mdk_ctx *ctx = mdk_ctx_anon(test);
-	struct mdk_skips *skips = mdk_skips_attach(test);
+	struct mdk_traced *skips = mdk_trace_attach(test);
 	unsigned int used = mdk_nr_used();
 	unsigned long *before;
 	unsigned long i;
@@ -1885,7 +1940,7 @@ static void mdk_thp_insert_raced(struct kunit *test)
 	struct mdk_faulter f = {
 		.mm = current->mm, .write = true, .byte = 0x5a,
 	};
-	struct mdk_skips *skips = mdk_skips_attach(test);
+	struct mdk_traced *skips = mdk_trace_attach(test);
 	unsigned int used = mdk_nr_used();
 	unsigned long *before = mdk_events(test);
 	struct task_struct *task;
@@ -2177,6 +2232,7 @@ static struct kunit_case mdk_cases[] = {
 	KUNIT_CASE(mdk_round_trip),
 	KUNIT_CASE(mdk_cpu_fault_back),
 	KUNIT_CASE(mdk_empty_sources),
+	KUNIT_CASE(mdk_empty_sources_uncommitted),
 	KUNIT_CASE(mdk_selection),
 	KUNIT_CASE(mdk_busy_pages),
 	KUNIT_CASE(mdk_no_destination),
