@@ -56,6 +56,7 @@ export FLAVOUR DEBUG
 #> PROFILE        bench: 1 profiles flavour ours instead of comparing
 #> INSNS          bench: 1 counts the instructions of each function per figure, both flavours (QEMU plugin);
 #>                hmm ours against ours without HMM's tracepoints, trace without the tracing configs
+#> INSNS_TOP      bench: functions listed per figure by INSNS (default 40, 0 for all)
 #> TRACE_COST     bench: 1 compares flavour ours with and without the tracing configs instead;
 #>                hmm without HMM's tracepoints; placebo with the same code moved (noise floor)
 

@@ -17,12 +17,14 @@ the functions sorted by the largest difference first; with one flavour,
 by the most instructions first.
 """
 import bisect
+import os
 import sys
 
 from vcpus import load_map      # System.map's text symbols, sorted
 
 USER_END = 0x0000800000000000   # below: user space
-TOP = 40                        # functions listed per figure
+# Functions listed per figure: INSNS_TOP, 0 for all of them.
+TOP = int(os.environ.get('INSNS_TOP', '40')) or None
 
 
 def read_console(path):
