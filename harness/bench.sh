@@ -197,6 +197,15 @@ build_notrace() {
 	fi
 }
 
+# The flavour that kernel LABEL of an INSNS run boots as: the variants of
+# flavour ours, each in a build folder of its own, boot as ours.
+insns_flavour() {
+	case $1 in
+	hmmnotrace | notrace) echo ours ;;
+	*) echo "$1" ;;
+	esac
+}
+
 # INSNS=1: upstream against ours; INSNS=hmm: ours with HMM's tracepoints
 # compiled out (as TRACE_COST=hmm builds it) against ours; INSNS=trace:
 # ours without the tracing configs (as TRACE_COST=1 builds it) against ours.
@@ -208,26 +217,20 @@ bench_insns() {
 	[ "$INSNS" = hmm ] && labels=(hmmnotrace ours)
 	[ "$INSNS" = trace ] && labels=(notrace ours)
 	for fl in "${labels[@]}"; do
-		if [ "$fl" = hmmnotrace ] || [ "$fl" = notrace ]; then
-			if [ "$fl" = hmmnotrace ]; then
-				build_hmm_variant -DNOTRACE
-			else
-				build_notrace
-			fi
-			fdir=$BUILD/$fl/ours
-			flavour=ours
-		else
-			make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs
-			fdir=$BUILD/$fl
-			flavour=$fl
-		fi
+		case $fl in
+		hmmnotrace) build_hmm_variant -DNOTRACE ;;
+		notrace) build_notrace ;;
+		*) make --no-print-directory -C "$TOP" FLAVOUR="$fl" initramfs ;;
+		esac
+		flavour=$(insns_flavour "$fl")
+		fdir=$BUILD/$fl
+		[ "$flavour" = "$fl" ] || fdir=$BUILD/$fl/ours
 		bench_initrd "$fdir/initramfs.cpio" "$out/initramfs-insns-$fl.cpio" "$flavour"
 		cp "$fdir/obj/System.map" "$out/System.map-$fl"
 		cp "$fdir/obj/arch/x86/boot/bzImage" "$out/bzImage-insns-$fl"
 	done
 	for fl in "${labels[@]}"; do
-		flavour=$fl
-		[ "$fl" = hmmnotrace ] || [ "$fl" = notrace ] && flavour=ours
+		flavour=$(insns_flavour "$fl")
 		map=$out/System.map-$fl
 		t0=$(date +%s)
 		echo "bench       [$fl]     instructions of $BENCH_FIGURES at $BENCH_SIZES MiB"
@@ -290,8 +293,6 @@ bench_tables() {
 bench_trace_cost() {
 	local nb=$BUILD/notrace r
 	[ "$TRACE_COST" = 1 ] || nb=$BUILD/hmmnotrace
-	mkdir -p "$nb"
-	[ -e "$nb/base" ] || ln -s "$(readlink -f "$BUILD/base")" "$nb/base"
 	make --no-print-directory -C "$TOP" FLAVOUR=ours initramfs
 	bench_initrd "$BUILD/ours/initramfs.cpio" "$out/initramfs-ours.cpio" ours
 	cp "$BUILD/ours/obj/arch/x86/boot/bzImage" "$out/bzImage-ours"
